@@ -1,0 +1,21 @@
+"""Behaviour capture, learned recommendations and search suggestions for Django shops.
+
+The public call for code that records an event itself::
+
+    from recommendations import track
+    track(request, "cart", product, quantity=2)
+"""
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+
+def track(request: Any, event: str, item: Any = None, **context: Any) -> bool:
+    """Record an event for the shopper behind ``request``; see ``recommendations.tracking.track``."""
+    from .tracking import track as _track
+
+    return _track(request, event, item, **context)
+
+
+__all__ = ["track"]

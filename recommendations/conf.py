@@ -1,0 +1,117 @@
+"""The ``RECOMMENDATIONS`` settings dict: defaults, import strings, reload on change.
+
+Every setting of the app lives in one dict in the host project's settings::
+
+    RECOMMENDATIONS = {"RECORDER": "recommendations.recorders.CeleryRecorder"}
+
+Read it through ``app_settings.NAME``. Defaults are documented below, next to each key.
+``override_settings(RECOMMENDATIONS=...)`` works in tests: the cache is cleared on change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
+
+DEFAULTS: dict[str, Any] = {
+    # Import string of the class that writes events (see recorders.py):
+    # DatabaseRecorder bulk-inserts a request's events once, after the response is sent;
+    # CeleryRecorder enqueues them for a worker and falls back to the database when the
+    # broker is unreachable.
+    "RECORDER": "recommendations.recorders.DatabaseRecorder",
+    # Import string of the catalogue adapter (see adapters.py): how item ids, categories,
+    # prices and order lines are read from the host shop's objects.
+    "CATALOGUE_ADAPTER": "recommendations.adapters.CatalogueAdapter",
+    # URL name -> what a successful GET of that page records, without touching its view:
+    #   {"event": "view", "item_kwarg": "pk"}          item id from a URL kwarg
+    #   {"event": "category_view", "category_kwarg": "slug"}
+    #   {"event": "search", "query_param": "q"}        query from a GET parameter; the
+    #     result count is read from the response's context (paginator or object_list)
+    # "item_param" / "category_param" read ids from GET parameters instead.
+    "TRACKED_URLS": {},
+    # Import string of a Django signal -> the event it records ("cart" or "purchase").
+    # Senders pass request=..., and item=/quantity=/price= (cart) or order= (purchase).
+    "SIGNALS": {},
+    # Honour the Do-Not-Track and Global Privacy Control headers (DNT: 1, Sec-GPC: 1).
+    "HONOR_DNT": True,
+    # Import string of a callable(request) -> bool; False means do not track this
+    # request (for example: no analytics consent cookie). None tracks everyone.
+    "CONSENT_CHECK": None,
+    # Case-insensitive substrings of User-Agent headers that mark crawlers and bots.
+    "CRAWLER_USER_AGENTS": (
+        "bot",
+        "crawl",
+        "spider",
+        "slurp",
+        "facebookexternalhit",
+        "bingpreview",
+        "headless",
+        "python-requests",
+        "curl/",
+        "wget",
+        "httpclient",
+        "monitor",
+        "lighthouse",
+        "preview",
+    ),
+    # Record events for staff users too (off: staff browsing skews what shoppers want).
+    "TRACK_STAFF": True,
+    # Rows per INSERT statement when writing events in bulk.
+    "BULK_BATCH_SIZE": 1000,
+    # Name of the Celery queue that receives events from the CeleryRecorder.
+    "CELERY_QUEUE": None,
+    # Seconds a page may wait for the broker before the events go to the database instead.
+    "BROKER_TIMEOUT": 1.0,
+    # Most events a single request may buffer; more are dropped (and logged) to protect
+    # the page from a runaway loop.
+    "MAX_EVENTS_PER_REQUEST": 200,
+}
+
+IMPORT_STRINGS = ("RECORDER", "CATALOGUE_ADAPTER", "CONSENT_CHECK")
+
+
+class AppSettings:
+    """Lazy view of ``settings.RECOMMENDATIONS`` merged over ``DEFAULTS``."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] = {}
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        value = getattr(settings, "RECOMMENDATIONS", None) or {}
+        return value if isinstance(value, dict) else {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in DEFAULTS:
+            raise AttributeError(f"Unknown RECOMMENDATIONS setting: {name!r}")
+        if name not in self._cache:
+            self._cache[name] = self.user_settings.get(name, DEFAULTS[name])
+        return self._cache[name]
+
+    def get_class(self, name: str) -> Any:
+        """Import the object an import-string setting names (None stays None)."""
+        value = getattr(self, name)
+        if value is None or not isinstance(value, str):
+            return value
+        return import_string(value)
+
+    def reload(self) -> None:
+        self._cache.clear()
+
+
+app_settings = AppSettings()
+
+
+def _reload_on_change(*, setting: str, **kwargs: Any) -> None:
+    if setting == "RECOMMENDATIONS":
+        app_settings.reload()
+        from . import recorders, tracking
+
+        recorders.get_recorder.cache_clear()
+        tracking.get_adapter.cache_clear()
+
+
+setting_changed.connect(_reload_on_change)

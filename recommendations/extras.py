@@ -1,0 +1,47 @@
+"""Optional dependencies stay optional: a missing extra says exactly what to install."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from django.core.exceptions import ImproperlyConfigured
+
+PACKAGE = "django-shop-recommendations"
+
+#: extra name -> the modules it brings
+EXTRAS = {
+    "ml": ("keras", "pandas", "numpy"),
+    "api": ("rest_framework", "drf_spectacular"),
+    "celery": ("celery", "redis"),
+}
+
+
+class MissingExtra(ImproperlyConfigured, ImportError):
+    """An optional feature was used without its extra installed."""
+
+    def __init__(self, extra: str, module: str) -> None:
+        self.extra = extra
+        self.module = module
+        super().__init__(
+            f"This feature needs the '{extra}' extra ({module} is not installed). "
+            f'Install it with: pip install "{PACKAGE}[{extra}]"'
+        )
+
+
+def require(extra: str, module: str | None = None) -> ModuleType:
+    """Import ``module`` (by default the extra's first module) or raise ``MissingExtra``."""
+    name = module or EXTRAS[extra][0]
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise MissingExtra(extra, name) from exc
+
+
+def is_installed(extra: str) -> bool:
+    try:
+        for name in EXTRAS[extra]:
+            importlib.import_module(name)
+    except ImportError:
+        return False
+    return True

@@ -1,0 +1,95 @@
+"""The event store: one append-only row per thing a shopper did.
+
+Everything the app learns is read from ``Event``. Rows are written in bulk by a recorder
+(recorders.py) and never updated, except to attach an anonymous visitor's rows to the
+account they signed in to (``VisitorLink``).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class EventType(models.TextChoices):
+    VIEW = "view", "product view"
+    CATEGORY_VIEW = "category_view", "category view"
+    SEARCH = "search", "search"
+    CART = "cart", "add to cart"
+    PURCHASE = "purchase", "purchase"
+    CLICK = "click", "recommendation click"
+    IMPRESSION = "impression", "recommendation impression"
+
+
+#: Events that must name an item; a search names a query, a category view a category.
+ITEM_EVENTS = frozenset({EventType.VIEW, EventType.CART, EventType.PURCHASE, EventType.CLICK})
+
+
+class Event(models.Model):
+    """Something a shopper did, for a signed-in user or an anonymous visitor.
+
+    ``session_key`` is the app's own visitor id (kept in the Django session, so it survives
+    the key rotation at login), a device id from the mobile API, or the session id of an
+    imported log. ``external_user_id`` holds a user id from an imported log that is not an
+    account of this shop.
+    """
+
+    timestamp = models.DateTimeField(default=timezone.now)
+    event_type = models.CharField(max_length=16, choices=EventType.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="recommendation_events",
+    )
+    session_key = models.CharField(max_length=64, blank=True, default="")
+    external_user_id = models.CharField(max_length=64, blank=True, default="")
+    item_id = models.CharField(max_length=64, blank=True, default="")
+    category_id = models.CharField(max_length=128, blank=True, default="")
+    query = models.CharField(max_length=255, blank=True, default="")
+    result_count = models.PositiveIntegerField(null=True, blank=True)
+    price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    quantity = models.PositiveIntegerField(null=True, blank=True)
+    source = models.CharField(
+        max_length=32, blank=True, default="", help_text="web, signal, api, import:FORMAT"
+    )
+    client_event_id = models.CharField(
+        max_length=64,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text="Idempotence key: an event with a known id is never stored twice.",
+    )
+
+    class Meta:
+        ordering = ("-timestamp", "-id")
+        indexes = [
+            models.Index(fields=["user", "-timestamp"], name="rec_event_user_latest"),
+            models.Index(fields=["session_key", "-timestamp"], name="rec_event_session_latest"),
+            models.Index(fields=["item_id", "event_type", "-timestamp"], name="rec_event_item_type"),
+            models.Index(fields=["event_type", "-timestamp"], name="rec_event_type_latest"),
+            models.Index(fields=["-timestamp"], name="rec_event_latest"),
+        ]
+
+    def __str__(self) -> str:
+        target = self.item_id or self.category_id or self.query
+        return f"{self.get_event_type_display()} {target} at {self.timestamp:%Y-%m-%d %H:%M:%S}"
+
+
+class VisitorLink(models.Model):
+    """An anonymous visitor id that signed in as a user.
+
+    Rows written after the login (a queued Celery batch, for example) are attached to the
+    user through this link, so the merge does not depend on the order of writes.
+    """
+
+    session_key = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recommendation_visitors"
+    )
+    linked_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"visitor {self.session_key[:8]}… → user {self.user_id}"

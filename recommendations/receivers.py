@@ -1,0 +1,105 @@
+"""Receivers: the shop's cart and order signals become events; a login merges history.
+
+Which signals are heard is configured (``RECOMMENDATIONS["SIGNALS"]``: import string ->
+"cart" or "purchase"), so the app never imports the shop. Senders pass ``request=`` and
+either ``item=`` (or ``product=``), ``quantity=``, ``price=`` for a cart addition, or
+``order=`` for a placed order. Every receiver fails open.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.contrib.auth.signals import user_logged_in
+from django.db import transaction
+from django.dispatch import Signal
+from django.utils.module_loading import import_string
+
+from . import tracking
+from .conf import app_settings
+from .models import Event, VisitorLink
+
+logger = logging.getLogger(__name__)
+
+
+def on_cart(sender: Any, request: Any = None, **kwargs: Any) -> None:
+    item = kwargs.get("item", kwargs.get("product"))
+    tracking.track(
+        request,
+        "cart",
+        item,
+        user=kwargs.get("user"),
+        quantity=kwargs.get("quantity", 1),
+        price=kwargs.get("price"),
+        source="signal",
+    )
+
+
+def on_purchase(sender: Any, order: Any = None, request: Any = None, **kwargs: Any) -> None:
+    """One purchase event per order line; ids derived from the order make a resend harmless."""
+    try:
+        if order is None or (request is not None and not tracking.is_trackable(request)):
+            return
+        adapter = tracking.get_adapter()
+        if request is not None:
+            user_id, session_key = tracking.request_identity(request)
+        else:
+            user = adapter.order_user(order)
+            user_id, session_key = getattr(user, "pk", None), ""
+        records = [
+            tracking.build_record(
+                "purchase",
+                item=line.item,
+                user_id=user_id,
+                session_key=session_key,
+                price=line.price,
+                quantity=line.quantity,
+                client_event_id=f"purchase:{order.pk}:{adapter.item_id(line.item)}",
+                source="signal",
+            )
+            for line in adapter.order_lines(order)
+        ]
+        tracking.emit(request, records)
+    except Exception:
+        logger.exception("Could not record the purchase of an order; the checkout is unaffected.")
+
+
+RECEIVERS = {"cart": on_cart, "purchase": on_purchase}
+
+
+def connect_configured_signals() -> list[str]:
+    """Connect a receiver to each signal in settings; returns the import strings connected."""
+    connected = []
+    for path, event in app_settings.SIGNALS.items():
+        try:
+            signal = import_string(path)
+        except ImportError:
+            continue  # reported by the system check recommendations.E005
+        if isinstance(signal, Signal) and event in RECEIVERS:
+            signal.connect(RECEIVERS[event], weak=False, dispatch_uid=f"recommendations:{path}")
+            connected.append(path)
+    return connected
+
+
+def merge_visitor_into_user(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    """On login, the anonymous visitor's history becomes the user's.
+
+    The link is kept, so events of this visitor still on their way (queued in Celery,
+    buffered in this request) are attached when they are written.
+    """
+    try:
+        session = getattr(request, "session", None)
+        session_key = session.get(tracking.VISITOR_SESSION_KEY) if session is not None else None
+        if not session_key or user is None or user.pk is None:
+            return
+        with transaction.atomic():
+            VisitorLink.objects.update_or_create(session_key=session_key, defaults={"user": user})
+            Event.objects.filter(session_key=session_key, user__isnull=True).update(user=user)
+    except Exception:
+        logger.exception("Could not merge an anonymous visitor's events into the signed-in user.")
+
+
+def connect() -> None:
+    user_logged_in.connect(merge_visitor_into_user, dispatch_uid="recommendations:merge_visitor")
+    connect_configured_signals()

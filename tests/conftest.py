@@ -1,0 +1,106 @@
+"""Fixtures shared by the tests: a browser-like client, a real Celery worker, settings helpers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+ROOT = Path(__file__).resolve().parent.parent
+BROWSER_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+)
+
+
+@pytest.fixture
+def browser(db) -> Client:
+    """A test client that looks like a shopper's browser (the tracker ignores bots)."""
+    return Client(HTTP_USER_AGENT=BROWSER_UA)
+
+
+@pytest.fixture
+def recorder_settings(settings):
+    """Change RECOMMENDATIONS keys for one test: ``recorder_settings(RECORDER=...)``."""
+
+    def apply(**values):
+        settings.RECOMMENDATIONS = {**settings.RECOMMENDATIONS, **values}
+
+    return apply
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, tmp_path_factory):
+    """A real Celery worker process on the Redis broker, writing to the test database.
+
+    PostgreSQL only: an in-memory SQLite test database cannot be shared with another process.
+    """
+    if connection.vendor != "postgresql":
+        pytest.skip("a real Celery worker needs the PostgreSQL test database (this run uses SQLite)")
+    from config.celery import app
+
+    queue = f"recommendations-tests-{os.getpid()}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "RECOMMENDATIONS_WORKER_DB_NAME": connection.settings_dict["NAME"],
+        "RECOMMENDATIONS_TEST_QUEUE": queue,
+    }
+    log_path = tmp_path_factory.mktemp("celery") / "worker.log"
+    log = open(log_path, "w")  # noqa: SIM115  (closed in the finally below)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool=solo",
+            "--queues",
+            queue,
+            "--hostname",
+            f"tests-{os.getpid()}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel=INFO",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        hostname = f"tests-{os.getpid()}@"
+        ready = wait_for(
+            lambda: any(
+                name.startswith(hostname) for reply in app.control.ping(timeout=0.5) for name in reply
+            ),
+            timeout=60,
+            interval=0.5,
+        )
+        if not ready:
+            raise RuntimeError(f"the Celery worker did not answer a ping within 60 s; see {log_path}")
+        yield {"queue": queue, "app": app, "log": log_path}
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()

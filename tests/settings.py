@@ -1,0 +1,48 @@
+"""Settings for the test suite: PostgreSQL by default, SQLite with RECOMMENDATIONS_TEST_DB=sqlite.
+
+A Celery worker started by the tests uses these settings too; it is pointed at the test
+database by RECOMMENDATIONS_WORKER_DB_NAME.
+"""
+
+import os
+
+from config.settings import *  # noqa: F403
+from config.settings import RECOMMENDATIONS
+
+TEST_DB = os.environ.get("RECOMMENDATIONS_TEST_DB", "postgres")
+
+if TEST_DB == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": os.environ.get("RECOMMENDATIONS_WORKER_DB_NAME", "recommendations"),
+            "USER": os.environ.get("POSTGRES_USER", "postgres"),
+            "PASSWORD": os.environ.get("POSTGRES_PASSWORD", ""),
+            "HOST": os.environ.get("POSTGRES_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("POSTGRES_PORT", "5432"),
+            "TEST": {"NAME": "test_recommendations"},
+        }
+    }
+elif TEST_DB == "sqlite":
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+else:
+    raise ValueError(f"RECOMMENDATIONS_TEST_DB must be 'postgres' or 'sqlite', not {TEST_DB!r}")
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Tests that need a worker start a real one on this broker; nothing runs eagerly.
+CELERY_BROKER_URL = os.environ.get("RECOMMENDATIONS_TEST_BROKER", "redis://127.0.0.1:6379/15")
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+RECOMMENDATIONS = {
+    **RECOMMENDATIONS,
+    "RECORDER": "recommendations.recorders.DatabaseRecorder",
+    "CELERY_QUEUE": os.environ.get("RECOMMENDATIONS_TEST_QUEUE", "recommendations-tests"),
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "loggers": {"recommendations": {"level": "DEBUG", "propagate": True}},
+}
