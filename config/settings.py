@@ -141,6 +141,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
-        "recommendations": {"handlers": ["console"], "level": os.environ.get("RECOMMENDATIONS_LOG_LEVEL", "INFO")},
+        "recommendations": {
+            "handlers": ["console"],
+            "level": os.environ.get("RECOMMENDATIONS_LOG_LEVEL", "INFO"),
+        },
     },
 }

@@ -30,7 +30,7 @@ DEMO_PASSWORD = "demo-shopper"  # noqa: S105  (a documented demo account, not a 
 DESCRIPTIONS = (
     "{brand} {kind} from our {department} range. {detail}",
     "{kind} by {brand}, picked for everyday use. {detail}",
-    "The {brand} {kind_lower}: a popular choice in {department_lower}. {detail}",
+    "The {brand} {kind}: a popular choice in {department_lower}. {detail}",
 )
 DETAILS = (
     "Ships in 1-2 working days.",
@@ -104,7 +104,6 @@ def build_product(row: ProductRow, category: Category) -> Product:
     description = rng.choice(DESCRIPTIONS).format(
         brand=row.brand or "Mercato",
         kind=kind,
-        kind_lower=kind.lower(),
         department=department,
         department_lower=department.lower(),
         detail=rng.choice(DETAILS),

@@ -1,0 +1,45 @@
+# The two commands of the README:
+#   make demo   set up and run the demo shop (SQLite, Celery in-process): http://127.0.0.1:8000/
+#   make test   run the whole test suite (needs PostgreSQL and Redis on 127.0.0.1, see README)
+# and, for maintainers:
+#   make bench  run the benchmarks and rewrite BENCHMARKS.md
+#   make lint   ruff
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: demo test test-postgres test-sqlite lint bench install
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(PY) manage.py migrate --no-input
+	$(PY) manage.py shop_load_demo
+	@$(PY) manage.py shell -c "from django.contrib.auth import get_user_model as U; import sys; sys.exit(0 if U().objects.filter(username='admin').exists() else 1)" \
+		|| DJANGO_SUPERUSER_PASSWORD=demo-admin $(PY) manage.py createsuperuser --no-input --username admin --email admin@example.com
+	@echo "Demo shop: http://$(HOST):$(PORT)/  shopper: demo / demo-shopper  admin: admin / demo-admin (local demo only)"
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test-postgres: install
+	RECOMMENDATIONS_TEST_DB=postgres $(PY) -m pytest
+
+test-sqlite: install
+	RECOMMENDATIONS_TEST_DB=sqlite $(PY) -m pytest
+
+test: lint test-postgres test-sqlite
+
+bench: install
+	$(PY) -m bench

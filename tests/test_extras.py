@@ -1,0 +1,94 @@
+"""The core app works without the optional extras; a missing extra says what to install."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from recommendations.extras import MissingExtra, require
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SCRIPT = textwrap.dedent(
+    """
+    import importlib.abc, sys
+
+    BLOCKED = {"keras", "tensorflow", "pandas", "numpy", "rest_framework", "drf_spectacular", "celery", "redis", "kombu"}
+
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ImportError(f"{name} is blocked: extras are not installed")
+
+    sys.meta_path.insert(0, Block())
+
+    import django
+    from django.conf import settings
+
+    settings.configure(
+        SECRET_KEY="x",
+        INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes", "django.contrib.sessions",
+                        "django.contrib.admin", "django.contrib.messages", "recommendations"],
+        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+        MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware",
+                    "django.contrib.auth.middleware.AuthenticationMiddleware",
+                    "django.contrib.messages.middleware.MessageMiddleware",
+                    "recommendations.middleware.EventMiddleware"],
+        ROOT_URLCONF=__name__,
+        TEMPLATES=[{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True,
+                    "OPTIONS": {"context_processors": ["django.contrib.auth.context_processors.auth",
+                                                       "django.contrib.messages.context_processors.messages",
+                                                       "django.template.context_processors.request"]}}],
+        USE_TZ=True,
+    )
+    django.setup()
+    from django.contrib import admin
+    from django.core.management import call_command
+    from django.urls import path
+
+    urlpatterns = [path("admin/", admin.site.urls)]
+    call_command("migrate", verbosity=0)
+    call_command("check", fail_level="ERROR")
+
+    from recommendations import track
+    from recommendations.models import Event
+
+    assert track(None, "purchase", "17", quantity=1)
+    assert Event.objects.get().item_id == "17"
+    try:
+        from recommendations.recorders import CeleryRecorder
+        CeleryRecorder()
+    except ImportError as exc:
+        print("MISSING:", exc)
+    leaked = BLOCKED & {name.split(".")[0] for name in sys.modules}
+    assert not leaked, leaked
+    print("CORE OK")
+    """
+)
+
+
+def test_core_app_runs_without_ml_api_and_celery_extras(tmp_path):
+    script = tmp_path / "core_only.py"
+    script.write_text(SCRIPT)
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "CORE OK" in result.stdout
+    assert 'pip install "django-shop-recommendations[celery]"' in result.stdout
+
+
+def test_require_names_the_pip_install():
+    with pytest.raises(MissingExtra, match=r'pip install "django-shop-recommendations\[ml\]"') as error:
+        require("ml", "a_module_that_does_not_exist")
+    assert isinstance(error.value, ImportError)

@@ -1,0 +1,137 @@
+"""Recorders against the real services: bulk writes to the database, a real Celery worker on
+Redis, and a dead broker that must not lose an event."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import pytest
+from django.urls import reverse
+
+from recommendations.models import Event
+from recommendations.recorders import DatabaseRecorder, EventRecord, get_recorder, write_events
+from recommendations.tracking import build_record
+from tests import factories
+from tests.conftest import wait_for
+
+CELERY_RECORDER = "recommendations.recorders.CeleryRecorder"
+
+
+def records(n: int, **fields) -> list[EventRecord]:
+    return [build_record("view", item=str(i), session_key="s1", **fields) for i in range(n)]
+
+
+@pytest.mark.django_db
+def test_database_recorder_writes_in_bulk_and_skips_known_ids(django_assert_max_num_queries):
+    from django.db import connection
+
+    batch = records(2500)
+    rows_per_insert = min(1000, connection.ops.bulk_batch_size([f.name for f in Event._meta.fields], batch))
+    inserts = -(-len(batch) // rows_per_insert)  # 3 on PostgreSQL; SQLite caps the parameters per query
+    with django_assert_max_num_queries(inserts + 3):  # + link lookup, BEGIN/COMMIT; nothing per row
+        DatabaseRecorder().record(batch)
+    DatabaseRecorder().record(batch[:10])  # a retried batch adds nothing
+    assert Event.objects.count() == 2500
+
+
+def test_event_record_round_trips_through_json():
+    record = build_record(
+        "purchase",
+        item="5",
+        user_id=3,
+        price="9.90",
+        quantity=2,
+        timestamp=datetime(2024, 5, 1, 12, tzinfo=UTC),
+    )
+    assert EventRecord.from_json(record.to_json()) == record
+
+
+def test_event_record_rejects_a_bad_timestamp():
+    data = build_record("view", item="5").to_json() | {"timestamp": "yesterday"}
+    with pytest.raises(ValueError, match="bad timestamp"):
+        EventRecord.from_json(data)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_celery_recorder_goes_through_a_real_worker(celery_worker, browser, recorder_settings):
+    recorder_settings(RECORDER=CELERY_RECORDER, CELERY_QUEUE=celery_worker["queue"])
+    assert type(get_recorder()).__name__ == "CeleryRecorder"
+    product = factories.product()
+    user = factories.user()
+    browser.get(reverse("shop:product", kwargs={"pk": product.pk}))
+    browser.force_login(user)
+    browser.post(reverse("shop:cart_add", kwargs={"pk": product.pk}), {"quantity": 1})
+    browser.post(reverse("shop:checkout"), {"email": "a@example.com"})
+    stored = wait_for(lambda: Event.objects.count() >= 3 and list(Event.objects.order_by("timestamp", "id")))
+    # The anonymous view was merged into the account at login, whenever the worker wrote it.
+    assert [(e.event_type, e.item_id, e.user_id) for e in stored] == [
+        ("view", str(product.pk), user.pk),
+        ("cart", str(product.pk), user.pk),
+        ("purchase", str(product.pk), user.pk),
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_celery_task_is_idempotent(celery_worker, recorder_settings):
+    recorder_settings(RECORDER=CELERY_RECORDER, CELERY_QUEUE=celery_worker["queue"])
+    batch = records(50)
+    get_recorder().record(batch)
+    get_recorder().record(batch)  # delivered twice, as acks_late may do
+    get_recorder().record(records(1, query=""))
+    assert wait_for(lambda: Event.objects.count() == 51)
+    assert Event.objects.count() == 51
+
+
+@pytest.fixture
+def dead_broker():
+    """Point the Celery app at a port where nothing listens, then back at Redis."""
+    from config.celery import app
+
+    def reset_pools():
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    original = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:1/0"
+    reset_pools()
+    yield app
+    app.conf.broker_url = original
+    reset_pools()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_unreachable_broker_writes_events_to_the_database(dead_broker, browser, recorder_settings, caplog):
+    recorder_settings(RECORDER=CELERY_RECORDER)
+    product = factories.product()
+    with caplog.at_level(logging.WARNING, logger="recommendations"):
+        response = browser.get(reverse("shop:product", kwargs={"pk": product.pk}))
+        browser.post(reverse("shop:cart_add", kwargs={"pk": product.pk}), {"quantity": 1})
+    assert response.status_code == 200
+    assert sorted(Event.objects.values_list("event_type", flat=True)) == ["cart", "view"]
+    assert "Event broker unreachable" in caplog.text
+
+
+@pytest.mark.django_db
+def test_celery_recorder_waits_for_the_transaction(recorder_settings, monkeypatch):
+    """Events are sent only once the transaction that produced them commits."""
+    from django.db import transaction
+
+    recorder_settings(RECORDER=CELERY_RECORDER)
+    sent = []
+    monkeypatch.setattr(type(get_recorder()), "send", lambda self, recs: sent.append(len(recs)))
+    with transaction.atomic():
+        get_recorder().record(records(3))
+        assert sent == []
+    # pytest-django wraps the test in a transaction too: run what was deferred.
+    from django.db import connection
+
+    for _, callback, _ in connection.run_on_commit:
+        callback()
+    assert sent == [3]
+
+
+@pytest.mark.django_db
+def test_write_events_returns_the_number_handed_over():
+    assert write_events([]) == 0
+    assert write_events(records(3)) == 3
