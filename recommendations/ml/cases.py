@@ -1,0 +1,184 @@
+"""Cases: what one prediction sees, as padded numpy arrays, for training and evaluation alike.
+
+A case is a shopper's history (the last ``L`` item events before a moment, most recent
+last) and the item they interacted with next. Training cases come from every position of
+every shopper's timeline; evaluation cases from every prefix of every later session, with
+the user's training-period history in front when the user is known (DESIGN.md). Both are
+built with the same vectorized gather, so a model featurizes one structure everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from ..extras import require
+
+np = require("ml", "numpy")
+pd = require("ml", "pandas")
+
+#: Event types that name an item, and their index in the model's type embedding (0 = padding).
+TYPE_INDEX = {"view": 1, "cart": 2, "purchase": 3, "click": 4}
+N_TYPES = len(TYPE_INDEX) + 1
+
+
+@dataclass
+class CaseBatch:
+    """``n`` cases with histories of length ``L`` (left-padded with item 0)."""
+
+    items: np.ndarray  # int32 [n, L] item index 1..N, 0 = padding or unknown item
+    types: np.ndarray  # int8 [n, L] TYPE_INDEX value, 0 = padding
+    times: np.ndarray  # float64 [n, L] Unix seconds of each history event (0 for padding)
+    in_session: np.ndarray  # bool [n, L] the event belongs to the case's current session
+    now: np.ndarray  # float64 [n] Unix seconds of the moment of prediction
+    targets: np.ndarray  # int32 [n] the next item (0 when not known, as in serving)
+    target_types: np.ndarray  # int8 [n]
+    weights: np.ndarray  # float32 [n] sample weight (event type x recency) for training
+    is_new: np.ndarray  # bool [n] target not seen earlier in the current session
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def take(self, index: np.ndarray | slice) -> CaseBatch:
+        return CaseBatch(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+    @property
+    def history_length(self) -> int:
+        return self.items.shape[1]
+
+
+def _gather(
+    group: np.ndarray,
+    items: np.ndarray,
+    types: np.ndarray,
+    times: np.ndarray,
+    sessions: np.ndarray,
+    case_rows: np.ndarray,
+    length: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Histories of ``case_rows``: up to ``length`` earlier rows of the same group.
+
+    Arrays are sorted by group, then time. No Python loop per event: one fancy-index gather.
+    """
+    n = len(items)
+    if n == 0 or len(case_rows) == 0:
+        empty = np.zeros((len(case_rows), length))
+        return empty.astype(np.int32), empty.astype(np.int8), empty, empty.astype(bool)
+    new_group = np.empty(n, dtype=bool)
+    new_group[0] = True
+    new_group[1:] = group[1:] != group[:-1]
+    starts = np.maximum.accumulate(np.where(new_group, np.arange(n), 0))
+    index = case_rows[:, None] + np.arange(-length, 0)[None, :]
+    valid = index >= starts[case_rows][:, None]
+    index = np.where(valid, index, 0)
+    hist_items = np.where(valid, items[index], 0).astype(np.int32)
+    valid &= hist_items > 0
+    hist_types = np.where(valid, types[index], 0).astype(np.int8)
+    hist_times = np.where(valid, times[index], 0.0)
+    in_session = (
+        valid & (sessions[index] == sessions[case_rows][:, None]) & (sessions[case_rows][:, None] >= 0)
+    )
+    return hist_items, hist_types, hist_times, in_session
+
+
+def _seconds(timestamps: pd.Series) -> np.ndarray:
+    return timestamps.astype("int64").to_numpy() / 1e9 if len(timestamps) else np.zeros(0)
+
+
+def _item_events(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["event"].isin(TYPE_INDEX.keys()) & (frame["item"] != "")]
+
+
+def _first_in_session(frame: pd.DataFrame, session_column: str) -> np.ndarray:
+    """Whether each row's item appears for the first time in its session (rows in time order)."""
+    return ~frame.duplicated([session_column, "item"]).to_numpy()
+
+
+def training_cases(frame: pd.DataFrame, max_history: int = 20) -> CaseBatch:
+    """Every position of every shopper's timeline, predicted from what came before it.
+
+    ``frame`` is a transformed frame (see ``preprocessing``): columns ``timestamp``,
+    ``shopper``, ``session``, ``event``, ``item``, ``item_idx``, ``type_idx`` and ``weight``.
+    """
+    events = _item_events(frame)
+    events = events[events["item_idx"] > 0].sort_values(["shopper", "timestamp"], kind="stable")
+    group = pd.factorize(events["shopper"])[0]
+    sessions = pd.factorize(events["shopper"] + "\x1f" + events["session"])[0]
+    positions = np.arange(len(events))
+    if len(events):
+        first_of_group = np.r_[True, group[1:] != group[:-1]]
+        case_rows = positions[~first_of_group]
+    else:
+        case_rows = positions
+    items = events["item_idx"].to_numpy(np.int32)
+    types = events["type_idx"].to_numpy(np.int8)
+    times = _seconds(events["timestamp"])
+    hist = _gather(group, items, types, times, sessions, case_rows, max_history)
+    new = _first_in_session(events.assign(_s=sessions), "_s")
+    return CaseBatch(
+        *hist,
+        now=times[case_rows],
+        targets=items[case_rows],
+        target_types=types[case_rows],
+        weights=events["weight"].to_numpy(np.float32)[case_rows],
+        is_new=new[case_rows],
+    )
+
+
+@dataclass(frozen=True)
+class EvaluationCases:
+    cases: CaseBatch
+    n_skipped: int  # prefixes whose next item was never seen in training
+    n_sessions: int
+
+
+def evaluation_cases(train: pd.DataFrame, test: pd.DataFrame, max_history: int = 50) -> EvaluationCases:
+    """Every prefix of every test session predicts the session's next item.
+
+    Both frames are transformed with the same fitted preprocessor (unknown test items have
+    ``item_idx`` 0). A known user's training-period events come first in the history.
+    """
+    test = _item_events(test).copy()
+    test["group"] = np.where(test["session"] != "", "s:" + test["session"], "u:" + test["user"])
+    test = test[test["group"] != "u:"].sort_values(["group", "timestamp"], kind="stable")
+    test["in_session"] = True
+
+    users = test.loc[test["user"] != "", ["user", "group"]].drop_duplicates()
+    history = _item_events(train)
+    history = history[(history["item_idx"] > 0) & history["user"].isin(users["user"])]
+    history = history.sort_values("timestamp", kind="stable").groupby("user", sort=False).tail(max_history)
+    history = history.merge(users, on="user")
+    history["in_session"] = False
+
+    columns = ["group", "in_session", "timestamp", "item", "item_idx", "type_idx"]
+    combined = pd.concat([history[columns], test[columns]], ignore_index=True)
+    combined = combined.sort_values(["group", "in_session", "timestamp"], kind="stable").reset_index(
+        drop=True
+    )
+    group = pd.factorize(combined["group"])[0]
+    in_session = combined["in_session"].to_numpy(bool)
+    sessions = np.where(in_session, group, -1)
+    positions = np.arange(len(combined))
+    session_rank = combined[in_session].groupby("group", sort=False).cumcount()
+    is_prefix_case = np.zeros(len(combined), dtype=bool)
+    is_prefix_case[session_rank.index.to_numpy()] = session_rank.to_numpy() >= 1
+    items = combined["item_idx"].to_numpy(np.int32)
+    known = items > 0
+    case_rows = positions[is_prefix_case & known]
+    n_skipped = int((is_prefix_case & ~known).sum())
+
+    new = np.ones(len(combined), dtype=bool)
+    session_rows = positions[in_session]
+    new[session_rows] = _first_in_session(combined.iloc[session_rows], "group")
+
+    times = _seconds(combined["timestamp"])
+    types = combined["type_idx"].to_numpy(np.int8)
+    hist = _gather(group, items, types, times, sessions, case_rows, max_history)
+    cases = CaseBatch(
+        *hist,
+        now=times[case_rows],
+        targets=items[case_rows],
+        target_types=types[case_rows],
+        weights=np.ones(len(case_rows), dtype=np.float32),
+        is_new=new[case_rows],
+    )
+    return EvaluationCases(cases=cases, n_skipped=n_skipped, n_sessions=int(test["group"].nunique()))

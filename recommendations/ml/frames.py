@@ -1,0 +1,68 @@
+"""Events as a pandas DataFrame in one canonical layout, from files or records.
+
+Columns (``FRAME_COLUMNS``): ``timestamp`` (datetime64[ns, UTC]), ``user`` (str, "" when
+unknown), ``session`` (str), ``event`` (str), ``item`` (str, "" for searches and category
+views), ``category`` (str), ``price`` (float, NaN when unknown), ``quantity`` (float),
+``query`` (str). Files are read through the importers, so they get the same validation and
+the same error messages as an import, without touching the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..extras import require
+from ..recorders import EventRecord
+
+pd = require("ml", "pandas")
+np = require("ml", "numpy")
+
+FRAME_COLUMNS = ("timestamp", "user", "session", "event", "item", "category", "price", "quantity", "query")
+
+
+def frame_from_records(records: Iterable[EventRecord]) -> pd.DataFrame:
+    rows = [
+        (
+            r.timestamp,
+            str(r.user_id) if r.user_id is not None else r.external_user_id,
+            r.session_key,
+            r.event_type,
+            r.item_id,
+            r.category_id,
+            np.nan if r.price is None else float(r.price),
+            np.nan if r.quantity is None else float(r.quantity),
+            r.query,
+        )
+        for r in records
+    ]
+    return normalize_frame(pd.DataFrame(rows, columns=list(FRAME_COLUMNS)))
+
+
+def normalize_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Give any frame with the canonical columns the canonical dtypes, sorted by time."""
+    frame = frame.copy()
+    for column in FRAME_COLUMNS:
+        if column not in frame:
+            frame[column] = np.nan if column in ("price", "quantity") else ""
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    for column in ("user", "session", "event", "item", "category", "query"):
+        frame[column] = frame[column].fillna("").astype(str)
+    for column in ("price", "quantity"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    return frame[list(FRAME_COLUMNS)].sort_values("timestamp", kind="stable").reset_index(drop=True)
+
+
+def read_events(path: Path | str, format: str = "canonical") -> pd.DataFrame:
+    """Read and validate an event file (any importer format) into the canonical frame."""
+    from ..importers import parse_file
+
+    return frame_from_records(parse_file(path, format))
+
+
+def split_at(frame: pd.DataFrame, timestamp: str | pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(events before ``timestamp``, events at or after it): a split by time, never at random."""
+    cut = pd.Timestamp(timestamp)
+    cut = cut.tz_localize("UTC") if cut.tzinfo is None else cut.tz_convert("UTC")
+    before = frame["timestamp"] < cut
+    return frame[before].reset_index(drop=True), frame[~before].reset_index(drop=True)

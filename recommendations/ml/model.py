@@ -1,0 +1,217 @@
+"""The Keras model: attention over the shopper's recent items + context -> MLP -> user vector.
+
+Score of an item = user vector . item embedding + item bias, so the output layer *is* the
+item table (the article's "MLP with an output neuron per product", with no second matrix
+to keep in sync). Written with ``keras.ops`` only: TensorFlow, JAX and PyTorch all train it.
+
+Two training heads share the tower: a full softmax over the catalogue, and, above a size
+set in settings, a sampled softmax whose negatives are the other targets of the batch plus
+items drawn by popularity, both corrected by log Q (their sampling probability).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..extras import require
+
+keras = require("ml", "keras")
+np = require("ml", "numpy")
+ops = keras.ops
+
+NEG_INF = -1e9
+
+
+@keras.saving.register_keras_serializable(package="recommendations")
+class NextItemModel(keras.Model):
+    """Predicts the next item from ``items``, ``types``, ``ages`` [B, L] and ``context`` [B, C].
+
+    In sampled mode the inputs also carry ``target`` [B] and the model returns logits whose
+    column 0 is the target (label 0); in full mode it returns logits over all items.
+    """
+
+    def __init__(
+        self,
+        n_items: int,
+        item_category: list[int],
+        n_categories: int,
+        context_dim: int,
+        n_type_slots: int,
+        n_age_buckets: int,
+        embedding_dim: int = 64,
+        hidden_units: tuple[int, ...] = (256, 256),
+        attention_units: int = 64,
+        dropout: float = 0.1,
+        sampled: bool = False,
+        n_negatives: int = 1024,
+        item_log_probability: list[float] | None = None,
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.n_items = int(n_items)
+        self.item_category_list = [int(c) for c in item_category]
+        self.n_categories = int(n_categories)
+        self.context_dim = int(context_dim)
+        self.n_type_slots = int(n_type_slots)
+        self.n_age_buckets = int(n_age_buckets)
+        self.embedding_dim = int(embedding_dim)
+        self.hidden_units = tuple(int(u) for u in hidden_units)
+        self.attention_units = int(attention_units)
+        self.dropout_rate = float(dropout)
+        self.sampled = bool(sampled)
+        self.n_negatives = int(n_negatives)
+        self.item_log_probability_list = (
+            [float(p) for p in item_log_probability]
+            if item_log_probability is not None
+            else [0.0] + [float(-np.log(max(n_items, 1)))] * self.n_items
+        )
+        self.seed = int(seed)
+
+        init = keras.initializers.RandomNormal(stddev=0.05, seed=seed)
+        self.item_embedding = keras.layers.Embedding(
+            n_items + 1, embedding_dim, embeddings_initializer=init, name="item_embedding"
+        )
+        self.item_bias = keras.layers.Embedding(
+            n_items + 1, 1, embeddings_initializer="zeros", name="item_bias"
+        )
+        self.category_embedding = keras.layers.Embedding(
+            n_categories + 1, embedding_dim, embeddings_initializer=init, name="category_embedding"
+        )
+        self.type_embedding = keras.layers.Embedding(
+            n_type_slots, embedding_dim, embeddings_initializer=init, name="type_embedding"
+        )
+        self.age_embedding = keras.layers.Embedding(
+            n_age_buckets, embedding_dim, embeddings_initializer=init, name="age_embedding"
+        )
+        self.attention_hidden = keras.layers.Dense(
+            attention_units, activation="tanh", name="attention_hidden"
+        )
+        self.attention_score = keras.layers.Dense(1, use_bias=False, name="attention_score")
+        self.hidden = [
+            keras.layers.Dense(units, activation="relu", name=f"hidden_{i}")
+            for i, units in enumerate(self.hidden_units)
+        ]
+        self.dropout = keras.layers.Dropout(dropout, seed=seed)
+        self.user_projection = keras.layers.Dense(embedding_dim, name="user_projection")
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape: Any = None) -> None:
+        self.item_category = self.add_weight(
+            shape=(self.n_items + 1,),
+            dtype="int32",
+            initializer="zeros",
+            trainable=False,
+            name="item_category",
+        )
+        self.item_category.assign(np.asarray(self.item_category_list, dtype=np.int32))
+        self.item_log_probability = self.add_weight(
+            shape=(self.n_items + 1,), initializer="zeros", trainable=False, name="item_log_probability"
+        )
+        self.item_log_probability.assign(np.asarray(self.item_log_probability_list, dtype=np.float32))
+        length = input_shape["items"][1] if isinstance(input_shape, dict) else None
+        history = (None, length, self.embedding_dim)
+        for layer in (
+            self.item_embedding, self.item_bias, self.category_embedding, self.type_embedding, self.age_embedding
+        ):  # fmt: skip
+            layer.build((None, length))
+        self.attention_hidden.build(history)
+        self.attention_score.build((None, length, self.attention_units))
+        width = 2 * self.embedding_dim + self.context_dim
+        for layer in self.hidden:
+            layer.build((None, width))
+            width = layer.units
+        self.user_projection.build((None, width))
+        self.built = True
+
+    def history_embeddings(self, items: Any, types: Any, ages: Any) -> Any:
+        categories = ops.take(self.item_category, items, axis=0)
+        return (
+            self.item_embedding(items)
+            + self.category_embedding(categories)
+            + self.type_embedding(types)
+            + self.age_embedding(ages)
+        )
+
+    def user_vector(self, inputs: dict[str, Any], training: bool = False) -> Any:
+        items = ops.cast(inputs["items"], "int32")
+        mask = ops.cast(items > 0, "float32")
+        history = self.history_embeddings(
+            items, ops.cast(inputs["types"], "int32"), ops.cast(inputs["ages"], "int32")
+        )
+        history = history * mask[..., None]
+        scores = ops.squeeze(self.attention_score(self.attention_hidden(history)), axis=-1)
+        scores = ops.where(mask > 0, scores, NEG_INF)
+        weights = ops.softmax(scores, axis=-1) * mask  # an empty history pools to zeros
+        pooled = ops.sum(history * weights[..., None], axis=1)
+        last = history[:, -1, :]
+        hidden = ops.concatenate([pooled, last, ops.cast(inputs["context"], "float32")], axis=-1)
+        for layer in self.hidden:
+            hidden = self.dropout(layer(hidden), training=training)
+        return self.user_projection(hidden)
+
+    def call(self, inputs: dict[str, Any], training: bool = False) -> Any:
+        user = self.user_vector(inputs, training=training)
+        table = self.item_embedding.embeddings
+        bias = ops.squeeze(self.item_bias.embeddings, axis=-1)
+        if not self.sampled or "target" not in inputs:
+            logits = ops.matmul(user, ops.transpose(table)) + bias
+            padding = ops.cast(ops.arange(self.n_items + 1) == 0, "float32")
+            return logits + padding * NEG_INF
+        target = ops.cast(inputs["target"], "int32")
+        sampled = keras.random.categorical(
+            self.item_log_probability[None, :], self.n_negatives, seed=self.seed_generator
+        )[0]
+        candidates = ops.concatenate([target, ops.cast(sampled, "int32")], axis=0)  # in-batch + popularity
+        log_q = ops.take(self.item_log_probability, candidates, axis=0)
+        candidate_logits = (
+            ops.matmul(user, ops.transpose(ops.take(table, candidates, axis=0)))
+            + ops.take(bias, candidates, axis=0)
+            - log_q
+        )
+        positive = ops.sum(user * ops.take(table, target, axis=0), axis=-1) + ops.take(bias, target, axis=0)
+        positive = positive - ops.take(self.item_log_probability, target, axis=0)
+        hits = ops.cast(ops.equal(candidates[None, :], target[:, None]), "float32")  # accidental hits
+        candidate_logits = candidate_logits + hits * NEG_INF
+        return ops.concatenate([positive[:, None], candidate_logits], axis=1)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            n_items=self.n_items,
+            item_category=self.item_category_list,
+            n_categories=self.n_categories,
+            context_dim=self.context_dim,
+            n_type_slots=self.n_type_slots,
+            n_age_buckets=self.n_age_buckets,
+            embedding_dim=self.embedding_dim,
+            hidden_units=list(self.hidden_units),
+            attention_units=self.attention_units,
+            dropout=self.dropout_rate,
+            sampled=self.sampled,
+            n_negatives=self.n_negatives,
+            item_log_probability=self.item_log_probability_list,
+            seed=self.seed,
+        )
+        return config
+
+
+def export_weights(model: NextItemModel) -> dict[str, np.ndarray]:
+    """The arrays serving needs, by name, as float32 numpy (no Keras needed to use them)."""
+    arrays = {
+        "item_embedding": model.item_embedding.embeddings,
+        "item_bias": model.item_bias.embeddings[:, 0],
+        "item_category": model.item_category,
+        "category_embedding": model.category_embedding.embeddings,
+        "type_embedding": model.type_embedding.embeddings,
+        "age_embedding": model.age_embedding.embeddings,
+        "attention_hidden_kernel": model.attention_hidden.kernel,
+        "attention_hidden_bias": model.attention_hidden.bias,
+        "attention_score_kernel": model.attention_score.kernel,
+        "user_projection_kernel": model.user_projection.kernel,
+        "user_projection_bias": model.user_projection.bias,
+    }
+    for i, layer in enumerate(model.hidden):
+        arrays[f"hidden_{i}_kernel"] = layer.kernel
+        arrays[f"hidden_{i}_bias"] = layer.bias
+    return {name: np.asarray(keras.ops.convert_to_numpy(value)) for name, value in arrays.items()}

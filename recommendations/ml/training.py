@@ -1,0 +1,216 @@
+"""Training the Keras model on cases, with early stopping on a later-in-time slice.
+
+``NextItemRecommender`` wraps it in the ``Recommender`` interface, so the same object is
+evaluated against the baselines and exported for serving. Progress goes to a callback
+(one line per epoch) so a Celery task or a command can show it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..extras import require
+from .base import Recommender
+from .cases import CaseBatch, training_cases
+from .features import FeatureSpec, ItemFeatures, featurize
+from .tower import NumpyTower
+
+keras = require("ml", "keras")
+np = require("ml", "numpy")
+pd = require("ml", "pandas")
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """Reports loss, validation loss and throughput after every epoch."""
+
+    def __init__(self, n_samples: int, report: Progress | None) -> None:
+        super().__init__()
+        self.n_samples = n_samples
+        self.report = report
+        self.epochs: list[dict[str, Any]] = []
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        seconds = time.perf_counter() - self.started
+        row = {
+            "epoch": epoch + 1,
+            "loss": float((logs or {}).get("loss", float("nan"))),
+            "val_loss": float((logs or {}).get("val_loss", float("nan"))),
+            "seconds": round(seconds, 3),
+            "samples_per_second": round(self.n_samples / seconds, 1) if seconds else None,
+        }
+        self.epochs.append(row)
+        logger.info(
+            "epoch %d: loss %.4f, val_loss %.4f, %.0f samples/s",
+            row["epoch"],
+            row["loss"],
+            row["val_loss"],
+            row["samples_per_second"] or 0,
+        )
+        if self.report:
+            self.report(row)
+
+
+class NextItemRecommender(Recommender):
+    """The article's model: attention over recent items + context -> MLP -> item scores."""
+
+    name = "mlp_attention"
+
+    def __init__(
+        self,
+        *,
+        embedding_dim: int = 64,
+        hidden_units: tuple[int, ...] = (256, 256),
+        attention_units: int = 64,
+        dropout: float = 0.1,
+        history_length: int = 20,
+        epochs: int = 20,
+        batch_size: int = 512,
+        learning_rate: float = 1e-3,
+        patience: int = 2,
+        validation_fraction: float = 0.1,
+        sampled_softmax_above: int = 20000,
+        n_negatives: int = 1024,
+        max_categories: int = 32,
+        random_state: int = 0,
+        progress: Progress | None = None,
+    ) -> None:
+        self.embedding_dim = embedding_dim
+        self.hidden_units = hidden_units
+        self.attention_units = attention_units
+        self.dropout = dropout
+        self.history_length = history_length
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.sampled_softmax_above = sampled_softmax_above
+        self.n_negatives = n_negatives
+        self.max_categories = max_categories
+        self.random_state = random_state
+        self.progress = progress
+
+    def get_params(self) -> dict[str, Any]:
+        names = (
+            "embedding_dim", "hidden_units", "attention_units", "dropout", "history_length", "epochs",
+            "batch_size", "learning_rate", "patience", "validation_fraction", "sampled_softmax_above",
+            "n_negatives", "max_categories", "random_state",
+        )  # fmt: skip
+        params = {name: getattr(self, name) for name in names}
+        params["hidden_units"] = list(params["hidden_units"])
+        return params
+
+    def _inputs(self, cases: CaseBatch) -> dict[str, np.ndarray]:
+        return featurize(cases, self.feature_spec_, self.item_features_)
+
+    def fit(
+        self, train: pd.DataFrame, n_items: int, item_features: ItemFeatures | None = None
+    ) -> NextItemRecommender:
+        started = time.perf_counter()
+        keras.utils.set_random_seed(self.random_state)
+        self.n_items_ = int(n_items)
+        self.item_features_ = item_features or ItemFeatures.from_frame(train, n_items)
+        self.feature_spec_ = FeatureSpec.fit(
+            train, self.item_features_, self.history_length, self.max_categories
+        )
+        cases = training_cases(train, max_history=self.history_length)
+        if len(cases) == 0:
+            raise ValueError("no training cases: every shopper has a single item event")
+        order = np.argsort(cases.now, kind="stable")
+        n_val = int(len(cases) * self.validation_fraction) if len(cases) >= 50 else 0
+        fit_cases, val_cases = (
+            cases.take(order[: len(cases) - n_val]),
+            cases.take(order[len(cases) - n_val :]),
+        )
+
+        counts = np.bincount(fit_cases.targets, minlength=n_items + 1).astype(np.float64) + 1.0
+        counts[0] = 0.0
+        log_probability = np.log(np.maximum(counts / counts.sum(), 1e-12))
+        log_probability[0] = -1e9
+        self.sampled_ = n_items > self.sampled_softmax_above
+        from .model import NextItemModel
+
+        self.model_ = NextItemModel(
+            n_items=n_items,
+            item_category=self.item_features_.category.tolist(),
+            n_categories=self.item_features_.n_categories,
+            context_dim=self.feature_spec_.context_dim,
+            n_type_slots=self.feature_spec_.n_type_slots,
+            n_age_buckets=self.feature_spec_.n_age_buckets,
+            embedding_dim=self.embedding_dim,
+            hidden_units=tuple(self.hidden_units),
+            attention_units=self.attention_units,
+            dropout=self.dropout,
+            sampled=self.sampled_,
+            n_negatives=min(self.n_negatives, n_items),
+            item_log_probability=log_probability.tolist(),
+            seed=self.random_state,
+        )
+        self.model_.compile(
+            optimizer=keras.optimizers.Adam(self.learning_rate),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+        x, y = self._xy(fit_cases)
+        callbacks: list[Any] = [progress := EpochProgress(len(fit_cases), self.progress)]
+        validation = None
+        if n_val:
+            validation = (*self._xy(val_cases), val_cases.weights)
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor="val_loss", patience=self.patience, restore_best_weights=True
+                )
+            )
+        self.model_.fit(
+            x,
+            y,
+            sample_weight=fit_cases.weights,
+            batch_size=self.batch_size,
+            epochs=self.epochs,
+            validation_data=validation,
+            callbacks=callbacks,
+            shuffle=True,
+            verbose=0,
+        )
+        self.history_ = progress.epochs
+        self.n_train_cases_ = len(fit_cases)
+        self.n_validation_cases_ = len(val_cases)
+        seconds = [row["seconds"] for row in self.history_]
+        self.samples_per_second_ = (
+            float(np.median([len(fit_cases) / s for s in seconds if s])) if seconds else 0.0
+        )
+        self.tower_ = NumpyTower(self.export_weights())
+        self.train_seconds_ = time.perf_counter() - started
+        return self
+
+    def _xy(self, cases: CaseBatch) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        x = self._inputs(cases)
+        if self.sampled_:
+            x["target"] = cases.targets.astype(np.int32)
+            return x, np.zeros(len(cases), dtype=np.int32)  # the target is column 0
+        return x, cases.targets.astype(np.int32)
+
+    def export_weights(self) -> dict[str, np.ndarray]:
+        from .model import export_weights
+
+        return export_weights(self.model_)
+
+    def score(self, cases: CaseBatch) -> np.ndarray:
+        return self.tower_.scores(self._inputs(cases))
+
+    def keras_scores(self, cases: CaseBatch) -> np.ndarray:
+        """Scores from the Keras model itself (for the parity test with the numpy tower)."""
+        inputs = self._inputs(cases)
+        user = keras.ops.convert_to_numpy(self.model_.user_vector(inputs))
+        scores = user @ self.tower_.item_table.T + self.tower_.item_bias
+        scores[:, 0] = -np.inf
+        return scores
