@@ -9,6 +9,8 @@ PostgreSQL, ``CELERY_BROKER_URL`` a real broker and worker.
 import os
 from pathlib import Path
 
+from celery.schedules import crontab
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -99,6 +101,9 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+MEDIA_ROOT = Path(os.environ.get("DJANGO_MEDIA_ROOT", BASE_DIR / "var" / "media"))
+MEDIA_URL = "media/"
+
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
@@ -106,10 +111,10 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "shop:home"
 LOGOUT_REDIRECT_URL = "shop:home"
 
-# Celery: a real broker when configured, otherwise tasks run in-process (the demo).
+# Celery: a real broker and worker when CELERY_BROKER_URL is set; otherwise (the demo) an
+# in-memory broker and one worker thread inside the web process (config/wsgi.py starts it).
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "memory://")
-CELERY_TASK_ALWAYS_EAGER = not os.environ.get("CELERY_BROKER_URL")
-CELERY_TASK_EAGER_PROPAGATES = False
+CELERY_INPROCESS_WORKER = CELERY_BROKER_URL == "memory://"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None
@@ -117,11 +122,22 @@ CELERY_TASK_IGNORE_RESULT = True
 # A page must never hang on a dead broker: fail fast, the recorder falls back to the database.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery beat (`celery -A config beat`): retrain every night; the task trains at most one
+# version at a time and activates it only when it beats the active one on later data.
+CELERY_BEAT_SCHEDULE = {
+    "recommendations-retrain-nightly": {
+        "task": "recommendations.retrain",
+        "schedule": crontab(hour=3, minute=15),
+    },
+}
 
 RECOMMENDATIONS = {
+    # With a real broker, events go through Celery; the one-process demo writes them directly.
     "RECORDER": os.environ.get(
         "RECOMMENDATIONS_RECORDER",
-        "recommendations.recorders.CeleryRecorder",
+        "recommendations.recorders.DatabaseRecorder"
+        if CELERY_INPROCESS_WORKER
+        else "recommendations.recorders.CeleryRecorder",
     ),
     "CATALOGUE_ADAPTER": "shop.adapters.ShopCatalogueAdapter",
     "TRACKED_URLS": {

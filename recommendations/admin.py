@@ -1,15 +1,23 @@
-"""Admin: a read-only, fast view of the event log.
+"""Admin: the event log (read-only, fast) and model versions (retrain, activate, charts).
 
 The log is append-only and can be large: no add/change/delete, no full COUNT(*) on every
 page, exact-match searches that use the indexes, and the user joined in the same query.
+"Retrain now" only queues a Celery task (POST, staff, CSRF) and returns at once.
 """
 
 from __future__ import annotations
 
-from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_POST
 
-from .models import Event, VisitorLink
+from . import charts
+from .conf import app_settings
+from .models import Event, ModelVersion, VisitorLink
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -64,3 +72,158 @@ class VisitorLinkAdmin(ReadOnlyAdmin):
     list_display = ("session_key", "user", "linked_at")
     list_select_related = ("user",)
     search_fields = ("=session_key", "=user__username")
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = (
+        "__str__",
+        "status",
+        "created_at",
+        "event_count",
+        "n_items",
+        "metric_vs_best_baseline",
+        "training",
+    )
+    list_filter = ("status",)
+    actions = ("activate_version",)
+    change_list_template = "admin/recommendations/modelversion/change_list.html"
+    readonly_fields = (
+        "status", "created_at", "activated_at", "promotion_note", "training", "loss_chart", "metrics_chart",
+        "metrics_table", "data_start", "holdout_start", "data_end", "event_count", "n_items", "train_seconds",
+        "artifact_path", "artifact_size", "params", "error",
+    )  # fmt: skip
+    fieldsets = (
+        (None, {"fields": ("status", "created_at", "activated_at", "promotion_note", "training", "error")}),
+        ("Quality on later data", {"fields": ("metrics_chart", "metrics_table", "loss_chart")}),
+        ("Data", {"fields": ("data_start", "holdout_start", "data_end", "event_count", "n_items")}),
+        ("Files and parameters", {"fields": ("train_seconds", "artifact_path", "artifact_size", "params")}),
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def get_urls(self) -> list:
+        retrain = self.admin_site.admin_view(require_POST(self.retrain_view))
+        return [
+            path("retrain/", retrain, name="recommendations_modelversion_retrain"),
+            *super().get_urls(),
+        ]
+
+    def retrain_view(self, request: HttpRequest) -> HttpResponse:
+        """Queue a retrain (staff with change permission; POST with CSRF, checked by admin_view)."""
+        changelist = reverse("admin:recommendations_modelversion_changelist")
+        if not self.has_change_permission(request):
+            messages.error(request, "You may not retrain models.")
+            return HttpResponseRedirect(changelist)
+        from . import registry
+
+        version, created = registry.request_training()
+        if not created:
+            messages.warning(request, f"Version {version.pk} is already training; it was not started twice.")
+            return HttpResponseRedirect(changelist)
+        try:
+            from .tasks import retrain
+
+            transaction.on_commit(lambda: retrain.delay(version.pk))
+        except ImportError as exc:  # the celery extra is missing
+            version.delete()
+            messages.error(request, f"Cannot queue training: {exc}")
+            return HttpResponseRedirect(changelist)
+        messages.success(
+            request, f"Training of version {version.pk} was queued; this page shows its progress."
+        )
+        return HttpResponseRedirect(changelist)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        extra_context = {
+            **(extra_context or {}),
+            "training_in_progress": ModelVersion.objects.filter(running=True).exists(),
+            "promotion_metric": app_settings.PROMOTION_METRIC,
+        }
+        return super().changelist_view(request, extra_context)
+
+    @admin.action(description="Activate the selected version (also to roll back)")
+    def activate_version(self, request: HttpRequest, queryset) -> None:
+        from . import registry
+
+        if queryset.count() != 1:
+            messages.error(request, "Select exactly one version to activate.")
+            return
+        version = queryset.get()
+        try:
+            registry.activate(version, f"Activated by {request.user.get_username()} from the admin.")
+        except ValueError as exc:
+            messages.error(request, str(exc))
+            return
+        messages.success(request, ngettext("%d version activated.", "%d versions activated.", 1) % 1)
+
+    @admin.display(description="model vs best baseline")
+    def metric_vs_best_baseline(self, obj: ModelVersion) -> str:
+        name = app_settings.PROMOTION_METRIC
+        variant, _, metric = name.partition(":")
+        models = obj.metrics.get("variants", {}).get(variant, {}).get("models", {}) if obj.metrics else {}
+        own = models.get(obj.metrics.get("model", ""), {}).get(metric) if models else None
+        baselines = [
+            m.get(metric)
+            for n, m in models.items()
+            if n != obj.metrics.get("model") and m.get(metric) is not None
+        ]
+        if own is None:
+            return "-"
+        best = max(baselines) if baselines else None
+        return f"{name} {own:.4f}" + (f" vs {best:.4f}" if best is not None else "")
+
+    @admin.display(description="training")
+    def training(self, obj: ModelVersion) -> str:
+        progress = obj.progress or {}
+        if obj.status != ModelVersion.Status.TRAINING:
+            return f"{obj.train_seconds:.0f} s" if obj.train_seconds else "-"
+        if "epoch" in progress:
+            return f"epoch {progress['epoch']}: loss {progress.get('loss', 0):.4f}, val {progress.get('val_loss', 0):.4f}"
+        return str(progress.get("stage", "queued"))
+
+    @admin.display(description="loss per epoch")
+    def loss_chart(self, obj: ModelVersion) -> str:
+        history = obj.history or []
+        return charts.line_chart(
+            {
+                "training loss": [row.get("loss") for row in history],
+                "validation loss": [row.get("val_loss") for row in history],
+            },
+            title=f"Loss per epoch, version {obj.pk}",
+            x_label="epoch",
+        )
+
+    @admin.display(description="metrics vs baselines")
+    def metrics_chart(self, obj: ModelVersion) -> str:
+        variants = (obj.metrics or {}).get("variants", {})
+        k = (obj.metrics or {}).get("k", app_settings.EVALUATION_K)
+        groups = {
+            f"{variant}: {metric}@{k}": {
+                name: values.get(f"{metric}@{k}") for name, values in data.get("models", {}).items()
+            }
+            for variant, data in variants.items()
+            for metric in ("mrr", "hr")
+        }
+        return charts.bar_chart(
+            groups, title="Holdout metrics (later data)", highlight=(obj.metrics or {}).get("model", "")
+        )
+
+    @admin.display(description="all metrics")
+    def metrics_table(self, obj: ModelVersion) -> str:
+        variants = (obj.metrics or {}).get("variants", {})
+        rows = [
+            (variant, name, *("-" if v is None else f"{v:.4f}" for v in values.values()))
+            for variant, data in variants.items()
+            for name, values in data.get("models", {}).items()
+        ]
+        if not rows:
+            return "-"
+        columns = next(iter(next(iter(variants.values()))["models"].values())).keys()
+        cell = "<td>{}</td>" * (len(rows[0]))
+        return format_html(
+            "<table><tr><th>variant</th><th>model</th>{}</tr>{}</table>",
+            format_html_join("", "<th>{}</th>", ((c,) for c in columns)),
+            format_html_join("", "<tr>" + cell + "</tr>", rows),
+        )

@@ -162,3 +162,43 @@ def check_signals(app_configs: Any = None, **kwargs: Any) -> list:
         if reason:
             errors.append(Error(f"RECOMMENDATIONS['SIGNALS'][{path!r}] {reason}.", id="recommendations.E005"))
     return errors
+
+
+@register(Tags.compatibility)
+def check_training(app_configs: Any = None, **kwargs: Any) -> list:
+    errors = []
+    if app_settings.TRAINING_ENABLED and not extras.is_installed("ml"):
+        errors.append(
+            Error(
+                "Training is enabled but the machine-learning packages are not installed.",
+                hint=f'pip install "{extras.PACKAGE}[ml]", or set RECOMMENDATIONS["TRAINING_ENABLED"] = False.',
+                id="recommendations.E008",
+            )
+        )
+    variant, _, metric = str(app_settings.PROMOTION_METRIC).partition(":")
+    if variant not in ("all", "new") or metric.split("@")[0] not in ("hr", "mrr", "ndcg", "coverage", "novelty"):
+        errors.append(
+            Error(
+                f"RECOMMENDATIONS['PROMOTION_METRIC'] = {app_settings.PROMOTION_METRIC!r} is not a metric.",
+                hint="Use 'variant:metric@k' with variant all or new, e.g. 'new:mrr@20'.",
+                id="recommendations.E009",
+            )
+        )
+    elif metric.partition("@")[2] != str(app_settings.EVALUATION_K):
+        errors.append(
+            Error(
+                f"PROMOTION_METRIC {app_settings.PROMOTION_METRIC!r} uses a k other than EVALUATION_K "
+                f"({app_settings.EVALUATION_K}).",
+                id="recommendations.E009",
+            )
+        )
+    if app_settings.ARTIFACT_STORAGE not in settings.STORAGES:
+        errors.append(
+            Error(
+                f"RECOMMENDATIONS['ARTIFACT_STORAGE'] = {app_settings.ARTIFACT_STORAGE!r} is not in STORAGES.",
+                id="recommendations.E010",
+            )
+        )
+    if not 0 <= float(app_settings.HOLDOUT_FRACTION) < 1:
+        errors.append(Error("RECOMMENDATIONS['HOLDOUT_FRACTION'] must be in [0, 1).", id="recommendations.E011"))
+    return errors

@@ -68,6 +68,35 @@ DEFAULTS: dict[str, Any] = {
     # Most events a single request may buffer; more are dropped (and logged) to protect
     # the page from a runaway loop.
     "MAX_EVENTS_PER_REQUEST": 200,
+    # --- Learning (needs the "ml" extra) ---
+    # Train models at all (a system check requires the ml extra when on).
+    "TRAINING_ENABLED": True,
+    # Model and training parameters, passed to recommendations.ml.training.NextItemRecommender:
+    # embedding_dim, hidden_units (the article's (100, 100) is a valid setting), attention_units,
+    # dropout, history_length, epochs, batch_size, learning_rate, patience,
+    # validation_fraction, sampled_softmax_above (catalogue size), n_negatives, random_state.
+    "MODEL": {},
+    # Cleaning and normalization parameters, passed to recommendations.ml.preprocessing.Preprocessor.
+    "PREPROCESSING": {},
+    # Days of events a retrain reads (None: all of them).
+    "TRAINING_WINDOW_DAYS": 180,
+    # The latest part of the window, by time, kept back to evaluate each new model against
+    # the baselines; the model never trains on it.
+    "HOLDOUT_FRACTION": 0.1,
+    # Cut-off k of the holdout metrics.
+    "EVALUATION_K": 20,
+    # A new version is activated only if this holdout metric ("variant:metric", variants
+    # "all" and "new") is at least the active version's plus PROMOTION_MARGIN.
+    "PROMOTION_METRIC": "new:mrr@20",
+    "PROMOTION_MARGIN": 0.0,
+    # Versions kept (active, ready, retired and failed); older ones and their files are deleted.
+    "KEEP_VERSIONS": 5,
+    # Storage alias (settings.STORAGES) and folder where model files are written.
+    "ARTIFACT_STORAGE": "default",
+    "ARTIFACT_PREFIX": "recommendations/models",
+    # A training whose heartbeat is older than this many seconds is considered dead: its
+    # version is marked failed and the training lock released.
+    "TRAINING_TIMEOUT": 3 * 3600,
 }
 
 IMPORT_STRINGS = ("RECORDER", "CATALOGUE_ADAPTER", "CONSENT_CHECK")

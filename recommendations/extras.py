@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
 from django.core.exceptions import ImproperlyConfigured
@@ -39,9 +40,9 @@ def require(extra: str, module: str | None = None) -> ModuleType:
 
 
 def is_installed(extra: str) -> bool:
+    """Whether the extra's packages are importable, without importing them (no TensorFlow
+    start-up cost in a web process that only runs system checks)."""
     try:
-        for name in EXTRAS[extra]:
-            importlib.import_module(name)
-    except ImportError:
+        return all(importlib.util.find_spec(name) is not None for name in EXTRAS[extra])
+    except (ImportError, ValueError):
         return False
-    return True

@@ -93,3 +93,63 @@ class VisitorLink(models.Model):
 
     def __str__(self) -> str:
         return f"visitor {self.session_key[:8]}… → user {self.user_id}"
+
+
+class ModelVersion(models.Model):
+    """One trained model: how it was made, how it scored on later data, where its files are.
+
+    At most one version is ``active`` (the one serving). A version is ``training`` while a
+    worker builds it; ``running`` is a database-enforced lock (unique when true), so two
+    retrain requests cannot train at the same time.
+    """
+
+    class Status(models.TextChoices):
+        TRAINING = "training", "training"
+        READY = "ready", "ready"
+        ACTIVE = "active", "active"
+        FAILED = "failed", "failed"
+        RETIRED = "retired", "retired"
+
+    created_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.TRAINING)
+    running = models.BooleanField(null=True, default=True, editable=False)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life of the training.")
+    progress = models.JSONField(default=dict, blank=True, help_text="Stage, epoch, losses while training.")
+    params = models.JSONField(default=dict, blank=True)
+    data_start = models.DateTimeField(null=True, blank=True)
+    data_end = models.DateTimeField(null=True, blank=True)
+    holdout_start = models.DateTimeField(null=True, blank=True)
+    event_count = models.PositiveIntegerField(default=0)
+    n_items = models.PositiveIntegerField(default=0)
+    metrics = models.JSONField(
+        default=dict, blank=True, help_text="Holdout evaluation of the model and baselines."
+    )
+    history = models.JSONField(default=list, blank=True, help_text="Loss and validation loss per epoch.")
+    train_seconds = models.FloatField(null=True, blank=True)
+    artifact_path = models.CharField(max_length=255, blank=True, default="")
+    artifact_size = models.PositiveBigIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    promotion_note = models.TextField(blank=True, default="", help_text="Why it was or was not activated.")
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["running"], condition=models.Q(running=True), name="rec_one_training_at_a_time"
+            ),
+            models.UniqueConstraint(
+                fields=["status"], condition=models.Q(status="active"), name="rec_one_active_version"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"model v{self.pk} ({self.status})"
+
+    def metric(self, name: str) -> float | None:
+        """A holdout metric of this version's own model, as ``variant:metric`` (``new:mrr@20``)."""
+        variant, _, metric = name.partition(":")
+        try:
+            return float(self.metrics["variants"][variant]["models"][self.metrics["model"]][metric])
+        except (KeyError, TypeError, ValueError):
+            return None

@@ -26,3 +26,20 @@ def record_events(payload: list[dict]) -> int:
     Safe to run twice: every event carries a ``client_event_id``, and known ids are skipped.
     """
     return write_events([EventRecord.from_json(item) for item in payload])
+
+
+@shared_task(name="recommendations.retrain", acks_late=True, ignore_result=True)
+def retrain(version_id: int | None = None) -> int | None:
+    """Train a model version (the one given, or a new one); returns its id.
+
+    Safe to run twice: a version that is no longer training is left alone, and without an
+    id a new version is created only when no other training holds the lock.
+    """
+    from . import registry
+
+    if version_id is None:
+        version, created = registry.request_training()
+        if not created:
+            return None
+        version_id = version.pk
+    return registry.train_version(version_id).pk

@@ -33,6 +33,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tests that need a worker start a real one on this broker; nothing runs eagerly.
 CELERY_BROKER_URL = os.environ.get("RECOMMENDATIONS_TEST_BROKER", "redis://127.0.0.1:6379/15")
 CELERY_TASK_ALWAYS_EAGER = False
+CELERY_INPROCESS_WORKER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 RECOMMENDATIONS = {

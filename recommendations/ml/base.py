@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any
 
 from ..extras import require
 from .cases import CaseBatch
@@ -27,3 +28,7 @@ class Recommender(ABC):
     @abstractmethod
     def score(self, cases: CaseBatch) -> np.ndarray:
         """float32 [len(cases), n_items + 1]; column 0 (padding) is ignored."""
+
+    def fit_preprocessed(self, train: pd.DataFrame, preprocessor: Any) -> Recommender:
+        """Fit on a frame transformed by ``preprocessor`` (models that use item features override)."""
+        return self.fit(train, int(preprocessor.n_items_))

@@ -81,7 +81,10 @@ def _gather(
 
 
 def _seconds(timestamps: pd.Series) -> np.ndarray:
-    return timestamps.astype("int64").to_numpy() / 1e9 if len(timestamps) else np.zeros(0)
+    """Unix seconds as float64, whatever the resolution of the datetime column."""
+    if not len(timestamps):
+        return np.zeros(0)
+    return timestamps.dt.as_unit("ns").astype("int64").to_numpy() / 1e9
 
 
 def _item_events(frame: pd.DataFrame) -> pd.DataFrame:

@@ -7,6 +7,7 @@ saw while learning is exactly what it sees when it recommends. Everything here i
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from ..extras import require
 from .cases import N_TYPES, CaseBatch
@@ -45,23 +46,19 @@ class ItemFeatures:
         )
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, n_items: int, n_price_buckets: int = 10) -> ItemFeatures:
-        """Each item's most frequent category and its median-price quantile bucket."""
-        items = frame[frame["item_idx"] > 0]
-        category = np.zeros(n_items + 1, dtype=np.int32)
-        codes, uniques = pd.factorize(items["category"].where(items["category"] != ""))
-        known = codes >= 0
-        if known.any():
-            pairs = pd.DataFrame({"item": items["item_idx"].to_numpy()[known], "cat": codes[known] + 1})
-            mode = pairs.groupby(["item", "cat"]).size().reset_index(name="n")
-            mode = mode.sort_values(["item", "n"], ascending=[True, False]).drop_duplicates("item")
-            category[mode["item"].to_numpy()] = mode["cat"].to_numpy()
-        price = items.groupby("item_idx")["price"].median().dropna()
-        bucket = np.zeros(n_items + 1, dtype=np.int8)
-        if len(price):
-            edges = np.quantile(price.to_numpy(), np.linspace(0, 1, n_price_buckets + 1)[1:-1])
-            bucket[price.index.to_numpy()] = np.searchsorted(edges, price.to_numpy(), side="right") + 1
-        return cls(category, bucket, n_categories=len(uniques) + 1, n_price_buckets=n_price_buckets)
+    def from_preprocessor(cls, preprocessor: Any) -> ItemFeatures:
+        """The fitted preprocessor's item vocabulary, so training and serving share one numbering."""
+        return cls(
+            category=np.asarray(preprocessor.item_category_, dtype=np.int32),
+            price_bucket=np.asarray(preprocessor.item_price_bucket_, dtype=np.int8),
+            n_categories=len(preprocessor.category_ids_),
+            n_price_buckets=int(preprocessor.price_buckets),
+        )
+
+    @classmethod
+    def unknown(cls, n_items: int) -> ItemFeatures:
+        """No category or price known for any item (a model fitted on ids alone)."""
+        return cls(np.zeros(n_items + 1, np.int32), np.zeros(n_items + 1, np.int8), n_categories=1, n_price_buckets=1)
 
 
 @dataclass

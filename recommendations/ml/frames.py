@@ -45,12 +45,24 @@ def normalize_frame(frame: pd.DataFrame) -> pd.DataFrame:
     for column in FRAME_COLUMNS:
         if column not in frame:
             frame[column] = np.nan if column in ("price", "quantity") else ""
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    stamps = frame["timestamp"]
+    if pd.api.types.is_numeric_dtype(stamps):  # Unix seconds, as the canonical CSV allows
+        stamps = pd.to_datetime(stamps, unit="s", utc=True)
+    frame["timestamp"] = pd.to_datetime(stamps, utc=True).dt.as_unit("ns")
     for column in ("user", "session", "event", "item", "category", "query"):
-        frame[column] = frame[column].fillna("").astype(str)
+        frame[column] = _as_text(frame[column])
     for column in ("price", "quantity"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     return frame[list(FRAME_COLUMNS)].sort_values("timestamp", kind="stable").reset_index(drop=True)
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """Ids as text: whole floats (7.0, from a column with gaps) read as "7", missing as ""."""
+    if pd.api.types.is_float_dtype(values):
+        finite = values.dropna()
+        if (finite == finite.round()).all():
+            values = values.astype("Int64")
+    return values.astype("string").fillna("").astype(str)
 
 
 def read_events(path: Path | str, format: str = "canonical") -> pd.DataFrame:

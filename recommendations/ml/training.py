@@ -119,7 +119,7 @@ class NextItemRecommender(Recommender):
         started = time.perf_counter()
         keras.utils.set_random_seed(self.random_state)
         self.n_items_ = int(n_items)
-        self.item_features_ = item_features or ItemFeatures.from_frame(train, n_items)
+        self.item_features_ = item_features or ItemFeatures.unknown(n_items)
         self.feature_spec_ = FeatureSpec.fit(
             train, self.item_features_, self.history_length, self.max_categories
         )
@@ -191,6 +191,9 @@ class NextItemRecommender(Recommender):
         self.tower_ = NumpyTower(self.export_weights())
         self.train_seconds_ = time.perf_counter() - started
         return self
+
+    def fit_preprocessed(self, train: pd.DataFrame, preprocessor: Any) -> NextItemRecommender:
+        return self.fit(train, int(preprocessor.n_items_), ItemFeatures.from_preprocessor(preprocessor))
 
     def _xy(self, cases: CaseBatch) -> tuple[dict[str, np.ndarray], np.ndarray]:
         x = self._inputs(cases)

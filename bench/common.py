@@ -1,0 +1,166 @@
+"""What every benchmark suite shares: Django set-up on the bench database, the machine, statistics.
+
+``setup_django()`` points Django at ``bench.settings``, creates the PostgreSQL database
+``recommendations_bench`` if it is missing and migrates it. ``section_header()`` writes the
+lines every section of BENCHMARKS.md starts with: the exact command, the date, the machine and
+the method. The statistics helpers are the medians and percentiles the sections report.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTINGS_MODULE = "bench.settings"
+_STARTED = time.monotonic()
+#: Load average when the benchmarks started (before our own work adds to it).
+START_LOAD = "unknown"
+
+
+def progress(message: str) -> None:
+    """A progress line on stderr (BENCHMARKS.md gets the results, the terminal the story)."""
+    print(f"[bench +{time.monotonic() - _STARTED:5.0f}s] {message}", file=sys.stderr, flush=True)
+
+
+def ensure_database(settings_dict: dict) -> bool:
+    """Create the PostgreSQL database named in ``settings_dict`` if it is missing; True if created."""
+    import psycopg
+    from psycopg import sql
+
+    params = {
+        "dbname": "postgres",
+        "user": settings_dict.get("USER") or "postgres",
+        "host": settings_dict.get("HOST") or "127.0.0.1",
+        "port": settings_dict.get("PORT") or "5432",
+    }
+    if settings_dict.get("PASSWORD"):
+        params["password"] = settings_dict["PASSWORD"]
+    with psycopg.connect(**params, autocommit=True) as conn:
+        name = settings_dict["NAME"]
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            return False
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return True
+
+
+@cache
+def setup_django() -> None:
+    """Django on ``bench.settings``: the bench database created if missing and migrated (once)."""
+    global START_LOAD
+    START_LOAD = load_average()
+    os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS_MODULE
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import django
+    from django.conf import settings
+
+    if ensure_database(settings.DATABASES["default"]):
+        progress(f"created database {settings.DATABASES['default']['NAME']}")
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def postgres_version() -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        return cursor.fetchone()[0].split()[0]
+
+
+def load_average() -> str:
+    """The 1-minute load average, which says how busy the shared machine was."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "unknown"
+
+
+def machine_line() -> str:
+    """``nproc``, CPU model, Python, Django and PostgreSQL versions, and the load, on one line."""
+    import django
+
+    return (
+        f"{cpu_count()} CPU ({cpu_model()}), Python {platform.python_version()}, "
+        f"Django {django.get_version()}, PostgreSQL {postgres_version()}; "
+        f"1-min load average {START_LOAD} at start, {load_average()} at the end"
+    )
+
+
+def command_line() -> str:
+    """The command that is running, as typed from the repository root."""
+    python = Path(sys.executable)
+    try:
+        shown = str(python.relative_to(ROOT))
+    except ValueError:
+        shown = str(python)
+    return shlex.join([shown, "-m", "bench", *sys.argv[1:]])
+
+
+def section_header(title: str, method: str, *, quick: bool) -> str:
+    """The first lines of a section: title, command, date, machine, method."""
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"## {title}", ""]
+    if quick:
+        lines += ["> **Quick smoke run** (`--quick`): sizes shrunk, figures not representative.", ""]
+    lines += [
+        f"- Command: `{command_line()}`",
+        f"- Date: {now}",
+        f"- Machine: {machine_line()}",
+        f"- Method: {method}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """The ``pct``-th percentile (0-100), linear interpolation between closest ranks."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("no values")
+    if len(ordered) == 1:
+        return ordered[0]
+    position = (len(ordered) - 1) * pct / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table; the first column is left-aligned, the others right-aligned."""
+    align = [":---"] + ["---:"] * (len(headers) - 1)
+    out = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
+    out += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(out)

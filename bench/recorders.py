@@ -1,0 +1,14 @@
+"""Recorders used only by the benchmarks (imported by Django once the apps are ready)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from recommendations.recorders import BaseRecorder, EventRecord
+
+
+class NullRecorder(BaseRecorder):
+    """Discards every event: what the middleware costs without storing anything."""
+
+    def record(self, records: Sequence[EventRecord]) -> None:
+        return None

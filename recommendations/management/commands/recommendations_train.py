@@ -1,0 +1,60 @@
+"""``manage.py recommendations_train``: train, evaluate and maybe activate a model version
+here and now, for shops without Celery (cron) and for operators."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from recommendations import registry
+from recommendations.extras import MissingExtra
+
+
+class _StdoutHandler(logging.Handler):
+    def __init__(self, write: Any) -> None:
+        super().__init__(logging.INFO)
+        self.write = write
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.write(f"  {record.getMessage()}")
+
+
+class Command(BaseCommand):
+    help = "Train a model version on the stored events, evaluate it on the latest part, activate it if better."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--epochs", type=int, help="override the MODEL setting's epochs for this run")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        params = {}
+        if options["epochs"] is not None:
+            if options["epochs"] < 1:
+                raise CommandError("--epochs must be at least 1")
+            params["epochs"] = options["epochs"]
+        try:
+            from recommendations.ml import training  # noqa: F401  (fails early without the ml extra)
+        except MissingExtra as exc:
+            raise CommandError(str(exc)) from exc
+        from recommendations.conf import app_settings
+
+        version, created = registry.request_training({**app_settings.MODEL, **params})
+        if not created:
+            raise CommandError(f"Version {version.pk} is already training; try again when it has finished.")
+        self.stdout.write(f"Training version {version.pk} ...")
+        handler = _StdoutHandler(self.stdout.write)
+        loggers = [logging.getLogger("recommendations.ml.training"), logging.getLogger("recommendations.registry")]
+        levels = [logger.level for logger in loggers]
+        for logger in loggers:
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
+        try:
+            version = registry.train_version(version.pk)
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.removeHandler(handler)
+                logger.setLevel(level)
+        if version.status == version.Status.FAILED:
+            raise CommandError(f"Version {version.pk} failed: {version.error}")
+        self.stdout.write(self.style.SUCCESS(f"Version {version.pk} is {version.status}. {version.promotion_note}"))

@@ -1,0 +1,290 @@
+"""Evaluation: every recommender on the same next-item cases from later data, side by side.
+
+The last step before artifacts in the data flow: a time-split event log goes through
+``preprocessing`` (fitted on the training side only), ``cases.evaluation_cases`` turns the
+later sessions into prefixes with a next item, each model (``baselines`` and the learned
+``training.NextItemRecommender``) is fitted on the training frame and scores every item for
+every case, and ``evaluate`` reduces the top-k lists to HR, MRR, NDCG, coverage and novelty
+in two variants: ``all`` (every next item) and ``new`` (next items not yet in the session,
+with the session's items removed from every list). The ``recommendations_evaluate``
+command and the retraining job read the same JSON-safe result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from ..extras import require
+from .base import Recommender
+from .baselines import BASELINES
+from .cases import CaseBatch, evaluation_cases
+
+np = require("ml", "numpy")
+pd = require("ml", "pandas")
+
+VARIANTS = ("all", "new")
+MODEL_NAME = "mlp_attention"
+METRICS = ("hr", "mrr", "ndcg", "coverage", "novelty")
+MAX_CHUNK_CELLS = 1 << 26
+
+Progress = Callable[[str], None]
+
+
+def model_class() -> type[Recommender]:
+    """The learned model's class; raises ``ImportError`` when it (or Keras) is unavailable."""
+    from .training import NextItemRecommender
+
+    return NextItemRecommender
+
+
+def build_models(
+    names: Iterable[str] | None = None,
+    model_params: Mapping[str, Mapping[str, Any]] | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Recommender]:
+    """Instances by name; ``None`` means every baseline plus the model when it can be imported.
+
+    ``model_params`` maps a model name to its constructor keywords. An unknown name, or the
+    model asked for by name when it cannot be imported, raises ``ValueError``.
+    """
+    model_params = model_params or {}
+    if names is None:
+        names = list(BASELINES)
+        try:
+            model_class()
+            names.append(MODEL_NAME)
+        except ImportError as exc:
+            if progress:
+                progress(f"{MODEL_NAME} skipped: {exc}")
+    models = {}
+    for name in names:
+        if name in BASELINES:
+            cls = BASELINES[name]
+        elif name == MODEL_NAME:
+            try:
+                cls = model_class()
+            except ImportError as exc:
+                raise ValueError(f"model {MODEL_NAME!r} is not available: {exc}") from exc
+        else:
+            known = ", ".join([*BASELINES, MODEL_NAME])
+            raise ValueError(f"unknown model {name!r}; expected one of {known}")
+        models[name] = cls(**dict(model_params.get(name, {})))
+    unknown = set(model_params) - set(models)
+    if unknown:
+        raise ValueError(f"parameters given for models that are not run: {', '.join(sorted(unknown))}")
+    return models
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(items, scores) [n, k], best first, with ``argpartition`` then a sort of only k columns."""
+    k = min(k, scores.shape[1])
+    part = np.argpartition(scores, scores.shape[1] - k, axis=1)[:, -k:]  # no negated copy
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_scores, order, axis=1)
+
+
+class _Tally:
+    """Running sums of one model in one variant, so chunks never need to be kept."""
+
+    def __init__(self, n_items: int, k: int, surprise: np.ndarray) -> None:
+        self.k, self.surprise = k, surprise
+        self.n = 0
+        self.hits = self.reciprocal = self.gain = self.novelty = 0.0
+        self.recommended = 0
+        self.seen = np.zeros(n_items + 1, dtype=bool)
+
+    def add(self, scores: np.ndarray, targets: np.ndarray) -> None:
+        items, item_scores = top_k(scores, self.k)
+        valid = np.isfinite(item_scores)  # masked items and padding are never recommended
+        match = (items == targets[:, None]) & valid
+        hit = match.any(axis=1)
+        rank = match.argmax(axis=1)[hit] + 1.0
+        self.n += len(targets)
+        self.hits += float(hit.sum())
+        self.reciprocal += float((1.0 / rank).sum())
+        self.gain += float((1.0 / np.log2(rank + 1.0)).sum())
+        self.novelty += float(self.surprise[items[valid]].sum())
+        self.recommended += int(valid.sum())
+        self.seen[items[valid]] = True
+
+    def metrics(self, n_items: int) -> dict[str, float | None]:
+        k = self.k
+        if self.n == 0:
+            return {f"{name}@{k}": None for name in METRICS}
+        return {
+            f"hr@{k}": self.hits / self.n,
+            f"mrr@{k}": self.reciprocal / self.n,
+            f"ndcg@{k}": self.gain / self.n,
+            f"coverage@{k}": float(self.seen[1:].sum()) / max(n_items, 1),
+            f"novelty@{k}": self.novelty / self.recommended if self.recommended else None,
+        }
+
+
+def evaluate(
+    models: Mapping[str, Recommender],
+    cases: CaseBatch,
+    *,
+    k: int = 20,
+    item_popularity: np.ndarray,
+    n_items: int,
+    train_seconds: Mapping[str, float] | None = None,
+    batch_size: int = 2048,
+) -> dict[str, Any]:
+    """Metrics of fitted models on ``cases``, in both variants, scoring each chunk once.
+
+    ``all``: every case, lists as the model ranks them. ``new``: only cases whose target is
+    not yet in the session, and each list first loses the session's items. HR/MRR/NDCG
+    treat the target as the one relevant item (NDCG = 1/log2(rank + 1)); coverage is the
+    share of the catalogue recommended at least once; novelty is the mean ``-log2`` of the
+    recommended items' training popularity share, smoothed by +1 per item. The arrays
+    ``score`` returns are masked in place, so a model must return a fresh array each call.
+    """
+    if k < 1:
+        raise ValueError("k must be at least 1")
+    popularity = np.asarray(item_popularity, dtype=np.float64)[: n_items + 1].copy()
+    popularity = np.pad(popularity, (0, n_items + 1 - len(popularity)))
+    popularity[0] = 0.0
+    surprise = -np.log2((popularity + 1.0) / (popularity[1:].sum() + n_items))
+    train_seconds = train_seconds or {}
+    result: dict[str, Any] = {variant: {"n_cases": 0, "models": {}} for variant in VARIANTS}
+    result["all"]["n_cases"] = len(cases)
+    result["new"]["n_cases"] = int(np.asarray(cases.is_new, dtype=bool).sum())
+    # Scores are [rows, n_items + 1] float32: keep a chunk near 256 MB on big catalogues.
+    batch_size = max(1, min(batch_size, MAX_CHUNK_CELLS // (n_items + 1)))
+    for name, model in models.items():
+        tallies = {variant: _Tally(n_items, k, surprise) for variant in VARIANTS}
+        for start in range(0, len(cases), batch_size):
+            chunk = cases.take(slice(start, start + batch_size))
+            scores = np.asarray(model.score(chunk), dtype=np.float32)
+            if scores.shape != (len(chunk), n_items + 1):
+                raise ValueError(
+                    f"{name}.score returned shape {scores.shape}, expected {(len(chunk), n_items + 1)}"
+                )
+            if not scores.flags.writeable:
+                scores = scores.copy()
+            scores[np.isnan(scores)] = -np.inf
+            scores[:, 0] = -np.inf
+            tallies["all"].add(scores, chunk.targets)
+            new = np.flatnonzero(chunk.is_new)
+            if len(new):
+                fresh = scores[new]  # a copy: the mask below does not leak into "all"
+                items = chunk.items[new]
+                session = chunk.in_session[new] & (items > 0)
+                fresh[np.nonzero(session)[0], items[session]] = -np.inf
+                tallies["new"].add(fresh, chunk.targets[new])
+        for variant in VARIANTS:
+            metrics = tallies[variant].metrics(n_items)
+            seconds = train_seconds.get(name)
+            metrics["train_seconds"] = None if seconds is None else float(seconds)
+            result[variant]["models"][name] = metrics
+    return result
+
+
+def run_evaluation(
+    train_frame: pd.DataFrame,
+    test_frame: pd.DataFrame,
+    *,
+    k: int = 20,
+    models: Iterable[str | Recommender] | Mapping[str, Recommender] | None = None,
+    preprocessor_params: Mapping[str, Any] | None = None,
+    model_params: Mapping[str, Mapping[str, Any]] | None = None,
+    max_history: int = 50,
+    progress: Progress | None = None,
+    preprocessor: Any = None,
+) -> dict[str, Any]:
+    """Fit on ``train_frame``, evaluate on ``test_frame`` (canonical frames, split by time).
+
+    ``models``: names, unfitted ``Recommender`` instances, or a name -> instance mapping;
+    ``None`` runs every baseline and the learned model when it can be imported. Pass an
+    unfitted ``preprocessor`` to keep it (fitted here) for the model's files.
+    """
+    from .preprocessing import Preprocessor
+
+    def say(message: str) -> None:
+        if progress:
+            progress(message)
+
+    if k < 1:
+        raise ValueError("k must be at least 1")
+    if isinstance(models, Mapping):
+        instances = dict(models)
+    elif models is None:
+        instances = build_models(None, model_params, say)
+    else:
+        models = list(models)
+        named = build_models([m for m in models if isinstance(m, str)], model_params, say)
+        instances = {}
+        for model in models:
+            if isinstance(model, str):
+                instances[model] = named[model]
+            else:
+                instances[model.name] = model
+
+    say(f"Preprocessing {len(train_frame):,} training and {len(test_frame):,} test events ...")
+    if preprocessor is None:
+        preprocessor = Preprocessor(**dict(preprocessor_params or {}))
+    preprocessor.fit(train_frame)
+    train = preprocessor.transform(train_frame)
+    test = preprocessor.transform(test_frame)
+    n_items = int(preprocessor.n_items_)
+    built = evaluation_cases(train, test, max_history=max_history)
+    cases = built.cases
+    say(
+        f"{n_items:,} items; {len(cases):,} cases from {built.n_sessions:,} test sessions "
+        f"({built.n_skipped:,} next items unknown in training skipped)"
+    )
+
+    seconds: dict[str, float] = {}
+    for name, model in instances.items():
+        say(f"Fitting {name} ...")
+        started = time.perf_counter()
+        model.fit_preprocessed(train, preprocessor)
+        seconds[name] = time.perf_counter() - started
+        say(f"Fitted {name} in {seconds[name]:.1f} s")
+    say("Scoring ...")
+    variants = evaluate(
+        instances,
+        cases,
+        k=k,
+        item_popularity=preprocessor.item_popularity_,
+        n_items=n_items,
+        train_seconds=seconds,
+    )
+    return {
+        "n_cases": len(cases),
+        "n_skipped": int(built.n_skipped),
+        "n_sessions": int(built.n_sessions),
+        "k": int(k),
+        "variants": variants,
+    }
+
+
+def _cell(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def format_table(result: Mapping[str, Any]) -> str:
+    """A fixed-width table per variant, best MRR first and marked with ``*``."""
+    k = result["k"]
+    columns = [f"hr@{k}", f"mrr@{k}", f"ndcg@{k}", f"coverage@{k}", f"novelty@{k}", "train_seconds"]
+    lines = [
+        f"{result['n_cases']:,} cases from {result['n_sessions']:,} test sessions, "
+        f"{result['n_skipped']:,} skipped (next item unknown in training)"
+    ]
+    for variant, data in result["variants"].items():
+        models = data["models"]
+        mrr = f"mrr@{k}"
+        ranked = sorted(models, key=lambda name: -(models[name][mrr] or -1.0))
+        width = max([len("model"), *(len(name) for name in models)]) + 2
+        lines += ["", f"[{variant}] {data['n_cases']:,} cases"]
+        lines.append("  " + "model".ljust(width) + "".join(c.rjust(14) for c in columns))
+        for position, name in enumerate(ranked):
+            row = models[name]
+            best = position == 0 and row[mrr] is not None
+            cells = [_cell(row[c]) for c in columns[:4]]
+            cells += [_cell(row[columns[4]], 2), _cell(row["train_seconds"], 1)]
+            lines.append(("* " if best else "  ") + name.ljust(width) + "".join(c.rjust(14) for c in cells))
+    return "\n".join(lines)

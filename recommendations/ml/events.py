@@ -1,0 +1,96 @@
+"""Stored events as a DataFrame: the one place where ``ml`` reads the database.
+
+``Event`` rows (written by the recorders) become the canonical events frame of
+``frames`` here, so everything after this module (preprocessing, training, evaluation)
+is plain pandas and numpy and runs the same on a file, a test frame or the live table.
+Rows are streamed in chunks, so a large table never sits in memory as model instances.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from itertools import islice
+
+from django.db.models import QuerySet
+
+from ..extras import require
+from ..models import Event
+from .frames import FRAME_COLUMNS, normalize_frame
+
+pd = require("ml", "pandas")
+np = require("ml", "numpy")
+
+_FIELDS = (
+    "timestamp",
+    "user_id",
+    "external_user_id",
+    "session_key",
+    "event_type",
+    "item_id",
+    "category_id",
+    "price",
+    "quantity",
+    "query",
+)
+
+
+def _as_float(values: tuple) -> np.ndarray:
+    return np.array([np.nan if value is None else float(value) for value in values], dtype=np.float64)
+
+
+def _as_datetime(values: tuple) -> pd.DatetimeIndex:
+    try:
+        return pd.DatetimeIndex(values)  # Django gives UTC datetimes: the fast path
+    except (TypeError, ValueError):
+        return pd.to_datetime(list(values), utc=True)  # mixed offsets or naive values (USE_TZ=False)
+
+
+def _chunk_frame(rows: list[tuple]) -> pd.DataFrame:
+    """One chunk of ``values_list`` rows as canonical columns (Decimal and None handled here)."""
+    (timestamp, user_id, external, session, event, item, category, price, quantity, query) = zip(
+        *rows, strict=True
+    )
+    user = [
+        external_id if uid is None else str(uid) for uid, external_id in zip(user_id, external, strict=True)
+    ]
+    return pd.DataFrame(
+        {
+            "timestamp": _as_datetime(timestamp),
+            "user": user,
+            "session": list(session),
+            "event": list(event),
+            "item": list(item),
+            "category": list(category),
+            "price": _as_float(price),
+            "quantity": _as_float(quantity),
+            "query": list(query),
+        },
+        columns=list(FRAME_COLUMNS),
+    )
+
+
+def events_frame(
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    queryset: QuerySet[Event] | None = None,
+    *,
+    chunk_size: int = 20_000,
+) -> pd.DataFrame:
+    """Events with ``since <= timestamp < until`` as the canonical frame, oldest first.
+
+    ``queryset`` narrows the rows further (a shop, a source); the default is every event.
+    A signed-in user is ``str(user_id)``; an imported log's user is its external id.
+    """
+    events = Event.objects.all() if queryset is None else queryset
+    if since is not None:
+        events = events.filter(timestamp__gte=since)
+    if until is not None:
+        events = events.filter(timestamp__lt=until)
+    # Primary-key order: cheap on the index, and ties in time keep their insertion order.
+    rows = events.order_by("pk").values_list(*_FIELDS).iterator(chunk_size=chunk_size)
+    chunks = []
+    while chunk := list(islice(rows, chunk_size)):
+        chunks.append(_chunk_frame(chunk))
+    if not chunks:
+        return normalize_frame(pd.DataFrame(columns=list(FRAME_COLUMNS)))
+    return normalize_frame(pd.concat(chunks, ignore_index=True))
