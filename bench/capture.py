@@ -7,9 +7,13 @@
    round times N requests with the middleware and N without, alternating the order (ABBA),
    after a warm-up; a request is timed until ``client.get`` returns, which includes
    ``response.close()``, where the middleware writes its events: what the web process pays.
-   This runs once with the ``CeleryRecorder`` (a real Celery worker subprocess on Redis
-   stores the events) and once with the ``DatabaseRecorder``; afterwards the stored view
-   events are counted against the tracked requests.
+   Each of four set-ups is its own such comparison: the ``CeleryRecorder`` with a real Celery
+   worker subprocess on Redis storing the events (the production set-up, and the target);
+   the ``CeleryRecorder`` before that worker starts (the page pays only for publishing; the
+   worker stores the backlog once it starts); the ``DatabaseRecorder``; and a no-op recorder
+   (``bench.recorders.NullRecorder``: the middleware's own cost). Afterwards the stored view
+   events are counted against the tracked requests. A last step times one
+   ``recorder.record([event])`` call per recorder in alternating blocks: the hand-off alone.
 2. Ingestion rate. Batches of realistic ``EventRecord`` values (``tracking.build_record``,
    unique ``client_event_id`` values, a mix of views, category views, searches, carts and
    purchases) are written through ``DatabaseRecorder().record`` (``write_events``, bulk),
@@ -110,13 +114,21 @@ def count_events(**filters: Any) -> int:
 
 
 def wait_for_count(expected: int, *, timeout: float = 60.0, interval: float = 0.05, **filters: Any) -> int:
-    """Poll the event count until it reaches ``expected`` (or stops moving until ``timeout``)."""
+    """Poll the event count until it reaches ``expected`` or ``timeout`` passes; returns the count."""
     deadline = time.monotonic() + timeout
     value = count_events(**filters)
     while value < expected and time.monotonic() < deadline:
         time.sleep(interval)
         value = count_events(**filters)
     return value
+
+
+def purge_queue(queue: str) -> int:
+    """Drop the messages waiting on ``queue``; returns how many there were."""
+    from config.celery import app
+
+    with app.connection_for_write() as connection:
+        return connection.default_channel.queue_purge(queue) or 0
 
 
 @contextmanager
@@ -426,6 +438,13 @@ def measure_ingestion(products: Sequence[Any], sizes: Sizes) -> dict[str, list[I
 # --- the section ---------------------------------------------------------------------------
 
 
+def stored_over_sent(runs: Sequence[IngestRun]) -> str:
+    pairs = [(r.stored, r.events) for r in runs]
+    if len(set(pairs)) == 1:
+        return f"{pairs[0][0]:,} / {pairs[0][1]:,} (each of {len(pairs)})"
+    return ", ".join(f"{stored:,} / {sent:,}" for stored, sent in pairs)
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f} ms"
 
@@ -541,7 +560,7 @@ def render(
                 f"**{rate:,.0f}**",
                 f"{min(rates):,.0f} to {max(rates):,.0f}",
                 f"{common.median([a / b for a, b in zip(rates, naive_rates, strict=True)]):.1f}x",
-                " ".join(f"{r.stored}/{r.events}" for r in runs),
+                stored_over_sent(runs),
             ]
         )
     out.append(
@@ -590,7 +609,8 @@ def run(quick: bool) -> str:
     urls = [reverse("shop:product", kwargs={"pk": pk}) for pk in ids[::step][: sizes.products]]
     products = list(Product.objects.active().select_related("category").order_by("pk"))
 
-    queue = f"recommendations-bench-{os.getpid()}"
+    queue = settings.RECOMMENDATIONS["CELERY_QUEUE"]
+    purge_queue(queue)  # left over by an interrupted run, it would skew the counts
     with override_settings(RECOMMENDATIONS={**settings.RECOMMENDATIONS, "CELERY_QUEUE": queue}):
         try:
             # Before the worker starts: the web side of the Celery path alone (Redis keeps the

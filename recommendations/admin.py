@@ -123,9 +123,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
             messages.warning(request, f"Version {version.pk} is already training; it was not started twice.")
             return HttpResponseRedirect(changelist)
         try:
-            from .tasks import retrain
+            from . import tasks
 
-            transaction.on_commit(lambda: retrain.delay(version.pk))
+            transaction.on_commit(lambda: tasks.send(tasks.retrain, version.pk))
         except ImportError as exc:  # the celery extra is missing
             version.delete()
             messages.error(request, f"Cannot queue training: {exc}")

@@ -176,7 +176,13 @@ def check_training(app_configs: Any = None, **kwargs: Any) -> list:
             )
         )
     variant, _, metric = str(app_settings.PROMOTION_METRIC).partition(":")
-    if variant not in ("all", "new") or metric.split("@")[0] not in ("hr", "mrr", "ndcg", "coverage", "novelty"):
+    if variant not in ("all", "new") or metric.split("@")[0] not in (
+        "hr",
+        "mrr",
+        "ndcg",
+        "coverage",
+        "novelty",
+    ):
         errors.append(
             Error(
                 f"RECOMMENDATIONS['PROMOTION_METRIC'] = {app_settings.PROMOTION_METRIC!r} is not a metric.",
@@ -200,5 +206,7 @@ def check_training(app_configs: Any = None, **kwargs: Any) -> list:
             )
         )
     if not 0 <= float(app_settings.HOLDOUT_FRACTION) < 1:
-        errors.append(Error("RECOMMENDATIONS['HOLDOUT_FRACTION'] must be in [0, 1).", id="recommendations.E011"))
+        errors.append(
+            Error("RECOMMENDATIONS['HOLDOUT_FRACTION'] must be in [0, 1).", id="recommendations.E011")
+        )
     return errors

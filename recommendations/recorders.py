@@ -112,9 +112,9 @@ class CeleryRecorder(BaseRecorder):
         from . import extras
 
         extras.require("celery")
-        from .tasks import record_events
+        from . import tasks
 
-        self.task = record_events
+        self.tasks = tasks
 
     def record(self, records: Sequence[EventRecord]) -> None:
         records = list(records)
@@ -122,11 +122,8 @@ class CeleryRecorder(BaseRecorder):
             transaction.on_commit(lambda: self.send(records))
 
     def send(self, records: list[EventRecord]) -> None:
-        options = {"retry": False}
-        if app_settings.CELERY_QUEUE:
-            options["queue"] = app_settings.CELERY_QUEUE
         try:
-            self.task.apply_async(args=[[r.to_json() for r in records]], **options)
+            self.tasks.send(self.tasks.record_events, [r.to_json() for r in records], retry=False)
         except Exception as exc:  # the broker is down or refuses: keep the events anyway
             logger.warning(
                 "Event broker unreachable (%s); writing %d events to the database instead.",

@@ -9,7 +9,15 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import DatabaseError
 
+from .conf import app_settings
 from .recorders import EventRecord, write_events
+
+
+def send(task, *args, **options):
+    """Queue ``task`` on the app's queue (``RECOMMENDATIONS["CELERY_QUEUE"]``, else Celery's default)."""
+    if app_settings.CELERY_QUEUE:
+        options.setdefault("queue", app_settings.CELERY_QUEUE)
+    return task.apply_async(args=list(args), **options)
 
 
 @shared_task(

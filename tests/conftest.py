@@ -60,6 +60,7 @@ def celery_worker(django_db_setup, tmp_path_factory):
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "RECOMMENDATIONS_WORKER_DB_NAME": connection.settings_dict["NAME"],
         "RECOMMENDATIONS_TEST_QUEUE": queue,
+        "DJANGO_MEDIA_ROOT": str(tmp_path_factory.mktemp("worker-media")),
     }
     log_path = tmp_path_factory.mktemp("celery") / "worker.log"
     log = open(log_path, "w")  # noqa: SIM115  (closed in the finally below)

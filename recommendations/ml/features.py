@@ -58,7 +58,9 @@ class ItemFeatures:
     @classmethod
     def unknown(cls, n_items: int) -> ItemFeatures:
         """No category or price known for any item (a model fitted on ids alone)."""
-        return cls(np.zeros(n_items + 1, np.int32), np.zeros(n_items + 1, np.int8), n_categories=1, n_price_buckets=1)
+        return cls(
+            np.zeros(n_items + 1, np.int32), np.zeros(n_items + 1, np.int8), n_categories=1, n_price_buckets=1
+        )
 
 
 @dataclass
@@ -138,3 +140,72 @@ def featurize(cases: CaseBatch, spec: FeatureSpec, item_features: ItemFeatures) 
         axis=1,
     ).astype(np.float32)
     return {"items": items, "types": types, "ages": ages, "context": context}
+
+
+def _top_k(head: np.ndarray, tail: np.ndarray, score: np.ndarray, n_items: int, k: int):
+    """Dense [n_items + 1, k] (items, scores): each head's ``k`` best tails (0-padded)."""
+    items = np.zeros((n_items + 1, k), dtype=np.int32)
+    scores = np.zeros((n_items + 1, k), dtype=np.float32)
+    if len(head) == 0 or k == 0:
+        return items, scores
+    order = np.lexsort((tail, -score, head))  # ties by item id: deterministic
+    head, tail, score = head[order], tail[order], score[order]
+    rank = np.arange(len(head)) - np.searchsorted(head, head, side="left")
+    keep = rank < k
+    items[head[keep], rank[keep]] = tail[keep]
+    scores[head[keep], rank[keep]] = score[keep]
+    return items, scores
+
+
+def cooccurrence_priors(
+    frame: pd.DataFrame, n_items: int, k: int = 50, window: int = 10, steps: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
+    """Item-item neighbours from training sessions, [2, n_items + 1, k] (items, scores).
+
+    Prior 0: cosine of session co-occurrence within ``window`` positions (as ``item_knn``).
+    Prior 1: what follows an item within ``steps`` events in a shopper's timeline, as a
+    share of the item's transitions (order matters for the next item). The model learns
+    how much each prior counts; the arrays travel in its exported weights.
+    """
+    events = frame[(frame["item_idx"].to_numpy() > 0) & (frame["type_idx"].to_numpy() > 0)]
+    events = events.sort_values(["shopper", "session", "timestamp"], kind="stable")
+    size = n_items + 1
+    session = pd.factorize(events["shopper"].astype(str) + "\x1f" + events["session"].astype(str))[0]
+    items = events["item_idx"].to_numpy(np.int64)
+    first = ~pd.DataFrame({"s": session, "i": items}).duplicated().to_numpy()
+    s_session, s_items = session[first], items[first]
+    n_with = np.bincount(s_items, minlength=size).astype(np.float64)
+    pairs = []
+    for distance in range(1, window + 1):
+        same = s_session[distance:] == s_session[:-distance]
+        if not same.any():
+            break
+        pairs += [s_items[:-distance][same] * size + s_items[distance:][same]]
+        pairs += [s_items[distance:][same] * size + s_items[:-distance][same]]
+    codes, co = (
+        np.unique(np.concatenate(pairs), return_counts=True) if pairs else (np.zeros(0, np.int64),) * 2
+    )
+    head, tail = codes // size, codes % size
+    cosine = co / np.sqrt(np.maximum(n_with[head] * n_with[tail], 1.0))
+    result = [_top_k(head, tail, cosine, n_items, k)]
+
+    events = events.sort_values(["shopper", "timestamp"], kind="stable")
+    shopper = pd.factorize(events["shopper"].astype(str))[0]
+    items = events["item_idx"].to_numpy(np.int64)
+    change = np.r_[True, (items[1:] != items[:-1]) | (shopper[1:] != shopper[:-1])]
+    shopper, items = shopper[change], items[change]
+    codes_list, weights = [], []
+    for distance in range(1, steps + 1):
+        same = shopper[distance:] == shopper[:-distance]
+        codes_list.append(items[:-distance][same] * size + items[distance:][same])
+        weights.append(np.full(int(same.sum()), 1.0 / distance))
+    codes = np.concatenate(codes_list) if codes_list else np.zeros(0, np.int64)
+    weight = np.concatenate(weights) if weights else np.zeros(0)
+    keep = codes // size != codes % size
+    codes, weight = codes[keep], weight[keep]
+    unique, inverse = np.unique(codes, return_inverse=True)
+    total = np.bincount(inverse, weights=weight, minlength=len(unique))
+    head, tail = unique // size, unique % size
+    out = np.bincount(head, weights=total, minlength=size)
+    result.append(_top_k(head, tail, total / (out[head] + 1.0), n_items, k))
+    return np.stack([r[0] for r in result]), np.stack([r[1] for r in result])

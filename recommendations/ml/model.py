@@ -20,6 +20,11 @@ np = require("ml", "numpy")
 ops = keras.ops
 
 NEG_INF = -1e9
+#: Scalar tables (repeat and prior weights) are stored divided by this: a larger step for them.
+SCALAR_SCALE = 10.0
+#: Starting repeat logit per history event and prior weight, before training moves them.
+REPEAT_INIT = 2.0
+PRIOR_INIT = 5.0
 
 
 @keras.saving.register_keras_serializable(package="recommendations")
@@ -46,6 +51,11 @@ class NextItemModel(keras.Model):
         n_negatives: int = 1024,
         item_log_probability: list[float] | None = None,
         seed: int = 0,
+        history_length: int = 20,
+        repeat: bool = True,
+        n_priors: int = 0,
+        n_neighbours: int = 0,
+        item_bias_init: list[float] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -67,6 +77,11 @@ class NextItemModel(keras.Model):
             else [0.0] + [float(-np.log(max(n_items, 1)))] * self.n_items
         )
         self.seed = int(seed)
+        self.history_length = int(history_length)
+        self.repeat = bool(repeat)
+        self.n_priors = int(n_priors) if n_neighbours else 0
+        self.n_neighbours = int(n_neighbours) if self.n_priors else 0
+        self.item_bias_init_list = None if item_bias_init is None else [float(b) for b in item_bias_init]
 
         init = keras.initializers.RandomNormal(stddev=0.05, seed=seed)
         self.item_embedding = keras.layers.Embedding(
@@ -94,6 +109,10 @@ class NextItemModel(keras.Model):
         ]
         self.dropout = keras.layers.Dropout(dropout, seed=seed)
         self.user_projection = keras.layers.Dense(embedding_dim, name="user_projection")
+        # Per-case offsets of the repeat logit and of each prior's weight ("repeat or explore").
+        self.mix = keras.layers.Dense(
+            1 + self.n_priors, kernel_initializer="zeros", bias_initializer="zeros", name="mix"
+        )
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def build(self, input_shape: Any = None) -> None:
@@ -109,12 +128,39 @@ class NextItemModel(keras.Model):
             shape=(self.n_items + 1,), initializer="zeros", trainable=False, name="item_log_probability"
         )
         self.item_log_probability.assign(np.asarray(self.item_log_probability_list, dtype=np.float32))
+        slots, buckets, positions = self.n_type_slots, self.n_age_buckets, self.history_length
+        # Scalar tables (scaled by SCALAR_SCALE in use, so they move fast enough on small data).
+        self.repeat_type = self.add_weight(shape=(slots,), initializer="zeros", name="repeat_type")
+        self.repeat_age = self.add_weight(shape=(buckets,), initializer="zeros", name="repeat_age")
+        self.repeat_position = self.add_weight(
+            shape=(positions,), initializer="zeros", name="repeat_position"
+        )
+        m, k = self.n_priors, self.n_neighbours
+        self.prior_type = self.add_weight(shape=(m, slots), initializer="zeros", name="prior_type")
+        self.prior_age = self.add_weight(shape=(m, buckets), initializer="zeros", name="prior_age")
+        self.prior_position = self.add_weight(
+            shape=(m, positions), initializer="zeros", name="prior_position"
+        )
+        self.prior_items = self.add_weight(
+            shape=(m, self.n_items + 1, k),
+            dtype="int32",
+            initializer="zeros",
+            trainable=False,
+            name="prior_items",
+        )
+        self.prior_scores = self.add_weight(
+            shape=(m, self.n_items + 1, k), initializer="zeros", trainable=False, name="prior_scores"
+        )
+        self.repeat_type.assign(np.full(slots, REPEAT_INIT / SCALAR_SCALE, np.float32))
+        self.prior_type.assign(np.full((m, slots), PRIOR_INIT / SCALAR_SCALE, np.float32))
         length = input_shape["items"][1] if isinstance(input_shape, dict) else None
         history = (None, length, self.embedding_dim)
         for layer in (
             self.item_embedding, self.item_bias, self.category_embedding, self.type_embedding, self.age_embedding
         ):  # fmt: skip
             layer.build((None, length))
+        if self.item_bias_init_list is not None:  # e.g. log popularity: a sensible model from step one
+            self.item_bias.embeddings.assign(np.asarray(self.item_bias_init_list, np.float32)[:, None])
         self.attention_hidden.build(history)
         self.attention_score.build((None, length, self.attention_units))
         width = 2 * self.embedding_dim + self.context_dim
@@ -122,7 +168,13 @@ class NextItemModel(keras.Model):
             layer.build((None, width))
             width = layer.units
         self.user_projection.build((None, width))
+        self.mix.build((None, width))
         self.built = True
+
+    def set_priors(self, items: np.ndarray, scores: np.ndarray) -> None:
+        """Co-occurrence neighbours [n_priors, n_items + 1, k] computed in numpy at fit time."""
+        self.prior_items.assign(np.asarray(items, np.int32))
+        self.prior_scores.assign(np.asarray(scores, np.float32))
 
     def history_embeddings(self, items: Any, types: Any, ages: Any) -> Any:
         categories = ops.take(self.item_category, items, axis=0)
@@ -133,7 +185,8 @@ class NextItemModel(keras.Model):
             + self.age_embedding(ages)
         )
 
-    def user_vector(self, inputs: dict[str, Any], training: bool = False) -> Any:
+    def tower(self, inputs: dict[str, Any], training: bool = False) -> tuple[Any, Any]:
+        """(user vector [B, D], mix [B, 1 + n_priors])."""
         items = ops.cast(inputs["items"], "int32")
         mask = ops.cast(items > 0, "float32")
         history = self.history_embeddings(
@@ -148,14 +201,61 @@ class NextItemModel(keras.Model):
         hidden = ops.concatenate([pooled, last, ops.cast(inputs["context"], "float32")], axis=-1)
         for layer in self.hidden:
             hidden = self.dropout(layer(hidden), training=training)
-        return self.user_projection(hidden)
+        return self.user_projection(hidden), self.mix(hidden)
+
+    def user_vector(self, inputs: dict[str, Any], training: bool = False) -> Any:
+        return self.tower(inputs, training=training)[0]
+
+    def history_terms(self, inputs: dict[str, Any], mix: Any) -> tuple[Any, Any]:
+        """(items, values) [B, M]: logits added to history items (repeat) and their neighbours (priors).
+
+        An item may occur several times; its values are summed.
+        """
+        items = ops.cast(inputs["items"], "int32")
+        types = ops.cast(inputs["types"], "int32")
+        ages = ops.cast(inputs["ages"], "int32")
+        mask = ops.cast(items > 0, "float32")
+        length = ops.shape(items)[1]
+        positions = ops.arange(self.history_length - length, self.history_length)
+        all_items, all_values = [], []
+        if self.repeat:
+            value = SCALAR_SCALE * (
+                ops.take(self.repeat_type, types)
+                + ops.take(self.repeat_age, ages)
+                + ops.take(self.repeat_position, positions)[None, :]
+            )
+            all_items.append(items)
+            all_values.append((value + mix[:, :1]) * mask)
+        for m in range(self.n_priors):
+            weight = SCALAR_SCALE * (
+                ops.take(self.prior_type[m], types)
+                + ops.take(self.prior_age[m], ages)
+                + ops.take(self.prior_position[m], positions)[None, :]
+            )
+            weight = (weight + mix[:, 1 + m : 2 + m]) * mask
+            neighbours = ops.take(self.prior_items[m], items, axis=0)  # [B, L, k]
+            scores = ops.take(self.prior_scores[m], items, axis=0) * weight[..., None]
+            all_items.append(ops.reshape(neighbours, (-1, length * self.n_neighbours)))
+            all_values.append(ops.reshape(scores, (-1, length * self.n_neighbours)))
+        return ops.concatenate(all_items, axis=1), ops.concatenate(all_values, axis=1)
+
+    def _add_terms(self, logits: Any, columns: Any, values: Any) -> Any:
+        """``logits[b, columns[b, j]] += values[b, j]``, summing duplicates."""
+        rows = ops.broadcast_to(ops.arange(ops.shape(columns)[0])[:, None], ops.shape(columns))
+        indices = ops.stack([ops.reshape(rows, (-1,)), ops.reshape(columns, (-1,))], axis=1)
+        return ops.scatter_update(logits, indices, ops.reshape(values, (-1,)), reduction="add")
 
     def call(self, inputs: dict[str, Any], training: bool = False) -> Any:
-        user = self.user_vector(inputs, training=training)
+        user, mix = self.tower(inputs, training=training)
         table = self.item_embedding.embeddings
         bias = ops.squeeze(self.item_bias.embeddings, axis=-1)
+        extra = self.repeat or self.n_priors
+        if extra:
+            term_items, term_values = self.history_terms(inputs, mix)
         if not self.sampled or "target" not in inputs:
             logits = ops.matmul(user, ops.transpose(table)) + bias
+            if extra:
+                logits = self._add_terms(logits, term_items, term_values)
             padding = ops.cast(ops.arange(self.n_items + 1) == 0, "float32")
             return logits + padding * NEG_INF
         target = ops.cast(inputs["target"], "int32")
@@ -171,6 +271,18 @@ class NextItemModel(keras.Model):
         )
         positive = ops.sum(user * ops.take(table, target, axis=0), axis=-1) + ops.take(bias, target, axis=0)
         positive = positive - ops.take(self.item_log_probability, target, axis=0)
+        if extra:
+            # Each item's first column among the candidates, so duplicates read the same sum.
+            count = ops.shape(candidates)[0]
+            first = ops.segment_max(
+                -ops.arange(count, dtype="int32"), candidates, num_segments=self.n_items + 1
+            )
+            column = ops.clip(-ops.take(first, term_items), 0, count - 1)
+            found = ops.cast(ops.take(candidates, column) == term_items, "float32")
+            dense = self._add_terms(ops.zeros((ops.shape(user)[0], count)), column, term_values * found)
+            own = -ops.take(first, candidates)
+            candidate_logits = candidate_logits + ops.take(dense, own, axis=1)
+            positive = positive + ops.take_along_axis(dense, own[: ops.shape(user)[0], None], axis=1)[:, 0]
         hits = ops.cast(ops.equal(candidates[None, :], target[:, None]), "float32")  # accidental hits
         candidate_logits = candidate_logits + hits * NEG_INF
         return ops.concatenate([positive[:, None], candidate_logits], axis=1)
@@ -192,6 +304,10 @@ class NextItemModel(keras.Model):
             n_negatives=self.n_negatives,
             item_log_probability=self.item_log_probability_list,
             seed=self.seed,
+            history_length=self.history_length,
+            repeat=self.repeat,
+            n_priors=self.n_priors,
+            n_neighbours=self.n_neighbours,
         )
         return config
 
@@ -210,6 +326,16 @@ def export_weights(model: NextItemModel) -> dict[str, np.ndarray]:
         "attention_score_kernel": model.attention_score.kernel,
         "user_projection_kernel": model.user_projection.kernel,
         "user_projection_bias": model.user_projection.bias,
+        "mix_kernel": model.mix.kernel,
+        "mix_bias": model.mix.bias,
+        "repeat_type": model.repeat_type * SCALAR_SCALE * float(model.repeat),
+        "repeat_age": model.repeat_age * SCALAR_SCALE * float(model.repeat),
+        "repeat_position": model.repeat_position * SCALAR_SCALE * float(model.repeat),
+        "prior_type": model.prior_type * SCALAR_SCALE,
+        "prior_age": model.prior_age * SCALAR_SCALE,
+        "prior_position": model.prior_position * SCALAR_SCALE,
+        "prior_items": model.prior_items,
+        "prior_scores": model.prior_scores,
     }
     for i, layer in enumerate(model.hidden):
         arrays[f"hidden_{i}_kernel"] = layer.kernel

@@ -15,7 +15,7 @@ from typing import Any
 from ..extras import require
 from .base import Recommender
 from .cases import CaseBatch, training_cases
-from .features import FeatureSpec, ItemFeatures, featurize
+from .features import FeatureSpec, ItemFeatures, cooccurrence_priors, featurize
 from .tower import NumpyTower
 
 keras = require("ml", "keras")
@@ -81,6 +81,9 @@ class NextItemRecommender(Recommender):
         sampled_softmax_above: int = 20000,
         n_negatives: int = 1024,
         max_categories: int = 32,
+        min_steps_per_epoch: int = 50,
+        repeat: bool = True,
+        n_neighbours: int = 50,
         random_state: int = 0,
         progress: Progress | None = None,
     ) -> None:
@@ -97,6 +100,9 @@ class NextItemRecommender(Recommender):
         self.sampled_softmax_above = sampled_softmax_above
         self.n_negatives = n_negatives
         self.max_categories = max_categories
+        self.min_steps_per_epoch = min_steps_per_epoch
+        self.repeat = repeat
+        self.n_neighbours = n_neighbours
         self.random_state = random_state
         self.progress = progress
 
@@ -104,7 +110,7 @@ class NextItemRecommender(Recommender):
         names = (
             "embedding_dim", "hidden_units", "attention_units", "dropout", "history_length", "epochs",
             "batch_size", "learning_rate", "patience", "validation_fraction", "sampled_softmax_above",
-            "n_negatives", "max_categories", "random_state",
+            "n_negatives", "max_categories", "min_steps_per_epoch", "repeat", "n_neighbours", "random_state",
         )  # fmt: skip
         params = {name: getattr(self, name) for name in names}
         params["hidden_units"] = list(params["hidden_units"])
@@ -137,6 +143,8 @@ class NextItemRecommender(Recommender):
         counts[0] = 0.0
         log_probability = np.log(np.maximum(counts / counts.sum(), 1e-12))
         log_probability[0] = -1e9
+        bias = log_probability - log_probability[1:].mean()
+        bias[0] = 0.0
         self.sampled_ = n_items > self.sampled_softmax_above
         from .model import NextItemModel
 
@@ -155,12 +163,24 @@ class NextItemRecommender(Recommender):
             n_negatives=min(self.n_negatives, n_items),
             item_log_probability=log_probability.tolist(),
             seed=self.random_state,
+            history_length=self.history_length,
+            repeat=self.repeat,
+            n_priors=2 if self.n_neighbours else 0,
+            n_neighbours=self.n_neighbours,
+            item_bias_init=bias.tolist(),
         )
         self.model_.compile(
             optimizer=keras.optimizers.Adam(self.learning_rate),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
         x, y = self._xy(fit_cases)
+        self.model_({name: value[:1] for name, value in x.items()})  # build, then set the priors
+        if self.n_neighbours:
+            self.model_.set_priors(*cooccurrence_priors(train, n_items, k=self.n_neighbours))
+        # Small data: smaller batches, so an epoch still takes enough optimizer steps.
+        self.batch_size_ = int(
+            max(16, min(self.batch_size, -(-len(fit_cases) // max(self.min_steps_per_epoch, 1))))
+        )
         callbacks: list[Any] = [progress := EpochProgress(len(fit_cases), self.progress)]
         validation = None
         if n_val:
@@ -174,7 +194,7 @@ class NextItemRecommender(Recommender):
             x,
             y,
             sample_weight=fit_cases.weights,
-            batch_size=self.batch_size,
+            batch_size=self.batch_size_,
             epochs=self.epochs,
             validation_data=validation,
             callbacks=callbacks,
@@ -212,8 +232,6 @@ class NextItemRecommender(Recommender):
 
     def keras_scores(self, cases: CaseBatch) -> np.ndarray:
         """Scores from the Keras model itself (for the parity test with the numpy tower)."""
-        inputs = self._inputs(cases)
-        user = keras.ops.convert_to_numpy(self.model_.user_vector(inputs))
-        scores = user @ self.tower_.item_table.T + self.tower_.item_bias
+        scores = np.array(keras.ops.convert_to_numpy(self.model_(self._inputs(cases))), dtype=np.float32)
         scores[:, 0] = -np.inf
         return scores

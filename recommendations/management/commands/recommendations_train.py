@@ -22,7 +22,9 @@ class _StdoutHandler(logging.Handler):
 
 
 class Command(BaseCommand):
-    help = "Train a model version on the stored events, evaluate it on the latest part, activate it if better."
+    help = (
+        "Train a model version on the stored events, evaluate it on the latest part, activate it if better."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--epochs", type=int, help="override the MODEL setting's epochs for this run")
@@ -44,7 +46,10 @@ class Command(BaseCommand):
             raise CommandError(f"Version {version.pk} is already training; try again when it has finished.")
         self.stdout.write(f"Training version {version.pk} ...")
         handler = _StdoutHandler(self.stdout.write)
-        loggers = [logging.getLogger("recommendations.ml.training"), logging.getLogger("recommendations.registry")]
+        loggers = [
+            logging.getLogger("recommendations.ml.training"),
+            logging.getLogger("recommendations.registry"),
+        ]
         levels = [logger.level for logger in loggers]
         for logger in loggers:
             logger.addHandler(handler)
@@ -57,4 +62,6 @@ class Command(BaseCommand):
                 logger.setLevel(level)
         if version.status == version.Status.FAILED:
             raise CommandError(f"Version {version.pk} failed: {version.error}")
-        self.stdout.write(self.style.SUCCESS(f"Version {version.pk} is {version.status}. {version.promotion_note}"))
+        self.stdout.write(
+            self.style.SUCCESS(f"Version {version.pk} is {version.status}. {version.promotion_note}")
+        )

@@ -1,0 +1,249 @@
+"""Model versions: train from stored events, promote only when better, lock, fail safely,
+retrain through a real Celery worker, and the admin's retrain button."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from recommendations import artifacts, registry
+from recommendations.models import Event, ModelVersion
+from tests import factories
+from tests.conftest import wait_for
+
+pytest.importorskip("keras", reason="the ml extra is not installed")
+
+Status = ModelVersion.Status
+FAST_MODEL = {"epochs": 2, "embedding_dim": 16, "hidden_units": [32], "attention_units": 8, "batch_size": 64}
+
+
+def planted_events(n_sessions: int = 120, n_items: int = 30) -> None:
+    """Sessions where item i is followed by item i+1, spread over the last few days."""
+    start = timezone.now() - timedelta(days=3)
+    rows = []
+    for s in range(n_sessions):
+        first = s % (n_items - 4) + 1
+        for j in range(4):
+            rows.append(
+                Event(
+                    event_type="view",
+                    item_id=str(first + j),
+                    session_key=f"session-{s}",
+                    category_id=f"cat-{(first + j) % 3}",
+                    timestamp=start + timedelta(minutes=30 * s + j),
+                )
+            )
+    Event.objects.bulk_create(rows)
+
+
+@pytest.fixture
+def learning(settings, tmp_path, recorder_settings):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    recorder_settings(MODEL=FAST_MODEL, KEEP_VERSIONS=3, HOLDOUT_FRACTION=0.2)
+
+
+@pytest.mark.django_db
+def test_train_version_produces_an_active_version_with_files_and_metrics(learning):
+    planted_events()
+    version, created = registry.request_training()
+    assert created and version.status == Status.TRAINING
+    version = registry.train_version(version.pk)
+    assert version.status == Status.ACTIVE, version.error
+    assert version.running is None
+    assert set(version.metrics["variants"]) == {"all", "new"}
+    models = version.metrics["variants"]["all"]["models"]
+    assert {"mlp_attention", "popular", "recent_popular", "session_recency", "item_knn", "ease"} <= set(
+        models
+    )
+    assert version.metric("new:mrr@20") is not None
+    assert len(version.history) >= 1 and "val_loss" in version.history[0]
+    assert version.event_count == 480 and 20 <= version.n_items <= 30  # items seen before the holdout
+    assert version.data_start < version.holdout_start < version.data_end
+    bundle = artifacts.load_bundle(version.artifact_path, with_keras=True)
+    assert bundle.vocabulary["preprocessor"]["item_ids"]
+    assert bundle.weights["item_embedding"].shape == (version.n_items + 1, 16)
+    assert bundle.keras_model is not None
+    assert "Activated" in version.promotion_note
+
+
+@pytest.mark.django_db
+def test_a_worse_version_stays_ready_and_says_why(learning):
+    planted_events()
+    first = registry.train_version(registry.request_training()[0].pk)
+    ModelVersion.objects.filter(pk=first.pk).update(
+        metrics={**first.metrics, "variants": {"new": {"models": {"mlp_attention": {"mrr@20": 2.0}}}}}
+    )
+    second = registry.train_version(registry.request_training()[0].pk)
+    assert second.status == Status.READY
+    assert "Kept ready" in second.promotion_note and f"v{first.pk}" in second.promotion_note
+    assert registry.active_version().pk == first.pk
+    registry.activate(second)  # a manual activation (or rollback) still works
+    assert registry.active_version().pk == second.pk
+    first.refresh_from_db()
+    assert first.status == Status.RETIRED
+    registry.activate(first)  # roll back
+    assert registry.active_version().pk == first.pk
+
+
+@pytest.mark.django_db
+def test_a_failing_training_leaves_the_active_version_serving(learning, monkeypatch):
+    planted_events()
+    active = registry.train_version(registry.request_training()[0].pk)
+    assert active.status == Status.ACTIVE
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("recommendations.artifacts.save_bundle", broken)
+    failed = registry.train_version(registry.request_training()[0].pk)
+    assert failed.status == Status.FAILED and "disk full" in failed.error
+    assert failed.running is None  # the lock is released
+    assert registry.active_version().pk == active.pk
+
+
+@pytest.mark.django_db
+def test_too_few_events_fail_with_a_clear_message(learning):
+    factories.event()
+    version = registry.train_version(registry.request_training()[0].pk)
+    assert version.status == Status.FAILED and "only 1 events" in version.error
+
+
+@pytest.mark.django_db
+def test_two_requests_train_once_and_a_stale_lock_is_released(learning, recorder_settings):
+    first, created = registry.request_training()
+    again, created_again = registry.request_training()
+    assert created and not created_again and again.pk == first.pk
+    assert ModelVersion.objects.count() == 1
+    recorder_settings(TRAINING_TIMEOUT=60)
+    ModelVersion.objects.filter(pk=first.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+    fresh, created = registry.request_training()
+    assert created and fresh.pk != first.pk
+    first.refresh_from_db()
+    assert first.status == Status.FAILED and "No sign of life" in first.error
+
+
+@pytest.mark.django_db
+def test_training_the_same_version_twice_is_harmless(learning):
+    planted_events()
+    version = registry.train_version(registry.request_training()[0].pk)
+    again = registry.train_version(version.pk)
+    assert again.status == version.status and again.artifact_path == version.artifact_path
+
+
+@pytest.mark.django_db
+def test_old_versions_are_deleted_with_their_files(learning):
+    storage = artifacts.get_storage()
+    folders = []
+    for i in range(5):
+        version = ModelVersion.objects.create(status=Status.READY, running=None)
+        folder, _ = artifacts.save_bundle(
+            version.pk, artifacts.Bundle(weights={"w": __import__("numpy").ones(2)}, vocabulary={"i": i})
+        )
+        ModelVersion.objects.filter(pk=version.pk).update(artifact_path=folder)
+        folders.append(folder)
+    assert registry.delete_old_versions() == 2
+    assert ModelVersion.objects.count() == 3
+    assert not storage.exists(f"{folders[0]}/manifest.json")
+    assert storage.exists(f"{folders[-1]}/manifest.json")
+
+
+@pytest.mark.django_db
+def test_corrupt_or_incomplete_files_are_refused(learning):
+    import numpy as np
+
+    storage = artifacts.get_storage()
+    folder, _ = artifacts.save_bundle(1, artifacts.Bundle(weights={"w": np.ones(3)}, vocabulary={"a": 1}))
+    assert artifacts.load_bundle(folder).vocabulary == {"a": 1}
+    storage.delete(f"{folder}/vocabulary.json")
+    storage.save(
+        f"{folder}/vocabulary.json",
+        __import__("django.core.files.base", fromlist=["ContentFile"]).ContentFile(b'{"a": 2}'),
+    )
+    with pytest.raises(artifacts.ArtifactError, match="checksum"):
+        artifacts.load_bundle(folder)
+    storage.delete(f"{folder}/manifest.json")
+    with pytest.raises(artifacts.ArtifactError, match="manifest"):
+        artifacts.load_bundle(folder)
+
+
+@pytest.mark.django_db
+def test_train_command(learning, capsys):
+    from django.core.management import CommandError, call_command
+
+    planted_events()
+    call_command("recommendations_train", "--epochs", "1")
+    out = capsys.readouterr().out
+    assert "Training version" in out and "is active" in out
+    with pytest.raises(CommandError, match="at least 1"):
+        call_command("recommendations_train", "--epochs", "0")
+
+
+# --- Celery and the admin -------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_retrain_through_a_real_celery_worker(celery_worker, learning, recorder_settings):
+    """The admin's button queues the task; a real worker on Redis trains and activates."""
+    recorder_settings(CELERY_QUEUE=celery_worker["queue"])
+    planted_events()
+    staff = factories.user("boss", is_staff=True, is_superuser=True)
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(staff)
+    page = client.get(reverse("admin:recommendations_modelversion_changelist"))
+    token = page.context["csrf_token"]
+    response = client.post(
+        reverse("admin:recommendations_modelversion_retrain"), {"csrfmiddlewaretoken": str(token)}
+    )
+    assert response.status_code == 302
+    version = ModelVersion.objects.get()
+    done = wait_for(
+        lambda: ModelVersion.objects.filter(pk=version.pk, running=None).exists(), timeout=240, interval=1
+    )
+    version.refresh_from_db()
+    assert done, version.progress
+    assert version.status == Status.ACTIVE, version.error
+
+
+@pytest.mark.django_db
+def test_retrain_button_needs_staff_and_csrf(client, django_capture_on_commit_callbacks, monkeypatch):
+    queued = []
+    monkeypatch.setattr("recommendations.tasks.send", lambda task, pk: queued.append(pk))
+    url = reverse("admin:recommendations_modelversion_retrain")
+
+    client.force_login(factories.user("shopper"))
+    assert client.post(url).status_code == 302 and not ModelVersion.objects.exists()  # to the admin login
+
+    staff = factories.user("staff", is_staff=True, is_superuser=True)
+    csrf_client = __import__("django.test", fromlist=["Client"]).Client(enforce_csrf_checks=True)
+    csrf_client.force_login(staff)
+    assert csrf_client.post(url).status_code == 403  # no CSRF token
+    assert csrf_client.get(url).status_code == 405  # POST only
+    assert not ModelVersion.objects.exists()
+
+    client.force_login(staff)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, follow=True)
+    version = ModelVersion.objects.get()
+    assert queued == [version.pk]
+    assert b"was queued" in response.content
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, follow=True)
+    assert b"already training" in response.content and ModelVersion.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_version_page_shows_charts_and_activate_action(learning, admin_client):
+    planted_events()
+    version = registry.train_version(registry.request_training()[0].pk)
+    page = admin_client.get(reverse("admin:recommendations_modelversion_change", args=[version.pk]))
+    assert page.status_code == 200
+    assert (
+        b"<svg" in page.content and b"Loss per epoch" in page.content and b"Holdout metrics" in page.content
+    )
+    listing = admin_client.get(reverse("admin:recommendations_modelversion_changelist"))
+    assert b"Retrain now" in listing.content and b"new:mrr@20" in listing.content
