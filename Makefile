@@ -37,7 +37,7 @@ test-postgres: install
 	RECOMMENDATIONS_TEST_DB=postgres $(PY) -m pytest
 
 test-sqlite: install
-	RECOMMENDATIONS_TEST_DB=sqlite $(PY) -m pytest
+	RECOMMENDATIONS_TEST_DB=sqlite $(PY) -m pytest -m "not no_db"
 
 test: lint test-postgres test-sqlite
 

@@ -63,8 +63,13 @@ DEFAULTS: dict[str, Any] = {
     "BULK_BATCH_SIZE": 1000,
     # Name of the Celery queue that receives events from the CeleryRecorder.
     "CELERY_QUEUE": None,
-    # Seconds a page may wait for the broker before the events go to the database instead.
-    "BROKER_TIMEOUT": 1.0,
+    # Events of all requests of a process are written together by a background thread every
+    # FLUSH_INTERVAL seconds, or as soon as FLUSH_SIZE are waiting; 0 writes each request's
+    # events at the end of that request. At most MAX_PENDING_EVENTS wait in memory (while the
+    # database is down, say); more are dropped and logged.
+    "FLUSH_INTERVAL": 0.5,
+    "FLUSH_SIZE": 500,
+    "MAX_PENDING_EVENTS": 100_000,
     # Most events a single request may buffer; more are dropped (and logged) to protect
     # the page from a runaway loop.
     "MAX_EVENTS_PER_REQUEST": 200,
@@ -78,7 +83,7 @@ DEFAULTS: dict[str, Any] = {
     "MODEL": {},
     # Cleaning and normalization parameters, passed to recommendations.ml.preprocessing.Preprocessor.
     "PREPROCESSING": {},
-    # Days of events a retrain reads (None: all of them).
+    # Days of events a retrain reads, counted back from the newest event (None: all of them).
     "TRAINING_WINDOW_DAYS": 180,
     # The latest part of the window, by time, kept back to evaluate each new model against
     # the baselines; the model never trains on it.

@@ -7,16 +7,20 @@ inserts rows; every recorder ends there, in this process or in a Celery worker.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import logging
+import os
+import threading
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
+from typing import Any
 
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.utils.dateparse import parse_datetime
 
 from .conf import app_settings
@@ -43,8 +47,12 @@ class EventRecord:
     source: str = ""
     client_event_id: str | None = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
 
+    def values(self) -> dict:
+        """Field -> value, without the deep copy of ``dataclasses.asdict`` (the bulk path's hot spot)."""
+        return {name: getattr(self, name) for name in FIELD_NAMES}
+
     def to_json(self) -> dict:
-        data = dataclasses.asdict(self)
+        data = self.values()
         data["timestamp"] = self.timestamp.isoformat()
         data["price"] = None if self.price is None else str(self.price)
         return data
@@ -62,9 +70,12 @@ class EventRecord:
         return cls(**values)
 
     def to_model(self, user_id: int | None = None) -> Event:
-        values = dataclasses.asdict(self)
+        values = self.values()
         values["user_id"] = self.user_id if self.user_id is not None else user_id
         return Event(**values)
+
+
+FIELD_NAMES = tuple(field.name for field in dataclasses.fields(EventRecord))
 
 
 def write_events(records: Sequence[EventRecord]) -> int:
@@ -81,32 +92,168 @@ def write_events(records: Sequence[EventRecord]) -> int:
         if anonymous_keys
         else {}
     )
-    rows = [record.to_model(linked.get(record.session_key)) for record in records]
-    Event.objects.bulk_create(rows, batch_size=app_settings.BULK_BATCH_SIZE, ignore_conflicts=True)
-    return len(rows)
+    connection = connections[router.db_for_write(Event)]
+    if connection.vendor == "postgresql":
+        _insert_with_unnest(connection, records, linked)
+    else:
+        rows = [record.to_model(linked.get(record.session_key)) for record in records]
+        Event.objects.bulk_create(rows, batch_size=app_settings.BULK_BATCH_SIZE, ignore_conflicts=True)
+    return len(records)
+
+
+#: Columns of the PostgreSQL fast path and their array types.
+UNNEST_COLUMNS = (
+    ("timestamp", "timestamptz"), ("event_type", "text"), ("user_id", "bigint"), ("session_key", "text"),
+    ("external_user_id", "text"), ("item_id", "text"), ("category_id", "text"), ("query", "text"),
+    ("result_count", "integer"), ("price", "numeric"), ("quantity", "integer"), ("source", "text"),
+    ("client_event_id", "text"),
+)  # fmt: skip
+
+
+def _insert_with_unnest(connection: Any, records: Sequence[EventRecord], linked: dict[str, int]) -> None:
+    """One ``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING`` per batch.
+
+    Same rows as ``bulk_create(ignore_conflicts=True)``, without building a model instance
+    and preparing every field of every row in Python: several times the rate on PostgreSQL.
+    """
+    table = connection.ops.quote_name(Event._meta.db_table)
+    names = ", ".join(connection.ops.quote_name(name) for name, _ in UNNEST_COLUMNS)
+    arrays = ", ".join(f"%s::{kind}[]" for _, kind in UNNEST_COLUMNS)
+    sql = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING"  # noqa: S608
+    size = app_settings.BULK_BATCH_SIZE
+    with connection.cursor() as cursor:
+        for start in range(0, len(records), size):
+            chunk = records[start : start + size]
+            columns: list[list[Any]] = [[] for _ in UNNEST_COLUMNS]
+            for record in chunk:
+                values = record.values()
+                if values["user_id"] is None:
+                    values["user_id"] = linked.get(record.session_key)
+                for column, (name, _) in zip(columns, UNNEST_COLUMNS, strict=True):
+                    column.append(values[name])
+            cursor.execute(sql, columns)
+
+
+class Batcher:
+    """Collects the events of every request of this process; a background thread hands them
+    to ``sink`` in bulk, every ``interval`` seconds or as soon as ``size`` are waiting.
+
+    A page then pays for appending to a list, not for an INSERT or a broker round trip, and
+    a worker stores hundreds of events per task instead of one. A failed write is retried
+    at the next tick (up to ``max_pending`` events are held; beyond that they are dropped
+    and counted in ``dropped``). Pending events are written when the process exits.
+    """
+
+    def __init__(
+        self, sink: Callable[[list[EventRecord]], None], interval: float, size: int, max_pending: int
+    ) -> None:
+        self.sink, self.interval, self.size, self.max_pending = sink, interval, size, max_pending
+        self.lock = threading.Lock()
+        self.wakeup = threading.Event()
+        self.pending: list[EventRecord] = []
+        self.dropped = 0
+        self.thread: threading.Thread | None = None
+        self.pid: int | None = None
+
+    def add(self, records: Sequence[EventRecord]) -> None:
+        with self.lock:
+            room = max(self.max_pending - len(self.pending), 0)
+            if len(records) > room:
+                self.dropped += len(records) - room
+                logger.error(
+                    "Event buffer full: dropped %d events (%d in all).", len(records) - room, self.dropped
+                )
+            self.pending.extend(records[:room])
+            if len(self.pending) >= self.size:
+                self.wakeup.set()
+        self._ensure_thread()
+
+    def _ensure_thread(self) -> None:
+        if self.thread is not None and self.thread.is_alive() and self.pid == os.getpid():
+            return
+        with self.lock:
+            if self.thread is not None and self.thread.is_alive() and self.pid == os.getpid():
+                return
+            if self.pid is None:
+                atexit.register(self.flush)
+            self.pid = os.getpid()  # after a fork the parent's thread is gone: start ours
+            self.thread = threading.Thread(target=self._run, name="recommendations-events", daemon=True)
+            self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self.wakeup.wait(self.interval)
+            self.wakeup.clear()
+            self.flush()
+
+    def flush(self) -> None:
+        """Write everything pending now (also called at exit and by tests)."""
+        with self.lock:
+            batch, self.pending = self.pending, []
+        if not batch:
+            return
+        try:
+            for start in range(0, len(batch), self.size):
+                try:
+                    self.sink(batch[start : start + self.size])
+                except Exception:
+                    logger.exception(
+                        "Could not write %d events; they are kept and retried.", len(batch) - start
+                    )
+                    with self.lock:
+                        self.pending[:0] = batch[start:][: self.max_pending]
+                    return
+        finally:
+            if threading.current_thread() is self.thread:
+                connections.close_all()  # this thread's own connection: no idle session held between ticks
 
 
 class BaseRecorder(ABC):
-    """Where events go. Subclass and name yours in ``RECOMMENDATIONS["RECORDER"]``."""
+    """Where events go. Subclass, implement ``write``, and name yours in ``RECORDER``.
+
+    With ``FLUSH_INTERVAL`` > 0 events go to a background ``Batcher`` once the transaction
+    that produced them commits. With 0 they are written at once: in the caller's transaction
+    (so they roll back with it), or after it commits when ``after_commit`` is set.
+    """
+
+    after_commit = False
+
+    def __init__(self) -> None:
+        self.batcher = Batcher(
+            self.write, app_settings.FLUSH_INTERVAL, app_settings.FLUSH_SIZE, app_settings.MAX_PENDING_EVENTS
+        )
 
     @abstractmethod
+    def write(self, records: list[EventRecord]) -> None:
+        """Persist ``records`` now (all of them, or raise)."""
+
     def record(self, records: Sequence[EventRecord]) -> None:
-        """Persist ``records`` (all of them, or log loudly why not)."""
+        records = list(records)
+        if not records:
+            return
+        if app_settings.FLUSH_INTERVAL > 0:
+            transaction.on_commit(lambda: self.batcher.add(records))
+        elif self.after_commit:
+            transaction.on_commit(lambda: self.write(records))
+        else:
+            self.write(records)
 
 
 class DatabaseRecorder(BaseRecorder):
-    """Bulk-insert in this process: one INSERT per request, after the response is sent."""
+    """Bulk INSERTs from this process."""
 
-    def record(self, records: Sequence[EventRecord]) -> None:
+    def write(self, records: list[EventRecord]) -> None:
         write_events(records)
 
 
 class CeleryRecorder(BaseRecorder):
-    """Enqueue the events for a worker once the current transaction commits.
+    """One Celery message per batch; a worker bulk-inserts it.
 
-    If the broker cannot take them, they are written to the database right here: a dead
+    If the broker cannot take a batch, it is written to the database right here: a dead
     Redis costs one INSERT, not the events.
     """
+
+    after_commit = True
 
     def __init__(self) -> None:
         from . import extras
@@ -115,13 +262,9 @@ class CeleryRecorder(BaseRecorder):
         from . import tasks
 
         self.tasks = tasks
+        super().__init__()
 
-    def record(self, records: Sequence[EventRecord]) -> None:
-        records = list(records)
-        if records:
-            transaction.on_commit(lambda: self.send(records))
-
-    def send(self, records: list[EventRecord]) -> None:
+    def write(self, records: list[EventRecord]) -> None:
         try:
             self.tasks.send(self.tasks.record_events, [r.to_json() for r in records], retry=False)
         except Exception as exc:  # the broker is down or refuses: keep the events anyway

@@ -17,11 +17,12 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from . import artifacts
 from .conf import app_settings
-from .models import ModelVersion
+from .models import Event, ModelVersion
 
 logger = logging.getLogger(__name__)
 
@@ -105,8 +106,9 @@ def _train(version: ModelVersion) -> None:
 
     _report(version.pk, stage="reading events")
     since = None
-    if app_settings.TRAINING_WINDOW_DAYS:
-        since = timezone.now() - timedelta(days=app_settings.TRAINING_WINDOW_DAYS)
+    newest = Event.objects.aggregate(newest=Max("timestamp"))["newest"]
+    if app_settings.TRAINING_WINDOW_DAYS and newest is not None:
+        since = newest - timedelta(days=app_settings.TRAINING_WINDOW_DAYS)
     frame = events_frame(since=since)
     if len(frame) < 20:
         raise TrainingError(f"only {len(frame)} events in the training window; at least 20 are needed")

@@ -39,6 +39,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 RECOMMENDATIONS = {
     **RECOMMENDATIONS,
     "RECORDER": "recommendations.recorders.DatabaseRecorder",
+    # Tests see each request's events at once; the background batching has its own tests.
+    "FLUSH_INTERVAL": 0,
     "CELERY_QUEUE": os.environ.get("RECOMMENDATIONS_TEST_QUEUE", "recommendations-tests"),
 }
 

@@ -16,6 +16,9 @@ from recommendations.ml.baselines import EASE, ItemKNN, MostPopular, RecentPopul
 from recommendations.ml.cases import TYPE_INDEX, CaseBatch, evaluation_cases
 from recommendations.ml.evaluation import evaluate, format_table
 
+# No database here: the SQLite run (make test-sqlite) leaves these to the PostgreSQL run.
+pytestmark = pytest.mark.no_db
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_SLICE = ROOT / "shop" / "demo_data" / "rees46_oct2019_slice.csv.gz"
 BASELINE_NAMES = ["popular", "recent_popular", "session_recency", "item_knn", "ease"]

@@ -119,7 +119,7 @@ def test_celery_recorder_waits_for_the_transaction(recorder_settings, monkeypatc
 
     recorder_settings(RECORDER=CELERY_RECORDER)
     sent = []
-    monkeypatch.setattr(type(get_recorder()), "send", lambda self, recs: sent.append(len(recs)))
+    monkeypatch.setattr(type(get_recorder()), "write", lambda self, recs: sent.append(len(recs)))
     with transaction.atomic():
         get_recorder().record(records(3))
         assert sent == []
@@ -135,3 +135,54 @@ def test_celery_recorder_waits_for_the_transaction(recorder_settings, monkeypatc
 def test_write_events_returns_the_number_handed_over():
     assert write_events([]) == 0
     assert write_events(records(3)) == 3
+
+
+# --- Batching across requests ---------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batcher_writes_many_requests_in_few_inserts(recorder_settings, browser):
+    recorder_settings(FLUSH_INTERVAL=30, FLUSH_SIZE=1000)  # only an explicit flush writes
+    recorder = get_recorder()
+    product = factories.product()
+    for _ in range(5):
+        browser.get(reverse("shop:product", kwargs={"pk": product.pk}))
+    assert Event.objects.count() == 0 and len(recorder.batcher.pending) == 5
+    recorder.batcher.flush()
+    assert Event.objects.count() == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batcher_thread_flushes_by_itself(recorder_settings):
+    recorder_settings(FLUSH_INTERVAL=0.05)
+    get_recorder().record(records(3))
+    assert wait_for(lambda: Event.objects.count() == 3, timeout=10)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batcher_keeps_events_when_a_write_fails_and_retries(recorder_settings, monkeypatch):
+    recorder_settings(FLUSH_INTERVAL=30)
+    recorder = get_recorder()
+    calls = []
+
+    def flaky(batch):
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise ConnectionError("database restarting")
+        write_events(batch)
+
+    monkeypatch.setattr(recorder.batcher, "sink", flaky)
+    recorder.record(records(4))
+    recorder.batcher.flush()
+    assert Event.objects.count() == 0 and len(recorder.batcher.pending) == 4  # kept
+    recorder.batcher.flush()
+    assert Event.objects.count() == 4 and calls == [4, 4]
+
+
+def test_batcher_bounds_what_it_holds(caplog):
+    from recommendations.recorders import Batcher
+
+    batcher = Batcher(lambda batch: None, interval=30, size=10, max_pending=5)
+    batcher.add(records(8))
+    assert len(batcher.pending) == 5 and batcher.dropped == 3
+    assert "dropped 3 events" in caplog.text

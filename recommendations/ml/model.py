@@ -21,9 +21,9 @@ ops = keras.ops
 
 NEG_INF = -1e9
 #: Scalar tables (repeat and prior weights) are stored divided by this: a larger step for them.
-SCALAR_SCALE = 10.0
+SCALAR_SCALE = 30.0
 #: Starting repeat logit per history event and prior weight, before training moves them.
-REPEAT_INIT = 2.0
+REPEAT_INIT = 6.0
 PRIOR_INIT = 5.0
 
 
@@ -170,6 +170,13 @@ class NextItemModel(keras.Model):
         self.user_projection.build((None, width))
         self.mix.build((None, width))
         self.built = True
+
+    def scalar_variables(self) -> list[Any]:
+        """Item bias, repeat and prior weights: few, well determined, kept out of weight decay."""
+        return [
+            self.item_bias.embeddings, self.repeat_type, self.repeat_age, self.repeat_position,
+            self.prior_type, self.prior_age, self.prior_position, *self.mix.trainable_weights,
+        ]  # fmt: skip
 
     def set_priors(self, items: np.ndarray, scores: np.ndarray) -> None:
         """Co-occurrence neighbours [n_priors, n_items + 1, k] computed in numpy at fit time."""

@@ -25,6 +25,8 @@ pd = require("ml", "pandas")
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[dict[str, Any]], None]
+#: Float weights of the model that are data, never trained.
+FIXED = ("item_log_probability", "prior_scores")
 
 
 class EpochProgress(keras.callbacks.Callback):
@@ -71,17 +73,19 @@ class NextItemRecommender(Recommender):
         embedding_dim: int = 64,
         hidden_units: tuple[int, ...] = (256, 256),
         attention_units: int = 64,
-        dropout: float = 0.1,
+        dropout: float = 0.5,
         history_length: int = 20,
         epochs: int = 20,
         batch_size: int = 512,
         learning_rate: float = 1e-3,
-        patience: int = 2,
+        patience: int = 3,
         validation_fraction: float = 0.1,
         sampled_softmax_above: int = 20000,
         n_negatives: int = 1024,
         max_categories: int = 32,
         min_steps_per_epoch: int = 50,
+        weight_decay: float = 5.0,
+        scalar_epochs: int = 10,
         repeat: bool = True,
         n_neighbours: int = 50,
         random_state: int = 0,
@@ -101,6 +105,8 @@ class NextItemRecommender(Recommender):
         self.n_negatives = n_negatives
         self.max_categories = max_categories
         self.min_steps_per_epoch = min_steps_per_epoch
+        self.weight_decay = weight_decay
+        self.scalar_epochs = scalar_epochs
         self.repeat = repeat
         self.n_neighbours = n_neighbours
         self.random_state = random_state
@@ -110,7 +116,7 @@ class NextItemRecommender(Recommender):
         names = (
             "embedding_dim", "hidden_units", "attention_units", "dropout", "history_length", "epochs",
             "batch_size", "learning_rate", "patience", "validation_fraction", "sampled_softmax_above",
-            "n_negatives", "max_categories", "min_steps_per_epoch", "repeat", "n_neighbours", "random_state",
+            "n_negatives", "max_categories", "min_steps_per_epoch", "weight_decay", "scalar_epochs", "repeat", "n_neighbours", "random_state",
         )  # fmt: skip
         params = {name: getattr(self, name) for name in names}
         params["hidden_units"] = list(params["hidden_units"])
@@ -169,10 +175,6 @@ class NextItemRecommender(Recommender):
             n_neighbours=self.n_neighbours,
             item_bias_init=bias.tolist(),
         )
-        self.model_.compile(
-            optimizer=keras.optimizers.Adam(self.learning_rate),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        )
         x, y = self._xy(fit_cases)
         self.model_({name: value[:1] for name, value in x.items()})  # build, then set the priors
         if self.n_neighbours:
@@ -181,26 +183,50 @@ class NextItemRecommender(Recommender):
         self.batch_size_ = int(
             max(16, min(self.batch_size, -(-len(fit_cases) // max(self.min_steps_per_epoch, 1))))
         )
-        callbacks: list[Any] = [progress := EpochProgress(len(fit_cases), self.progress)]
-        validation = None
-        if n_val:
-            validation = (*self._xy(val_cases), val_cases.weights)
-            callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    monitor="val_loss", patience=self.patience, restore_best_weights=True
-                )
+        progress = EpochProgress(len(fit_cases), self.progress)
+        validation = (*self._xy(val_cases), val_cases.weights) if n_val else None
+        scalars = {id(v) for v in self.model_.scalar_variables()}
+        best = float("inf")
+        # Stage 1 fits only the few scalars (popularity, repeat and prior weights) to convergence;
+        # stage 2 adds the embeddings and the MLP, and is kept only if validation improves.
+        for stage, epochs in ((1, self.scalar_epochs), (2, self.epochs)):
+            if epochs <= 0:
+                continue
+            for variable in self.model_.trainable_variables + self.model_.non_trainable_variables:
+                if variable.dtype.startswith("float") and not variable.path.endswith(FIXED):
+                    variable.trainable = stage == 2 or id(variable) in scalars
+            optimizer = keras.optimizers.AdamW(self.learning_rate, weight_decay=self.weight_decay)
+            # Decay pulls embeddings and the MLP towards zero; the scalars stay free.
+            optimizer.exclude_from_weight_decay(var_list=self.model_.scalar_variables())
+            self.model_.compile(
+                optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
             )
-        self.model_.fit(
-            x,
-            y,
-            sample_weight=fit_cases.weights,
-            batch_size=self.batch_size_,
-            epochs=self.epochs,
-            validation_data=validation,
-            callbacks=callbacks,
-            shuffle=True,
-            verbose=0,
-        )
+            callbacks: list[Any] = [progress]
+            if n_val:
+                callbacks.append(
+                    keras.callbacks.EarlyStopping(
+                        monitor="val_loss", patience=self.patience, restore_best_weights=True
+                    )
+                )
+            before = self.model_.get_weights()
+            done = len(progress.epochs)
+            self.model_.fit(
+                x,
+                y,
+                sample_weight=fit_cases.weights,
+                batch_size=self.batch_size_,
+                epochs=epochs,
+                validation_data=validation,
+                callbacks=callbacks,
+                shuffle=True,
+                verbose=0,
+            )
+            for row in progress.epochs[done:]:
+                row["stage"] = stage
+            stage_best = min((row["val_loss"] for row in progress.epochs[done:]), default=float("inf"))
+            if n_val and stage_best > best:
+                self.model_.set_weights(before)
+            best = min(best, stage_best)
         self.history_ = progress.epochs
         self.n_train_cases_ = len(fit_cases)
         self.n_validation_cases_ = len(val_cases)

@@ -1,0 +1,159 @@
+"""The learned model: it learns a planted pattern, numpy serving matches Keras, files round-trip,
+training is reproducible, and the same code trains on JAX."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+np = pytest.importorskip("numpy")
+pd = pytest.importorskip("pandas")
+pytest.importorskip("keras", reason="the ml extra is not installed")
+
+from recommendations.ml.cases import evaluation_cases  # noqa: E402
+from recommendations.ml.training import NextItemRecommender  # noqa: E402
+
+# No database here: the SQLite run (make test-sqlite) leaves these to the PostgreSQL run.
+pytestmark = pytest.mark.no_db
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = {
+    "embedding_dim": 32,
+    "hidden_units": (64,),
+    "attention_units": 16,
+    "batch_size": 128,
+    "random_state": 7,
+}
+
+
+def planted(n_items: int = 200, n_sessions: int = 3000, length: int = 5, seed: int = 0) -> pd.DataFrame:
+    """Sessions of consecutive items: whoever viewed item i views item i+1 next."""
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(1, n_items - length, size=n_sessions)
+    session = np.repeat(np.arange(n_sessions), length)
+    step = np.tile(np.arange(length), n_sessions)
+    items = np.repeat(starts, length) + step
+    timestamps = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(session * 120 + step * 10, unit="s")
+    return pd.DataFrame(
+        {
+            "timestamp": timestamps,
+            "user": "",
+            "session": [f"s{s}" for s in session],
+            "event": "view",
+            "item": items.astype(str),
+            "category": "",
+            "price": np.nan,
+            "quantity": np.nan,
+            "query": "",
+            "shopper": [f"s:s{s}" for s in session],
+            "item_idx": items.astype(np.int32),
+            "type_idx": np.int8(1),
+            "weight": np.float32(1.0),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def trained():
+    frame = planted()
+    cut = frame["timestamp"].quantile(0.8)
+    train, test = frame[frame["timestamp"] < cut], frame[frame["timestamp"] >= cut]
+    model = NextItemRecommender(epochs=6, **SMALL).fit(train, n_items=200)
+    return model, evaluation_cases(train, test).cases
+
+
+def test_it_learns_a_planted_pattern(trained):
+    model, cases = trained
+    top10 = np.argsort(-model.score(cases), axis=1)[:, :10]
+    hit_rate = (top10 == cases.targets[:, None]).any(axis=1).mean()
+    assert hit_rate > 0.9, f"HR@10 = {hit_rate:.3f}"
+    assert model.history_ and model.history_[-1]["loss"] < model.history_[0]["loss"]
+    assert model.samples_per_second_ > 0
+
+
+def test_numpy_tower_matches_the_keras_model(trained):
+    model, cases = trained
+    batch = cases.take(slice(0, 64))
+    numpy_scores, keras_scores = model.score(batch), model.keras_scores(batch)
+    assert np.isneginf(numpy_scores[:, 0]).all()
+    np.testing.assert_allclose(numpy_scores[:, 1:], keras_scores[:, 1:], rtol=1e-4, atol=1e-4)
+
+
+def test_score_returns_a_fresh_array(trained):
+    model, cases = trained
+    batch = cases.take(slice(0, 4))
+    first = model.score(batch)
+    first[:] = 0
+    assert not np.array_equal(model.score(batch), first)
+
+
+def test_keras_file_round_trips(trained, tmp_path):
+    import keras
+
+    model, cases = trained
+    path = tmp_path / "model.keras"
+    model.model_.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    inputs = model._inputs(cases.take(slice(0, 16)))
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(loaded.user_vector(inputs)),
+        keras.ops.convert_to_numpy(model.model_.user_vector(inputs)),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+def test_training_is_reproducible_with_a_seed():
+    frame = planted(n_items=50, n_sessions=300)
+    first = NextItemRecommender(epochs=2, **SMALL).fit(frame, 50)
+    second = NextItemRecommender(epochs=2, **SMALL).fit(frame, 50)
+    np.testing.assert_allclose(
+        first.export_weights()["item_embedding"], second.export_weights()["item_embedding"], atol=1e-5
+    )
+
+
+def test_sampled_softmax_trains_above_the_threshold():
+    frame = planted(n_items=300, n_sessions=1500)
+    model = NextItemRecommender(epochs=3, sampled_softmax_above=100, n_negatives=64, **SMALL).fit(frame, 300)
+    assert model.sampled_
+    assert model.history_[-1]["loss"] < model.history_[0]["loss"]
+
+
+JAX_SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    sys.path.insert(0, os.environ["ROOT"])
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+    import keras
+    assert keras.backend.backend() == "jax", keras.backend.backend()
+    from tests.test_model import planted, SMALL
+    from recommendations.ml.training import NextItemRecommender
+    model = NextItemRecommender(epochs=1, **SMALL).fit(planted(n_items=50, n_sessions=200), 50)
+    model.sampled_ = False
+    print("JAX OK", len(model.history_), model.history_[0]["loss"])
+    """
+)
+
+
+def test_one_epoch_on_the_jax_backend():
+    import importlib.util
+
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip('JAX is not installed here (pip install "jax[cpu]" to run this test)')
+    env = {**os.environ, "KERAS_BACKEND": "jax", "ROOT": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", JAX_SCRIPT],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "JAX OK 1" in result.stdout
