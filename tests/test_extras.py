@@ -44,6 +44,7 @@ SCRIPT = textwrap.dedent(
                                                        "django.contrib.messages.context_processors.messages",
                                                        "django.template.context_processors.request"]}}],
         USE_TZ=True,
+        RECOMMENDATIONS={"TRAINING_ENABLED": False},  # a capture-only install
     )
     django.setup()
     from django.contrib import admin
@@ -58,6 +59,9 @@ SCRIPT = textwrap.dedent(
     from recommendations.models import Event
 
     assert track(None, "purchase", "17", quantity=1)
+    from recommendations.recorders import get_recorder
+
+    get_recorder().batcher.flush()  # the default background batcher, flushed now
     assert Event.objects.get().item_id == "17"
     try:
         from recommendations.recorders import CeleryRecorder
