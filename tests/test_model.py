@@ -60,10 +60,10 @@ def planted(n_items: int = 200, n_sessions: int = 3000, length: int = 5, seed: i
 
 @pytest.fixture(scope="module")
 def trained():
-    frame = planted()
+    frame = planted(n_sessions=1500)
     cut = frame["timestamp"].quantile(0.8)
     train, test = frame[frame["timestamp"] < cut], frame[frame["timestamp"] >= cut]
-    model = NextItemRecommender(epochs=6, **SMALL).fit(train, n_items=200)
+    model = NextItemRecommender(epochs=5, **SMALL).fit(train, n_items=200)
     return model, evaluation_cases(train, test).cases
 
 
@@ -109,17 +109,17 @@ def test_keras_file_round_trips(trained, tmp_path):
 
 
 def test_training_is_reproducible_with_a_seed():
-    frame = planted(n_items=50, n_sessions=300)
-    first = NextItemRecommender(epochs=2, **SMALL).fit(frame, 50)
-    second = NextItemRecommender(epochs=2, **SMALL).fit(frame, 50)
+    frame = planted(n_items=50, n_sessions=150)
+    first = NextItemRecommender(epochs=1, **SMALL).fit(frame, 50)
+    second = NextItemRecommender(epochs=1, **SMALL).fit(frame, 50)
     np.testing.assert_allclose(
         first.export_weights()["item_embedding"], second.export_weights()["item_embedding"], atol=1e-5
     )
 
 
 def test_sampled_softmax_trains_above_the_threshold():
-    frame = planted(n_items=300, n_sessions=1500)
-    model = NextItemRecommender(epochs=3, sampled_softmax_above=100, n_negatives=64, **SMALL).fit(frame, 300)
+    frame = planted(n_items=300, n_sessions=600)
+    model = NextItemRecommender(epochs=2, sampled_softmax_above=100, n_negatives=64, **SMALL).fit(frame, 300)
     assert model.sampled_
     assert model.history_[-1]["loss"] < model.history_[0]["loss"]
 

@@ -17,7 +17,16 @@ from tests.conftest import wait_for
 pytest.importorskip("keras", reason="the ml extra is not installed")
 
 Status = ModelVersion.Status
-FAST_MODEL = {"epochs": 2, "embedding_dim": 16, "hidden_units": [32], "attention_units": 8, "batch_size": 64}
+FAST_MODEL = {
+    "epochs": 2,
+    "scalar_epochs": 1,
+    "embedding_dim": 16,
+    "hidden_units": [32],
+    "attention_units": 8,
+    "batch_size": 64,
+    "min_steps_per_epoch": 5,
+    "n_neighbours": 10,
+}
 
 
 def planted_events(n_sessions: int = 120, n_items: int = 30) -> None:

@@ -34,7 +34,9 @@ class Command(BaseCommand):
         parser.add_argument("--format", default="canonical", choices=sorted(FORMATS))
         parser.add_argument("--k", type=int, default=20, help="length of each recommendation list")
         parser.add_argument("--models", help="comma-separated names (default: all baselines and the model)")
-        parser.add_argument("--epochs", type=int, help="training epochs of the learned model")
+        parser.add_argument(
+            "--epochs", type=int, help="most training epochs of the learned model, in each of its two stages"
+        )
         parser.add_argument("--max-history", type=int, default=50, help="history events per case")
         parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
@@ -76,6 +78,7 @@ class Command(BaseCommand):
             params: dict[str, Any] = {}
             if options["epochs"] is not None:
                 params["epochs"] = options["epochs"]
+                params["scalar_epochs"] = min(options["epochs"], planned[MODEL_NAME].scalar_epochs)
             if "progress" in inspect.signature(type(planned[MODEL_NAME])).parameters:
                 params["progress"] = lambda row: say(
                     f"  {MODEL_NAME} epoch {row.get('epoch')}: loss {row.get('loss', float('nan')):.4f}, "

@@ -30,17 +30,18 @@ class Command(BaseCommand):
         parser.add_argument("--epochs", type=int, help="override the MODEL setting's epochs for this run")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        from recommendations.conf import app_settings
+
         params = {}
         if options["epochs"] is not None:
             if options["epochs"] < 1:
                 raise CommandError("--epochs must be at least 1")
             params["epochs"] = options["epochs"]
+            params["scalar_epochs"] = min(options["epochs"], app_settings.MODEL.get("scalar_epochs", 10))
         try:
             from recommendations.ml import training  # noqa: F401  (fails early without the ml extra)
         except MissingExtra as exc:
             raise CommandError(str(exc)) from exc
-        from recommendations.conf import app_settings
-
         version, created = registry.request_training({**app_settings.MODEL, **params})
         if not created:
             raise CommandError(f"Version {version.pk} is already training; try again when it has finished.")
