@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from decimal import Decimal
 from io import StringIO
 
@@ -14,38 +13,21 @@ from django.urls import reverse
 
 from shop.models import Category, Order, Product
 from shop.signals import order_placed, product_added_to_cart
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
-_product_ids = itertools.count(9_000_001)
-
 
 def make_category(slug: str = "electronics.smartphone", name: str = "Smartphone") -> Category:
-    """A category below its top-level parent (created from the slug's first part)."""
-    top_slug = slug.split(".", 1)[0]
-    parent = None
-    if top_slug != slug:
-        parent, _ = Category.objects.get_or_create(slug=top_slug, defaults={"name": top_slug.title()})
-    category, _ = Category.objects.get_or_create(slug=slug, defaults={"name": name, "parent": parent})
-    return category
+    return factories.category(slug, name)
 
 
 def make_product(**fields) -> Product:
-    values = {
-        "id": next(_product_ids),
-        "name": "Acme Smartphone A-0001",
-        "brand": "Acme",
-        "description": "A phone for testing.",
-        "price": Decimal("199.99"),
-        "stock": 10,
-    }
-    values.update(fields)
-    values.setdefault("category", make_category())
-    return Product.objects.create(**values)
+    return factories.product(**{"description": "A phone for testing.", **fields})
 
 
 def make_user(username: str = "alice", password: str = "correct-horse-battery"):
-    return get_user_model().objects.create_user(username=username, password=password)
+    return factories.user(username, password)
 
 
 def add_to_cart(client, product: Product, quantity: int = 1):
