@@ -42,4 +42,5 @@ test-sqlite: install
 test: lint test-postgres test-sqlite
 
 bench: install
+	$(PY) -m pip install --quiet -r bench/requirements.txt
 	$(PY) -m bench

@@ -31,7 +31,9 @@ import numpy as np
 import pandas as pd
 
 #: The real data every resampled set is drawn from.
-REES46_PATH = Path("/work/shared/data/rees46_oct2019_head/events.csv")
+REES46_PATH = (
+    Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "rees46_oct2019_head" / "events.csv"
+)
 REES46_FORMAT = "rees46"
 _NS = 1_000_000_000
 
@@ -76,7 +78,7 @@ def resample_events(
     starts = np.flatnonzero(np.r_[True, shopper[1:] != shopper[:-1]])
     lengths = np.diff(np.r_[starts, len(shopper)])
     # Enough draws for n_events (with a margin), then cut to exactly n_events rows.
-    n_draws = int(math.ceil(n_events / lengths.mean() * 1.1)) + 10
+    n_draws = math.ceil(n_events / lengths.mean() * 1.1) + 10
     picks = rng.integers(0, len(starts), n_draws)
     while lengths[picks].sum() < n_events:
         picks = np.r_[picks, rng.integers(0, len(starts), n_draws // 10 + 10)]
@@ -127,7 +129,7 @@ def describe(frame: pd.DataFrame) -> dict[str, float]:
     events = len(frame)
     sessions = frame.groupby(["user", "session"], sort=False).size().to_numpy()
     items = frame.loc[frame["item"] != "", "item"].value_counts().to_numpy()
-    top = max(1, int(round(len(items) * 0.01)))
+    top = max(1, round(len(items) * 0.01))
     mix = frame["event"].value_counts(normalize=True)
     return {
         "events": float(events),
