@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..extras import require
-from ..recorders import EventRecord
+
+if TYPE_CHECKING:  # the ml package needs no configured Django; records come from the importers
+    from ..recorders import EventRecord
 
 pd = require("ml", "pandas")
 np = require("ml", "numpy")
