@@ -49,6 +49,7 @@ class NextItemModel(keras.Model):
         dropout: float = 0.1,
         sampled: bool = False,
         n_negatives: int = 1024,
+        in_batch_negatives: int = 512,
         item_log_probability: list[float] | None = None,
         seed: int = 0,
         history_length: int = 20,
@@ -71,6 +72,7 @@ class NextItemModel(keras.Model):
         self.dropout_rate = float(dropout)
         self.sampled = bool(sampled)
         self.n_negatives = int(n_negatives)
+        self.in_batch_negatives = int(in_batch_negatives)
         self.item_log_probability_list = (
             [float(p) for p in item_log_probability]
             if item_log_probability is not None
@@ -270,7 +272,10 @@ class NextItemModel(keras.Model):
         cdf = ops.cumsum(ops.exp(self.item_log_probability))
         draws = keras.random.uniform((self.n_negatives,), seed=self.seed_generator) * cdf[-1]
         sampled = ops.clip(ops.searchsorted(cdf, draws, side="right"), 1, self.n_items)
-        candidates = ops.concatenate([target, ops.cast(sampled, "int32")], axis=0)  # in-batch + popularity
+        # In-batch negatives: the batch's first targets (capped, so logits stay O(B), not O(B^2)),
+        # plus the popularity draws.
+        in_batch = target[: self.in_batch_negatives]
+        candidates = ops.concatenate([in_batch, ops.cast(sampled, "int32")], axis=0)
         log_q = ops.take(self.item_log_probability, candidates, axis=0)
         candidate_logits = (
             ops.matmul(user, ops.transpose(ops.take(table, candidates, axis=0)))
@@ -290,7 +295,8 @@ class NextItemModel(keras.Model):
             dense = self._add_terms(ops.zeros((ops.shape(user)[0], count)), column, term_values * found)
             own = -ops.take(first, candidates)
             candidate_logits = candidate_logits + ops.take(dense, own, axis=1)
-            positive = positive + ops.take_along_axis(dense, own[: ops.shape(user)[0], None], axis=1)[:, 0]
+            on_target = ops.cast(ops.equal(term_items, target[:, None]), "float32")
+            positive = positive + ops.sum(term_values * on_target, axis=1)
         hits = ops.cast(ops.equal(candidates[None, :], target[:, None]), "float32")  # accidental hits
         candidate_logits = candidate_logits + hits * NEG_INF
         return ops.concatenate([positive[:, None], candidate_logits], axis=1)
@@ -310,6 +316,7 @@ class NextItemModel(keras.Model):
             dropout=self.dropout_rate,
             sampled=self.sampled,
             n_negatives=self.n_negatives,
+            in_batch_negatives=self.in_batch_negatives,
             item_log_probability=self.item_log_probability_list,
             seed=self.seed,
             history_length=self.history_length,

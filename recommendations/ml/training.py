@@ -84,6 +84,7 @@ class NextItemRecommender(Recommender):
         n_negatives: int = 1024,
         max_categories: int = 32,
         min_steps_per_epoch: int = 50,
+        sampled_batch_size: int = 4096,
         weight_decay: float = 5.0,
         scalar_epochs: int = 10,
         repeat: bool = True,
@@ -105,6 +106,7 @@ class NextItemRecommender(Recommender):
         self.n_negatives = n_negatives
         self.max_categories = max_categories
         self.min_steps_per_epoch = min_steps_per_epoch
+        self.sampled_batch_size = sampled_batch_size
         self.weight_decay = weight_decay
         self.scalar_epochs = scalar_epochs
         self.repeat = repeat
@@ -116,7 +118,7 @@ class NextItemRecommender(Recommender):
         names = (
             "embedding_dim", "hidden_units", "attention_units", "dropout", "history_length", "epochs",
             "batch_size", "learning_rate", "patience", "validation_fraction", "sampled_softmax_above",
-            "n_negatives", "max_categories", "min_steps_per_epoch", "weight_decay", "scalar_epochs", "repeat", "n_neighbours", "random_state",
+            "n_negatives", "max_categories", "min_steps_per_epoch", "sampled_batch_size", "weight_decay", "scalar_epochs", "repeat", "n_neighbours", "random_state",
         )  # fmt: skip
         params = {name: getattr(self, name) for name in names}
         params["hidden_units"] = list(params["hidden_units"])
@@ -179,10 +181,11 @@ class NextItemRecommender(Recommender):
         self.model_({name: value[:1] for name, value in x.items()})  # build, then set the priors
         if self.n_neighbours:
             self.model_.set_priors(*cooccurrence_priors(train, n_items, k=self.n_neighbours))
-        # Small data: smaller batches, so an epoch still takes enough optimizer steps.
-        self.batch_size_ = int(
-            max(16, min(self.batch_size, -(-len(fit_cases) // max(self.min_steps_per_epoch, 1))))
-        )
+        # Big catalogues (sampled softmax) take big batches: each step updates the whole item
+        # table, so steps are what cost. Small data: smaller batches, so an epoch still takes
+        # enough optimizer steps.
+        wanted = max(self.batch_size, self.sampled_batch_size) if self.sampled_ else self.batch_size
+        self.batch_size_ = int(max(16, min(wanted, -(-len(fit_cases) // max(self.min_steps_per_epoch, 1)))))
         progress = EpochProgress(len(fit_cases), self.progress)
         validation = (*self._xy(val_cases), val_cases.weights) if n_val else None
         scalars = {id(v) for v in self.model_.scalar_variables()}
