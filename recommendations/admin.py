@@ -161,17 +161,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
     @admin.display(description="model vs best baseline")
     def metric_vs_best_baseline(self, obj: ModelVersion) -> str:
         name = app_settings.PROMOTION_METRIC
-        variant, _, metric = name.partition(":")
-        models = obj.metrics.get("variants", {}).get(variant, {}).get("models", {}) if obj.metrics else {}
-        own = models.get(obj.metrics.get("model", ""), {}).get(metric) if models else None
-        baselines = [
-            m.get(metric)
-            for n, m in models.items()
-            if n != obj.metrics.get("model") and m.get(metric) is not None
-        ]
+        own, best = obj.metric(name), obj.best_baseline_metric(name)
         if own is None:
             return "-"
-        best = max(baselines) if baselines else None
         return f"{name} {own:.4f}" + (f" vs {best:.4f}" if best is not None else "")
 
     @admin.display(description="training")

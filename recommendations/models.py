@@ -146,10 +146,23 @@ class ModelVersion(models.Model):
     def __str__(self) -> str:
         return f"model v{self.pk} ({self.status})"
 
-    def metric(self, name: str) -> float | None:
-        """A holdout metric of this version's own model, as ``variant:metric`` (``new:mrr@20``)."""
+    def _scores(self, name: str) -> dict[str, float]:
+        """Model name -> value of the holdout metric ``variant:metric`` (``new:mrr@20``)."""
         variant, _, metric = name.partition(":")
         try:
-            return float(self.metrics["variants"][variant]["models"][self.metrics["model"]][metric])
-        except (KeyError, TypeError, ValueError):
-            return None
+            models = self.metrics["variants"][variant]["models"]
+        except (KeyError, TypeError):
+            return {}
+        return {
+            model: float(values[metric]) for model, values in models.items() if values.get(metric) is not None
+        }
+
+    def metric(self, name: str) -> float | None:
+        """A holdout metric of this version's own model, as ``variant:metric`` (``new:mrr@20``)."""
+        return self._scores(name).get((self.metrics or {}).get("model", ""))
+
+    def best_baseline_metric(self, name: str) -> float | None:
+        """The best value of that metric among the baselines evaluated beside the model."""
+        own = (self.metrics or {}).get("model", "")
+        others = [value for model, value in self._scores(name).items() if model != own]
+        return max(others) if others else None

@@ -38,31 +38,24 @@ def on_cart(sender: Any, request: Any = None, **kwargs: Any) -> None:
 
 def on_purchase(sender: Any, order: Any = None, request: Any = None, **kwargs: Any) -> None:
     """One purchase event per order line; ids derived from the order make a resend harmless."""
+    if order is None:
+        return
     try:
-        if order is None or (request is not None and not tracking.is_trackable(request)):
-            return
         adapter = tracking.get_adapter()
-        if request is not None:
-            user_id, session_key = tracking.request_identity(request)
-        else:
-            user = adapter.order_user(order)
-            user_id, session_key = getattr(user, "pk", None), ""
-        records = [
-            tracking.build_record(
+        user = adapter.order_user(order) if request is None else None
+        for line in adapter.order_lines(order):
+            tracking.track(
+                request,
                 "purchase",
-                item=line.item,
-                user_id=user_id,
-                session_key=session_key,
+                line.item,
+                user=user,
                 price=line.price,
                 quantity=line.quantity,
                 client_event_id=f"purchase:{order.pk}:{adapter.item_id(line.item)}",
                 source="signal",
             )
-            for line in adapter.order_lines(order)
-        ]
-        tracking.emit(request, records)
     except Exception:
-        logger.exception("Could not record the purchase of an order; the checkout is unaffected.")
+        logger.exception("Could not read the lines of an order; the checkout is unaffected.")
 
 
 RECEIVERS = {"cart": on_cart, "purchase": on_purchase}
