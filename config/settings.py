@@ -31,6 +31,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "recommendations",
     "shop",
 ]
@@ -129,6 +133,26 @@ CELERY_BEAT_SCHEDULE = {
         "task": "recommendations.retrain",
         "schedule": crontab(hour=3, minute=15),
     },
+}
+
+# The mobile API: session (browser) and token (app) authentication, OpenAPI 3 schema.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Recommendations API",
+    "DESCRIPTION": "Recommendations for the signed-in user or an anonymous device (X-Device-Id), "
+    "and a batch endpoint for the app's events.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI files are served from this site (drf-spectacular-sidecar), not from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 RECOMMENDATIONS = {

@@ -15,6 +15,13 @@ from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
+from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from .conf import app_settings
+
 
 class OrderLine(NamedTuple):
     item: Any
@@ -24,7 +31,11 @@ class OrderLine(NamedTuple):
 
 class CatalogueAdapter:
     """Defaults for a shop whose product model has ``pk``, ``category_id`` and ``price``,
-    and whose order has ``user`` and ``lines`` with ``product``, ``quantity``, ``price``."""
+    and whose order has ``user`` and ``lines`` with ``product``, ``quantity``, ``price``.
+
+    Serving reads live querysets through ``item_queryset`` (which items may be
+    recommended now) and ``cart_item_ids`` (what the shopper is about to buy anyway).
+    """
 
     def item_id(self, item: Any) -> str:
         """The shop's own id of an item (a model instance, or an id already)."""
@@ -49,3 +60,63 @@ class CatalogueAdapter:
 
     def order_user(self, order: Any) -> Any:
         return getattr(order, "user", None)
+
+    # --- serving -------------------------------------------------------------
+
+    def item_queryset(self) -> QuerySet:
+        """Items that may be recommended right now (active, in stock), as a live queryset.
+
+        The default takes ``RECOMMENDATIONS["ITEM_MODEL"]`` and keeps rows with
+        ``is_active`` true and ``stock`` above 0 when the model has those fields.
+        """
+        label = app_settings.ITEM_MODEL
+        if not label:
+            raise ImproperlyConfigured(
+                "Set RECOMMENDATIONS['ITEM_MODEL'] or override CatalogueAdapter.item_queryset()."
+            )
+        model = apps.get_model(label)
+        queryset = model._default_manager.all()
+        names = {field.name for field in model._meta.get_fields()}
+        if "is_active" in names:
+            queryset = queryset.filter(is_active=True)
+        if "stock" in names:
+            queryset = queryset.filter(stock__gt=0)
+        return queryset
+
+    def all_items_queryset(self) -> QuerySet:
+        """Every item, recommendable or not (to name the item a reason points at)."""
+        return self.item_queryset().model._default_manager.all()
+
+    def _clean_ids(self, queryset: QuerySet, item_ids: Iterable[Any]) -> list[Any]:
+        """The ids that are valid values of the model's primary key (a bad id is no item)."""
+        field = queryset.model._meta.pk
+        cleaned = []
+        for item_id in item_ids:
+            try:
+                cleaned.append(field.to_python(item_id))
+            except (ValidationError, TypeError, ValueError):
+                continue
+        return cleaned
+
+    def items_by_id(self, item_ids: Iterable[Any], *, available_only: bool = True) -> dict[str, Any]:
+        """``{item id: item}`` for those of ``item_ids`` that exist (and may be recommended)."""
+        queryset = self.item_queryset() if available_only else self.all_items_queryset()
+        ids = self._clean_ids(queryset, item_ids)
+        if not ids:
+            return {}
+        return {self.item_id(item): item for item in queryset.filter(pk__in=ids)}
+
+    def cart_item_ids(self, request: HttpRequest | None) -> set[str]:
+        """Ids of the items in this shopper's cart (not recommended: they are taken)."""
+        return set()
+
+    def display(self, item: Any) -> dict[str, Any]:
+        """What a widget or the API shows of an item: name, url, price, image."""
+        url = item.get_absolute_url() if hasattr(item, "get_absolute_url") else ""
+        price = self.price(item)
+        return {
+            "name": str(item),
+            "url": url,
+            "price": None if price is None else str(price),
+            "image_url": str(getattr(item, "image_url", "") or ""),
+        }

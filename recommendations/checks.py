@@ -1,6 +1,6 @@
 """System checks: misconfiguration is reported at start-up, with a hint that fixes it.
 
-Ids are stable: recommendations.E001 ... E007 and W001 ... W002.
+Ids are stable: recommendations.E001 ... E012 and W001 ... W002.
 """
 
 from __future__ import annotations
@@ -210,3 +210,67 @@ def check_training(app_configs: Any = None, **kwargs: Any) -> list:
             Error("RECOMMENDATIONS['HOLDOUT_FRACTION'] must be in [0, 1).", id="recommendations.E011")
         )
     return errors
+
+
+def _serving_problems() -> list[str]:
+    problems = []
+    s = app_settings
+    if s.ITEM_MODEL is not None:
+        from django.apps import apps
+
+        try:
+            apps.get_model(str(s.ITEM_MODEL))
+        except (LookupError, ValueError):
+            problems.append(f"ITEM_MODEL {s.ITEM_MODEL!r} is not an installed model ('app_label.ModelName')")
+    for name in ("DEFAULT_LIMIT", "MAX_LIMIT", "HISTORY_EVENTS", "API_MAX_BATCH_EVENTS"):
+        value = getattr(s, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            problems.append(f"{name} must be a positive integer, not {value!r}")
+    if isinstance(s.DEFAULT_LIMIT, int) and isinstance(s.MAX_LIMIT, int) and s.DEFAULT_LIMIT > s.MAX_LIMIT:
+        problems.append("DEFAULT_LIMIT must not exceed MAX_LIMIT")
+    cap = s.MAX_PER_CATEGORY
+    if cap is not None and (not isinstance(cap, int) or cap < 1):
+        problems.append(f"MAX_PER_CATEGORY must be None or a positive integer, not {cap!r}")
+    if not isinstance(s.HIDE_ITEMS, (list, tuple, set, frozenset)):
+        problems.append("HIDE_ITEMS must be a list of item ids")
+    if not isinstance(s.PIN_ITEMS, dict) or not all(
+        isinstance(v, (list, tuple)) for v in s.PIN_ITEMS.values()
+    ):
+        problems.append("PIN_ITEMS must map a scenario to a list of item ids")
+    if not isinstance(s.BOOST, dict):
+        problems.append("BOOST must be a dict")
+    else:
+        for key, factor in s.BOOST.items():
+            kind, _, value = str(key).partition(":")
+            if kind not in ("item", "category") or not value:
+                problems.append(f"BOOST key {key!r} must be 'item:<id>' or 'category:<id>'")
+            if not isinstance(factor, (int, float)) or isinstance(factor, bool) or factor <= 0:
+                problems.append(f"BOOST[{key!r}] must be a positive number, not {factor!r}")
+    sponsored = s.SPONSORED
+    if not isinstance(sponsored, dict) or set(sponsored) - {"ITEMS", "POSITION", "MIN_PROBABILITY"}:
+        problems.append("SPONSORED must be a dict with keys ITEMS, POSITION, MIN_PROBABILITY")
+    else:
+        if not isinstance(sponsored.get("ITEMS", []), (list, tuple)):
+            problems.append("SPONSORED['ITEMS'] must be a list of item ids")
+        if not isinstance(sponsored.get("POSITION", 0), int) or sponsored.get("POSITION", 0) < 0:
+            problems.append("SPONSORED['POSITION'] must be a non-negative integer")
+        if not isinstance(sponsored.get("MIN_PROBABILITY", 1.0), (int, float)):
+            problems.append("SPONSORED['MIN_PROBABILITY'] must be a number")
+    for name in ("MODEL_CHECK_INTERVAL", "TRENDING_DAYS", "TRENDING_HALF_LIFE_HOURS"):
+        value = getattr(s, name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            problems.append(f"{name} must be a positive number, not {value!r}")
+    for name in ("POPULARITY_CACHE_SECONDS", "RESPONSE_CACHE_SECONDS"):
+        value = getattr(s, name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            problems.append(f"{name} must be a number of seconds, not {value!r}")
+    if not 0 <= float(s.SIMILAR_EMBEDDING_WEIGHT) <= 1:
+        problems.append("SIMILAR_EMBEDDING_WEIGHT must be between 0 and 1")
+    return problems
+
+
+@register(Tags.compatibility)
+def check_serving(app_configs: Any = None, **kwargs: Any) -> list:
+    return [
+        Error(f"RECOMMENDATIONS: {problem}.", id="recommendations.E012") for problem in _serving_problems()
+    ]

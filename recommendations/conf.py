@@ -102,6 +102,44 @@ DEFAULTS: dict[str, Any] = {
     # A training whose heartbeat is older than this many seconds is considered dead: its
     # version is marked failed and the training lock released.
     "TRAINING_TIMEOUT": 3 * 3600,
+    # --- Serving (recommendations.serving; services.py is the one read API) ---
+    # Dotted "app_label.ModelName" of the shop's product model, used by the default
+    # CatalogueAdapter.item_queryset() (override that method instead if you prefer).
+    "ITEM_MODEL": None,
+    # Seconds between two cheap checks (one cache read) for a newly activated version.
+    "MODEL_CHECK_INTERVAL": 2.0,
+    # Latest item events of a shopper that make their history at request time.
+    "HISTORY_EVENTS": 50,
+    # Items shown when a template tag or API call gives no limit, and the most it may ask.
+    "DEFAULT_LIMIT": 8,
+    "MAX_LIMIT": 50,
+    # Diversity: at most this many items of one category in a list (None: no cap).
+    "MAX_PER_CATEGORY": 4,
+    # Business rules. HIDE_ITEMS: item ids never recommended. PIN_ITEMS: scenario -> item
+    # ids placed first when available ("for_you", "similar", "bought_together",
+    # "trending"). BOOST: "item:<id>" or "category:<id>" -> factor; the item's
+    # probability is multiplied by it (its score gains log(factor)); a category boost
+    # covers its sub-categories ("electronics" boosts "electronics.smartphone").
+    "HIDE_ITEMS": [],
+    "PIN_ITEMS": {},
+    "BOOST": {},
+    # Sponsored placements: a promoted item may take one labelled slot (at POSITION, 0-based)
+    # of a "for you" list, only when this shopper's model probability for it is at least
+    # MIN_PROBABILITY times the uniform one (1 / catalogue size). No model, no sponsored slot.
+    "SPONSORED": {"ITEMS": [], "POSITION": 2, "MIN_PROBABILITY": 5.0},
+    # Trending = time-decayed popularity over the last TRENDING_DAYS of activity (counted
+    # back from the newest event), with this half-life; recomputed at most every
+    # POPULARITY_CACHE_SECONDS. Event weights: view 1, click 1, cart 3, purchase 5.
+    "TRENDING_DAYS": 7,
+    "TRENDING_HALF_LIFE_HOURS": 24.0,
+    "POPULARITY_CACHE_SECONDS": 300,
+    # Similar items: weight of the model's item-embedding cosine against co-view counts.
+    "SIMILAR_EMBEDDING_WEIGHT": 0.5,
+    # Per-shopper API responses are cached this many seconds (a new event of theirs
+    # invalidates them at once); 0 turns the cache off.
+    "RESPONSE_CACHE_SECONDS": 30,
+    # Most events one POST to the batch events API may carry.
+    "API_MAX_BATCH_EVENTS": 100,
 }
 
 IMPORT_STRINGS = ("RECORDER", "CATALOGUE_ADAPTER", "CONSENT_CHECK")

@@ -55,6 +55,12 @@ class Event(models.Model):
     source = models.CharField(
         max_length=32, blank=True, default="", help_text="web, signal, api, import:FORMAT"
     )
+    scenario = models.CharField(
+        max_length=32, blank=True, default="", help_text="Recommendation list of an impression or click."
+    )
+    model_version = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Model version that made the list (impressions and clicks)."
+    )
     client_event_id = models.CharField(
         max_length=64,
         unique=True,

@@ -45,6 +45,8 @@ class EventRecord:
     price: Decimal | None = None
     quantity: int | None = None
     source: str = ""
+    scenario: str = ""
+    model_version: int | None = None
     client_event_id: str | None = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
 
     def values(self) -> dict:
@@ -106,7 +108,7 @@ UNNEST_COLUMNS = (
     ("timestamp", "timestamptz"), ("event_type", "text"), ("user_id", "bigint"), ("session_key", "text"),
     ("external_user_id", "text"), ("item_id", "text"), ("category_id", "text"), ("query", "text"),
     ("result_count", "integer"), ("price", "numeric"), ("quantity", "integer"), ("source", "text"),
-    ("client_event_id", "text"),
+    ("scenario", "text"), ("model_version", "integer"), ("client_event_id", "text"),
 )  # fmt: skip
 
 

@@ -127,6 +127,8 @@ def build_record(
     timestamp: datetime | None = None,
     client_event_id: str | None = None,
     source: str = "",
+    scenario: str = "",
+    model_version: int | None = None,
 ) -> EventRecord:
     """Validate one event and fill what the catalogue adapter knows about ``item``."""
     if event not in EventType.values:
@@ -155,8 +157,20 @@ def build_record(
         price=_clean_decimal(price),
         quantity=None if quantity is None else int(quantity),
         source=source,
+        scenario=str(scenario or "")[:32],
+        model_version=None if model_version is None else int(model_version),
         **({"client_event_id": client_event_id[:64]} if client_event_id else {}),
     )
+
+
+def remember(records: list[EventRecord]) -> None:
+    """Let serving see these events before they are stored (see ``serving.history``)."""
+    try:
+        from .serving.history import remember as remember_recent
+
+        remember_recent(records)
+    except Exception:
+        logger.exception("Could not note %d events for real-time recommendations.", len(records))
 
 
 def begin(request: HttpRequest) -> None:
@@ -169,6 +183,7 @@ def emit(request: HttpRequest | None, records: Iterable[EventRecord]) -> None:
     records = list(records)
     buffer = getattr(request, BUFFER_ATTR, None) if request is not None else None
     if buffer is None:
+        remember(records)
         get_recorder().record(records)
         return
     room = max(app_settings.MAX_EVENTS_PER_REQUEST - len(buffer), 0)
@@ -200,6 +215,7 @@ def flush(request: HttpRequest) -> None:
         if user is not None and user.is_authenticated:
             # The shopper signed in during this request: earlier anonymous events are theirs.
             records = [r if r.user_id is not None else replace(r, user_id=user.pk) for r in records]
+        remember(records)
         get_recorder().record(records)
     except Exception:
         logger.exception("Could not record %d buffered events.", len(records))
@@ -219,6 +235,8 @@ def track(
     timestamp: datetime | None = None,
     client_event_id: str | None = None,
     source: str = "web",
+    scenario: str = "",
+    model_version: int | None = None,
 ) -> bool:
     """Record that the shopper behind ``request`` did ``event`` (fails open).
 
@@ -247,6 +265,8 @@ def track(
             timestamp=timestamp,
             client_event_id=client_event_id,
             source=source,
+            scenario=scenario,
+            model_version=model_version,
         )
         emit(request, [record])
         return True

@@ -1,14 +1,21 @@
 """How the ``recommendations`` app reads this shop's catalogue.
 
-Named in ``settings.RECOMMENDATIONS["CATALOGUE_ADAPTER"]``. Only the category differs from
-the app's defaults: events name categories by their code (the slug), not by a database id.
+Named in ``settings.RECOMMENDATIONS["CATALOGUE_ADAPTER"]``. Events name categories by
+their code (the slug), not by a database id; recommendable products are the active ones
+in stock; the cart lives in the session.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
 from recommendations.adapters import CatalogueAdapter
+
+from .cart import Cart
+from .models import Product
 
 
 class ShopCatalogueAdapter(CatalogueAdapter):
@@ -16,3 +23,22 @@ class ShopCatalogueAdapter(CatalogueAdapter):
         """The category code (``electronics.smartphone``), as in the imported REES46 events."""
         category = getattr(item, "category", None)
         return getattr(category, "slug", "") or ""
+
+    def item_queryset(self) -> QuerySet:
+        return Product.objects.active().filter(stock__gt=0).select_related("category")
+
+    def all_items_queryset(self) -> QuerySet:
+        return Product.objects.select_related("category")
+
+    def cart_item_ids(self, request: HttpRequest | None) -> set[str]:
+        session = getattr(request, "session", None)
+        if session is None:
+            return set()
+        return {str(item_id) for item_id in Cart(session).product_ids()}
+
+    def display(self, item: Any) -> dict[str, Any]:
+        data = super().display(item)
+        data["category"] = str(item.category.name) if item.category_id else ""
+        data["brand"] = item.brand
+        data["hue"] = item.category.hue if item.category_id else 0
+        return data

@@ -42,6 +42,10 @@ class Cart:
         self.session[SESSION_KEY] = items
         self._lines = None
 
+    def product_ids(self) -> list[str]:
+        """Ids of the products in the cart; reads the session only."""
+        return list(self._items)
+
     def quantity_of(self, product_id: int) -> int:
         return self._items.get(str(product_id), 0)
 

@@ -26,6 +26,13 @@ class NumpyTower:
 
     def forward(self, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(user vectors [n, D], mix [n, 1 + n_priors]) as ``NextItemModel.tower``."""
+        user, mix, _ = self.forward_with_attention(inputs)
+        return user, mix
+
+    def forward_with_attention(
+        self, inputs: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``forward`` plus the attention weight of each history position [n, L] (for reasons)."""
         w = self.weights
         items = inputs["items"]
         mask = (items > 0).astype(np.float32)
@@ -46,38 +53,89 @@ class NumpyTower:
             hidden = np.maximum(hidden @ w[f"hidden_{i}_kernel"] + w[f"hidden_{i}_bias"], 0.0)
         user = (hidden @ w["user_projection_kernel"] + w["user_projection_bias"]).astype(np.float32)
         mix = hidden @ w["mix_kernel"] + w["mix_bias"] if "mix_kernel" in w else np.zeros((len(items), 1))
-        return user, mix.astype(np.float32)
+        return user, mix.astype(np.float32), weights
 
-    def scores(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    def history_terms(
+        self, inputs: dict[str, np.ndarray], mix: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """(repeat logit [n, L], prior weights [n_priors, n, L]) of each history position,
+        or None for a model without the repeat and prior mechanisms."""
+        w = self.weights
+        if "repeat_type" not in w:
+            return None
+        items, types, ages = inputs["items"], inputs["types"], inputs["ages"]
+        length = items.shape[1]
+        positions = np.arange(len(w["repeat_position"]) - length, len(w["repeat_position"]))
+        mask = (items > 0).astype(np.float32)
+        repeat = (w["repeat_type"][types] + w["repeat_age"][ages] + w["repeat_position"][positions]) + mix[
+            :, :1
+        ]
+        priors = np.stack(
+            [
+                (
+                    w["prior_type"][m][types]
+                    + w["prior_age"][m][ages]
+                    + w["prior_position"][m][positions]
+                    + mix[:, 1 + m : 2 + m]
+                )
+                * mask
+                for m in range(len(w["prior_type"]))
+            ]
+        )
+        return repeat * mask, priors
+
+    def scores(
+        self, inputs: dict[str, np.ndarray], forward: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> np.ndarray:
         """float32 [n, n_items + 1]: every item scored; column 0 (padding) is -inf.
 
         Besides the matrix product, history items get their repeat logits and their
         co-occurrence neighbours the priors' (one small gather per history position).
+        ``forward`` passes ``forward(inputs)`` when the caller already has it.
         """
-        user, mix = self.forward(inputs)
+        user, mix = forward if forward is not None else self.forward(inputs)
         scores = user @ self.item_table.T + self.item_bias
-        w = self.weights
-        if "repeat_type" in w:
-            items, types, ages = inputs["items"], inputs["types"], inputs["ages"]
-            n, length = items.shape
-            rows = np.arange(n)
-            positions = np.arange(len(w["repeat_position"]) - length, len(w["repeat_position"]))
-            mask = (items > 0).astype(np.float32)
-            repeat = (
-                w["repeat_type"][types] + w["repeat_age"][ages] + w["repeat_position"][positions]
-            ) + mix[:, :1]
-            repeat *= mask
-            for m in range(len(w["prior_type"])):
-                weight = (
-                    w["prior_type"][m][types] + w["prior_age"][m][ages] + w["prior_position"][m][positions]
-                )
-                weight = (weight + mix[:, 1 + m : 2 + m]) * mask
-                for p in range(length):
+        terms = self.history_terms(inputs, mix)
+        if terms is not None:
+            w = self.weights
+            repeat, priors = terms
+            items = inputs["items"]
+            rows = np.arange(len(items))
+            for m, weight in enumerate(priors):
+                for p in range(items.shape[1]):
                     # Neighbours of one item are distinct (only padding 0 repeats, and it is -inf).
                     scores[rows[:, None], w["prior_items"][m][items[:, p]]] += (
                         weight[:, p, None] * w["prior_scores"][m][items[:, p]]
                     )
-            for p in range(length):
+            for p in range(items.shape[1]):
                 scores[rows, items[:, p]] += repeat[:, p]
         scores[:, 0] = -np.inf
         return scores.astype(np.float32, copy=False)
+
+    def contributions(
+        self, inputs: dict[str, np.ndarray], mix: np.ndarray, attention: np.ndarray, candidates: np.ndarray
+    ) -> np.ndarray:
+        """[L, J]: how much each history position of case 0 adds to each candidate's score.
+
+        The repeat and co-occurrence terms are exact (the score is their sum); the user
+        vector's share is approximated by the position's attention weight times the cosine
+        of the two item embeddings. Serving names the largest as the reason.
+        """
+        items = inputs["items"][0]
+        table = self.item_table
+        history = table[items]
+        chosen = table[candidates]
+        norms = np.linalg.norm(history, axis=1)[:, None] * np.linalg.norm(chosen, axis=1)[None, :]
+        result = attention[0][:, None] * (history @ chosen.T) / np.maximum(norms, 1e-9)
+        terms = self.history_terms(inputs, mix)
+        if terms is not None:
+            repeat, priors = terms
+            w = self.weights
+            for m in range(len(priors)):
+                neighbours = w["prior_items"][m][items]  # [L, k]
+                match = neighbours[:, :, None] == candidates[None, None, :]  # [L, k, J]
+                scores = (w["prior_scores"][m][items][:, :, None] * match).sum(axis=1)
+                result += priors[m][0][:, None] * scores
+            result += repeat[0][:, None] * (items[:, None] == candidates[None, :])
+        result[items == 0] = -np.inf
+        return result

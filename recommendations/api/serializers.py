@@ -1,0 +1,116 @@
+"""What the API accepts and returns; validation errors become 400s with field messages."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from ..conf import app_settings
+from ..models import ITEM_EVENTS, EventType
+
+#: Client clocks drift; an event further in the future than this is refused.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+#: A mobile app may send events it kept while offline, up to this old.
+MAX_EVENT_AGE = timedelta(days=30)
+
+
+class LimitQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(
+        required=False, min_value=1, help_text="How many items (1 to MAX_LIMIT, default DEFAULT_LIMIT)."
+    )
+
+    def validate_limit(self, value: int) -> int:
+        if value > app_settings.MAX_LIMIT:
+            raise serializers.ValidationError(
+                f"Ensure this value is less than or equal to {app_settings.MAX_LIMIT}."
+            )
+        return value
+
+
+class ListQuerySerializer(LimitQuerySerializer):
+    category = serializers.CharField(
+        required=False, max_length=128, help_text="Only items of this category (or its sub-categories)."
+    )
+
+
+class RecommendationSerializer(serializers.Serializer):
+    item_id = serializers.CharField()
+    name = serializers.CharField()
+    url = serializers.CharField(allow_blank=True)
+    price = serializers.CharField(allow_null=True)
+    image_url = serializers.CharField(allow_blank=True)
+    score = serializers.FloatField(help_text="Model probability, or the fallback's own score.")
+    reason = serializers.CharField(help_text="Why this item, e.g. “Because you viewed …”.")
+    sponsored = serializers.BooleanField()
+
+
+class RecommendationListSerializer(serializers.Serializer):
+    scenario = serializers.ChoiceField(
+        choices=["for_you", "similar", "bought_together", "trending", "recently_viewed"]
+    )
+    source = serializers.CharField(help_text="model, trending, popular, co-views, baskets or history.")
+    model_version = serializers.IntegerField(allow_null=True)
+    items = RecommendationSerializer(many=True)
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+class EventSerializer(serializers.Serializer):
+    event = serializers.ChoiceField(choices=EventType.values)
+    client_event_id = serializers.RegexField(
+        r"^[A-Za-z0-9._:-]{8,64}$",
+        help_text="Unique id the app gives each event (8 to 64 of A-Z a-z 0-9 . _ : -); "
+        "an event sent twice is stored once.",
+    )
+    item_id = serializers.CharField(required=False, allow_blank=True, max_length=64, default="")
+    category_id = serializers.CharField(required=False, allow_blank=True, max_length=128, default="")
+    query = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
+    result_count = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=10**9)
+    price = serializers.DecimalField(
+        required=False, allow_null=True, max_digits=12, decimal_places=2, min_value=0
+    )
+    quantity = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=100_000)
+    timestamp = serializers.DateTimeField(required=False, help_text="When it happened (default: now).")
+    scenario = serializers.CharField(required=False, allow_blank=True, max_length=32, default="")
+    model_version = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=2**31 - 1
+    )
+
+    def validate_timestamp(self, value):
+        now = timezone.now()
+        if value > now + MAX_CLOCK_SKEW:
+            raise serializers.ValidationError("The timestamp is in the future.")
+        if value < now - MAX_EVENT_AGE:
+            raise serializers.ValidationError(f"The timestamp is older than {MAX_EVENT_AGE.days} days.")
+        return value
+
+    def validate(self, data):
+        if data["event"] in ITEM_EVENTS and not data.get("item_id"):
+            raise serializers.ValidationError({"item_id": f"A {data['event']!r} event needs an item_id."})
+        if data["event"] == EventType.SEARCH and not data.get("query", "").strip():
+            raise serializers.ValidationError({"query": "A 'search' event needs a query."})
+        return data
+
+
+class EventBatchSerializer(serializers.Serializer):
+    events = EventSerializer(many=True, allow_empty=False)
+
+    def validate_events(self, value):
+        limit = app_settings.API_MAX_BATCH_EVENTS
+        if len(value) > limit:
+            raise serializers.ValidationError(
+                f"At most {limit} events per request; send the rest in another."
+            )
+        ids = [event["client_event_id"] for event in value]
+        if len(set(ids)) != len(ids):
+            raise serializers.ValidationError("Two events of this batch share a client_event_id.")
+        return value
+
+
+class EventBatchResultSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField(help_text="Events taken (an id already stored is not stored twice).")
+    tracked = serializers.BooleanField(help_text="False when Do-Not-Track or missing consent kept them out.")

@@ -1,0 +1,247 @@
+"""API views: recommendation lists for the caller only, and the app's event batches.
+
+Who is asking: the signed-in user (session or token), else the anonymous device named by
+the ``X-Device-Id`` header, else the browser session's visitor. There is no parameter
+to name another shopper, so nobody can read anyone else's recommendations. Lists are
+cached per shopper for ``RESPONSE_CACHE_SECONDS``; the key holds the shopper's event
+generation and the model version, so a new event or a new model is seen at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from django.core.cache import cache
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotFound, ParseError, ValidationError
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ..conf import app_settings
+from ..serving import history, services
+from ..serving.loader import active_model
+from ..tracking import build_record, get_recorder, remember, wants_no_tracking
+from .serializers import (
+    ErrorSerializer,
+    EventBatchResultSerializer,
+    EventBatchSerializer,
+    LimitQuerySerializer,
+    ListQuerySerializer,
+    RecommendationListSerializer,
+)
+
+DEVICE_HEADER = "X-Device-Id"
+DEVICE_PARAMETER = OpenApiParameter(
+    DEVICE_HEADER,
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Anonymous app install id (8 to 56 of A-Z a-z 0-9 . _ : -), used when not signed in.",
+)
+ITEM_PARAMETER = OpenApiParameter("item_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="Item id.")
+CACHE_PREFIX = "recommendations:api:"
+
+
+class SafeJSONParser(JSONParser):
+    """JSON, with absurdly deep nesting answered by a 400 instead of a crash."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - the document is nested too deeply.") from None
+
+
+def shopper_of(request: Request) -> history.Shopper:
+    """The caller as a shopper; a malformed device id is a 400."""
+    device = request.headers.get(DEVICE_HEADER, "")
+    if device and not history.valid_device_id(device):
+        raise ValidationError({DEVICE_HEADER: "8 to 56 characters of A-Z a-z 0-9 . _ : - are expected."})
+    web = history.Shopper.from_request(request._request)
+    visitor = f"{history.DEVICE_PREFIX}{device}" if device else web.visitor
+    user = request.user
+    user_id = user.pk if user is not None and user.is_authenticated else None
+    return history.Shopper(user_id=user_id, visitor=visitor, request=request._request)
+
+
+class RecommendationView(APIView):
+    """GET a list of one scenario for the caller."""
+
+    permission_classes = [AllowAny]
+    scenario = ""
+    needs_item = False
+
+    def get(self, request: Request, item_id: str | None = None) -> Response:
+        query = ListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        shopper = shopper_of(request)
+        limit = query.validated_data.get("limit")
+        category = query.validated_data.get("category") or None
+        key = None
+        seconds = app_settings.RESPONSE_CACHE_SECONDS
+        if seconds and shopper.is_known:
+            model = active_model()
+            parts = [
+                self.scenario,
+                shopper.key,
+                item_id or "",
+                limit or "",
+                category or "",
+                history.generation(shopper),
+                model.version_id if model is not None else 0,
+            ]
+            key = CACHE_PREFIX + hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
+            cached = cache.get(key)
+            if cached is not None:
+                return Response(cached)
+        try:
+            if self.scenario == "recently_viewed":
+                result = services.recently_viewed(shopper, limit)
+            else:
+                result = services.recommend(
+                    self.scenario, shopper, item=item_id, limit=limit, category=category
+                )
+        except services.UnknownItem as exc:
+            raise NotFound(str(exc)) from None
+        data = RecommendationListSerializer(
+            {
+                "scenario": result.scenario,
+                "source": result.source,
+                "model_version": result.model_version,
+                "items": [
+                    {
+                        "item_id": r.item_id,
+                        "name": r.display.get("name", ""),
+                        "url": r.display.get("url", ""),
+                        "price": r.display.get("price"),
+                        "image_url": r.display.get("image_url", ""),
+                        "score": r.score,
+                        "reason": r.reason,
+                        "sponsored": r.sponsored,
+                    }
+                    for r in result
+                ],
+            }
+        ).data
+        if key is not None:
+            cache.set(key, data, seconds)
+        return Response(data)
+
+
+def _list_schema(summary: str, with_item: bool = False, with_category: bool = False):
+    parameters: list[Any] = [DEVICE_PARAMETER, ListQuerySerializer if with_category else LimitQuerySerializer]
+    if with_item:
+        parameters.append(ITEM_PARAMETER)
+    responses: dict[int, Any] = {200: RecommendationListSerializer, 400: ErrorSerializer}
+    if with_item:
+        responses[404] = ErrorSerializer
+    return extend_schema(summary=summary, parameters=parameters, responses=responses)
+
+
+class ForYouView(RecommendationView):
+    scenario = "for_you"
+
+    @_list_schema(
+        "Recommended for the caller, from what they did (a second ago included)", with_category=True
+    )
+    def get(self, request, item_id=None):
+        return super().get(request)
+
+
+class TrendingView(RecommendationView):
+    scenario = "trending"
+
+    @_list_schema("Trending items (time-decayed popularity)", with_category=True)
+    def get(self, request, item_id=None):
+        return super().get(request)
+
+
+class RecentlyViewedView(RecommendationView):
+    scenario = "recently_viewed"
+
+    @_list_schema("The caller's recently viewed items")
+    def get(self, request, item_id=None):
+        return super().get(request)
+
+
+class SimilarView(RecommendationView):
+    scenario = "similar"
+
+    @_list_schema("Items similar to an item", with_item=True)
+    def get(self, request, item_id=None):
+        return super().get(request, item_id)
+
+
+class BoughtTogetherView(RecommendationView):
+    scenario = "bought_together"
+
+    @_list_schema("Items often bought with an item", with_item=True)
+    def get(self, request, item_id=None):
+        return super().get(request, item_id)
+
+
+class EventBatchView(APIView):
+    """POST a batch of the app's events (idempotent by ``client_event_id``)."""
+
+    permission_classes = [AllowAny]
+    parser_classes = [SafeJSONParser]
+
+    @extend_schema(
+        summary="Record a batch of events from the app",
+        parameters=[DEVICE_PARAMETER],
+        request=EventBatchSerializer,
+        responses={202: EventBatchResultSerializer, 400: ErrorSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        data = request.data
+        if not isinstance(data, dict):
+            raise ValidationError({"events": 'Send a JSON object: {"events": [...]}.'})
+        events = data.get("events")
+        limit = app_settings.API_MAX_BATCH_EVENTS
+        if isinstance(events, list) and len(events) > limit:  # refused before validating each one
+            raise ValidationError(
+                {"events": f"At most {limit} events per request; send the rest in another."}
+            )
+        batch = EventBatchSerializer(data=data)
+        batch.is_valid(raise_exception=True)
+        shopper = shopper_of(request)
+        if shopper.user_id is None and not shopper.visitor:
+            raise ValidationError({DEVICE_HEADER: "Sign in, or send the app's device id in this header."})
+        if wants_no_tracking(request._request):
+            return Response({"accepted": 0, "tracked": False}, status=status.HTTP_202_ACCEPTED)
+        consent = app_settings.get_class("CONSENT_CHECK")
+        if consent is not None and not consent(request._request):
+            return Response({"accepted": 0, "tracked": False}, status=status.HTTP_202_ACCEPTED)
+        records = []
+        for event in batch.validated_data["events"]:
+            try:
+                records.append(
+                    build_record(
+                        event["event"],
+                        item=event.get("item_id") or None,
+                        user_id=shopper.user_id,
+                        session_key=shopper.visitor,
+                        category=event.get("category_id") or None,
+                        query=event.get("query", ""),
+                        result_count=event.get("result_count"),
+                        price=event.get("price"),
+                        quantity=event.get("quantity"),
+                        timestamp=event.get("timestamp"),
+                        client_event_id=event["client_event_id"],
+                        source="api",
+                        scenario=event.get("scenario", ""),
+                        model_version=event.get("model_version"),
+                    )
+                )
+            except ValueError as exc:
+                raise ValidationError({"events": str(exc)}) from None
+        remember(records)
+        get_recorder().record(records)
+        return Response({"accepted": len(records), "tracked": True}, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,57 @@
+"""Tracked links: a click on a recommendation is recorded, then the shopper goes on.
+
+A carousel link points at ``/recommendations/click/<token>/``; the token is signed
+(``django.core.signing``), so it names only the item, list, model version and target the
+server itself wrote: it cannot be turned into an open redirect, and a forged or damaged
+token is refused with a 400. The target must also be a URL of this site.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core import signing
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from .tracking import track
+
+logger = logging.getLogger(__name__)
+SALT = "recommendations.click"
+
+
+def click_url(item_id: str, scenario: str, model_version: int | None, target: str) -> str:
+    token = signing.dumps(
+        {"i": item_id, "s": scenario, "v": model_version, "t": target}, salt=SALT, compress=True
+    )
+    return reverse("recommendations:click", kwargs={"token": token})
+
+
+def read_token(token: str) -> dict[str, Any]:
+    """The payload of a click token (``signing.BadSignature`` when it was not ours)."""
+    data = signing.loads(token, salt=SALT)
+    if not isinstance(data, dict) or not isinstance(data.get("t"), str) or not isinstance(data.get("i"), str):
+        raise signing.BadSignature("malformed click token")
+    return data
+
+
+@never_cache
+@require_GET
+def click(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        data = read_token(token)
+    except signing.BadSignature:
+        return HttpResponseBadRequest(
+            "This recommendation link is broken or was changed.", content_type="text/plain"
+        )
+    target = data["t"]
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = "/"
+    track(request, "click", data["i"], scenario=str(data.get("s") or ""), model_version=data.get("v"))
+    return HttpResponseRedirect(target)

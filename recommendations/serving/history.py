@@ -1,0 +1,176 @@
+"""Who is asking, and what they did: a shopper's recent item events at request time.
+
+Events reach the database a moment after the page that produced them (the recorder
+writes in batches, or through a Celery worker). So that a product viewed a second ago
+already shapes the next page, each tracked item event is also appended to a short list
+in Django's cache under the shopper's key ("remember"); history = stored rows + that
+list, without duplicates. The list's counter is the shopper's "generation": cached API
+responses carry it in their key, so a new event of theirs invalidates them at once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.cache import cache
+from django.http import HttpRequest
+
+from ..conf import app_settings
+from ..models import Event, EventType
+from ..recorders import EventRecord
+
+#: Item events that make a history (impressions and searches do not name what was wanted).
+HISTORY_TYPES = (EventType.VIEW, EventType.CART, EventType.PURCHASE, EventType.CLICK)
+OVERLAY_PREFIX = "recommendations:recent:"
+OVERLAY_SECONDS = 3600
+DEVICE_PREFIX = "device:"
+DEVICE_ID = re.compile(r"^[A-Za-z0-9._:-]{8,56}$")
+
+
+@dataclass(frozen=True)
+class Shopper:
+    """A signed-in user, an anonymous web visitor, or a mobile device; never someone else."""
+
+    user_id: int | None = None
+    visitor: str = ""  # web visitor id, or "device:<id>" for the mobile API
+    request: HttpRequest | None = None
+
+    @classmethod
+    def from_request(cls, request: HttpRequest | None) -> Shopper:
+        """The shopper behind a page request (no visitor id is created just to read)."""
+        if request is None:
+            return cls()
+        from ..tracking import VISITOR_SESSION_KEY
+
+        user = getattr(request, "user", None)
+        user_id = user.pk if user is not None and user.is_authenticated else None
+        session = getattr(request, "session", None)
+        visitor = session.get(VISITOR_SESSION_KEY, "") if session is not None else ""
+        return cls(user_id=user_id, visitor=visitor or "", request=request)
+
+    @property
+    def keys(self) -> list[str]:
+        """Overlay keys of this shopper: the account's, and the anonymous visitor's."""
+        keys = [f"u:{self.user_id}"] if self.user_id is not None else []
+        if self.visitor:
+            keys.append(f"s:{self.visitor}")
+        return keys
+
+    @property
+    def key(self) -> str:
+        """One stable key (cache keys, logs never see more than this opaque id)."""
+        return self.keys[0] if self.keys else ""
+
+    @property
+    def is_known(self) -> bool:
+        return bool(self.keys)
+
+
+def valid_device_id(value: str) -> bool:
+    return bool(DEVICE_ID.match(value or ""))
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    timestamp: float  # Unix seconds
+    event_type: str
+    item_id: str
+    session_key: str
+    key: str  # client event id: the same event from the cache and the table counts once
+
+
+def _overlay_key(key: str) -> str:
+    return OVERLAY_PREFIX + key
+
+
+def remember(records: Iterable[EventRecord]) -> None:
+    """Append the item events among ``records`` to their shoppers' recent lists (fails open)."""
+    by_key: dict[str, list[list[Any]]] = {}
+    for record in records:
+        if record.event_type not in HISTORY_TYPES or not record.item_id:
+            continue
+        if record.user_id is not None:
+            key = f"u:{record.user_id}"
+        elif record.session_key:
+            key = f"s:{record.session_key}"
+        else:
+            continue
+        by_key.setdefault(key, []).append(
+            [
+                record.timestamp.timestamp(),
+                record.event_type,
+                record.item_id,
+                record.session_key,
+                record.client_event_id or "",
+            ]
+        )
+    if not by_key:
+        return
+    limit = app_settings.HISTORY_EVENTS
+    stored = cache.get_many([_overlay_key(key) for key in by_key])
+    updates = {}
+    for key, rows in by_key.items():
+        entry = stored.get(_overlay_key(key)) or {"generation": 0, "events": []}
+        updates[_overlay_key(key)] = {
+            "generation": int(entry.get("generation", 0)) + 1,
+            "events": (list(entry.get("events", [])) + rows)[-limit:],
+        }
+    cache.set_many(updates, OVERLAY_SECONDS)
+
+
+def _overlay(shopper: Shopper) -> dict[str, dict]:
+    if not shopper.is_known:
+        return {}
+    return cache.get_many([_overlay_key(key) for key in shopper.keys])
+
+
+def generation(shopper: Shopper) -> str:
+    """Changes whenever the shopper produces a new item event (part of response cache keys)."""
+    return ".".join(str(entry.get("generation", 0)) for entry in _overlay(shopper).values()) or "0"
+
+
+def _stored_events(shopper: Shopper, limit: int):
+    events = Event.objects.filter(event_type__in=HISTORY_TYPES)
+    if shopper.user_id is not None:
+        events = events.filter(user_id=shopper.user_id)
+    elif shopper.visitor:
+        # Only anonymous rows: a device or visitor id never reveals a signed-in user's events.
+        events = events.filter(session_key=shopper.visitor, user__isnull=True)
+    else:
+        return []
+    return events.order_by("-timestamp", "-id").values_list(
+        "timestamp", "event_type", "item_id", "session_key", "client_event_id"
+    )[:limit]
+
+
+def recent_events(shopper: Shopper, limit: int | None = None) -> list[HistoryEvent]:
+    """The shopper's latest item events, oldest first (at most ``HISTORY_EVENTS``)."""
+    limit = limit or app_settings.HISTORY_EVENTS
+    events: dict[str, HistoryEvent] = {}
+    for timestamp, event_type, item_id, session_key, client_id in _stored_events(shopper, limit):
+        key = client_id or f"db:{timestamp.timestamp()}:{event_type}:{item_id}"
+        events[key] = HistoryEvent(timestamp.timestamp(), event_type, item_id, session_key, key)
+    for entry in _overlay(shopper).values():
+        for timestamp, event_type, item_id, session_key, client_id in entry.get("events", []):
+            key = client_id or f"cache:{timestamp}:{event_type}:{item_id}"
+            events.setdefault(key, HistoryEvent(float(timestamp), event_type, item_id, session_key, key))
+    ordered = sorted(events.values(), key=lambda event: event.timestamp)
+    return ordered[-limit:]
+
+
+def purchased_item_ids(shopper: Shopper, limit: int = 1000) -> set[str]:
+    """Items this shopper bought (not recommended again in "for you" lists)."""
+    events = Event.objects.filter(event_type=EventType.PURCHASE)
+    if shopper.user_id is not None:
+        events = events.filter(user_id=shopper.user_id)
+    elif shopper.visitor:
+        events = events.filter(session_key=shopper.visitor, user__isnull=True)
+    else:
+        return set()
+    bought = set(events.order_by("-timestamp").values_list("item_id", flat=True)[:limit])
+    for entry in _overlay(shopper).values():
+        bought.update(row[2] for row in entry.get("events", []) if row[1] == EventType.PURCHASE)
+    return bought

@@ -1,0 +1,120 @@
+"""The model at request time: a shopper's events -> scores for every item, and why.
+
+The history is featurized by the same ``featurize`` as in training; the numpy tower gives
+the user vector and one float32 matrix product scores the whole catalogue. Reasons come
+from ``NumpyTower.contributions``: the history event that adds most to an item's score.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ml.cases import TYPE_INDEX, CaseBatch
+from ..ml.features import featurize
+from .history import HistoryEvent
+from .loader import ServingModel
+
+
+@dataclass
+class ShopperScores:
+    """Scores of every item for one shopper (log-probabilities up to a constant)."""
+
+    model: ServingModel
+    logits: np.ndarray  # float32 [n_items + 1]; excluded items are -inf
+    log_normalizer: float
+    inputs: dict[str, np.ndarray]
+    mix: np.ndarray
+    attention: np.ndarray
+    history: list[HistoryEvent]  # the events at the history positions (left-padded: None)
+
+    def probability(self, index: int) -> float:
+        return float(np.exp(self.logits[index] - self.log_normalizer))
+
+    def top(self, n: int) -> list[tuple[int, float]]:
+        """(item index, probability) of the ``n`` best items, best first (excluded ones never)."""
+        logits = self.logits
+        finite = int(np.isfinite(logits).sum())
+        n = min(n, finite)
+        if n <= 0:
+            return []
+        best = np.argpartition(-logits, n - 1)[:n]
+        best = best[np.argsort(-logits[best], kind="stable")]
+        return [
+            (int(i), float(p)) for i, p in zip(best, np.exp(logits[best] - self.log_normalizer), strict=True)
+        ]
+
+    def explain(self, item_ids: Sequence[str]) -> dict[str, HistoryEvent]:
+        """Item id -> the history event that contributed most to its score."""
+        index = [self.model.index_of.get(item, 0) for item in item_ids]
+        known = [(item, i) for item, i in zip(item_ids, index, strict=True) if i]
+        if not known:
+            return {}
+        candidates = np.array([i for _, i in known], dtype=np.int64)
+        contributions = self.model.tower.contributions(self.inputs, self.mix, self.attention, candidates)
+        best = contributions.argmax(axis=0)
+        result = {}
+        for column, ((item, _), position) in enumerate(zip(known, best, strict=True)):
+            event = self.history[position]
+            if event is not None and np.isfinite(contributions[position, column]):
+                result[item] = event
+        return result
+
+
+def shopper_inputs(
+    model: ServingModel, events: Sequence[HistoryEvent], current_session: str, now: float | None = None
+) -> tuple[dict[str, np.ndarray], list[HistoryEvent | None]] | None:
+    """Model inputs for one shopper, or None when no event names an item the model knows."""
+    known = [e for e in events if e.event_type in TYPE_INDEX and e.item_id in model.index_of]
+    length = model.spec.history_length
+    known = known[-length:]
+    if not known:
+        return None
+    n = len(known)
+    items = np.zeros((1, length), np.int32)
+    types = np.zeros((1, length), np.int8)
+    times = np.zeros((1, length), np.float64)
+    in_session = np.zeros((1, length), bool)
+    items[0, -n:] = [model.index_of[e.item_id] for e in known]
+    types[0, -n:] = [TYPE_INDEX[e.event_type] for e in known]
+    times[0, -n:] = [e.timestamp for e in known]
+    in_session[0, -n:] = [bool(current_session) and e.session_key == current_session for e in known]
+    cases = CaseBatch(
+        items=items,
+        types=types,
+        times=times,
+        in_session=in_session,
+        now=np.array([time.time() if now is None else now], np.float64),
+        targets=np.zeros(1, np.int32),
+        target_types=np.zeros(1, np.int8),
+        weights=np.ones(1, np.float32),
+        is_new=np.ones(1, bool),
+    )
+    return featurize(cases, model.spec, model.item_features), [None] * (length - n) + list(known)
+
+
+def score_shopper(
+    model: ServingModel,
+    events: Sequence[HistoryEvent],
+    current_session: str,
+    exclude: set[str] = frozenset(),
+) -> ShopperScores | None:
+    """Every item's score for this shopper, or None (nothing in the history is known)."""
+    built = shopper_inputs(model, events, current_session)
+    if built is None:
+        return None
+    inputs, history = built
+    tower = model.tower
+    user, mix, attention = tower.forward_with_attention(inputs)
+    logits = tower.scores(inputs, (user, mix))[0]
+    finite = logits[np.isfinite(logits)]
+    top = float(finite.max()) if len(finite) else 0.0
+    log_normalizer = top + float(np.log(np.exp(finite - top).sum())) if len(finite) else 0.0
+    for item in exclude:
+        index = model.index_of.get(item)
+        if index:
+            logits[index] = -np.inf
+    return ShopperScores(model, logits, log_normalizer, inputs, mix, attention, history)

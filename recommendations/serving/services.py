@@ -1,0 +1,356 @@
+"""The one read API: every surface (template tags, REST API, admin) calls these.
+
+Scenarios: ``for_you``, ``similar``, ``bought_together``, ``trending``,
+``recently_viewed``. Each returns a ``RecommendationList`` of live catalogue items with a
+score and a reason, after the rules of ``rules.finalize``. With no model, or no history
+the model knows, "for you" falls back to trending (led by the categories the shopper
+browsed, when there is a history), then to popular. A broken model never raises here:
+it is logged and the fallbacks serve.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.timesince import timesince
+
+from ..conf import app_settings
+from ..tracking import get_adapter
+from . import popularity
+from .history import HistoryEvent, Shopper, purchased_item_ids, recent_events
+from .loader import ServingModel, active_model
+from .rules import Candidate, Recommendation, category_matches, finalize
+
+logger = logging.getLogger(__name__)
+
+SCENARIOS = ("for_you", "similar", "bought_together", "trending", "recently_viewed")
+VERBS = {"view": "viewed", "cart": "added", "purchase": "bought", "click": "chose"}
+
+
+class UnknownItem(LookupError):
+    """The item a list is about does not exist in the catalogue."""
+
+
+@dataclass
+class RecommendationList:
+    scenario: str
+    items: list[Recommendation] = field(default_factory=list)
+    source: str = ""  # model, trending, popular, co-views, baskets, history
+    model_version: int | None = None
+
+    def __iter__(self) -> Iterator[Recommendation]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+
+def clean_limit(limit: Any) -> int:
+    """``limit`` as an int in 1..MAX_LIMIT (None: DEFAULT_LIMIT); ValueError says why not."""
+    if limit is None or limit == "":
+        return app_settings.DEFAULT_LIMIT
+    try:
+        value = int(limit)
+    except (TypeError, ValueError):
+        raise ValueError(f"limit must be a whole number, not {limit!r}") from None
+    if not 1 <= value <= app_settings.MAX_LIMIT:
+        raise ValueError(f"limit must be between 1 and {app_settings.MAX_LIMIT}")
+    return value
+
+
+def as_shopper(who: HttpRequest | Shopper | None) -> Shopper:
+    if isinstance(who, Shopper):
+        return who
+    return Shopper.from_request(who)
+
+
+def resolve_item(item: Any) -> tuple[str, Any]:
+    """(item id, catalogue object) of an instance or an id; UnknownItem when there is none."""
+    adapter = get_adapter()
+    item_id = adapter.item_id(item)
+    if not isinstance(item, (str, int)):
+        return item_id, item
+    found = adapter.items_by_id([item_id], available_only=False)
+    if item_id not in found:
+        raise UnknownItem(f"No item with id {item_id!r}.")
+    return item_id, found[item_id]
+
+
+def _taken(shopper: Shopper) -> set[str]:
+    """Items not worth recommending to this shopper: in the cart, or bought."""
+    taken = set(get_adapter().cart_item_ids(shopper.request)) if shopper.request is not None else set()
+    if shopper.is_known:
+        taken |= purchased_item_ids(shopper)
+    return taken
+
+
+def _ranking_candidates(ranking: popularity.Ranking, reason: str, category: str | None = None):
+    for item_id, score, item_category in ranking.items:
+        if category and item_category and not category_matches(item_category, category):
+            continue
+        yield Candidate(item_id, score, reason)
+
+
+def _name_reasons(results: list[Recommendation], causes: dict[str, HistoryEvent]) -> None:
+    """Turn "the history event behind it" into "Because you viewed “X”" (one query)."""
+    if not causes:
+        return
+    adapter = get_adapter()
+    names = adapter.items_by_id({event.item_id for event in causes.values()}, available_only=False)
+    for result in results:
+        event = causes.get(result.item_id)
+        if event is None or result.sponsored or result.reason:
+            continue
+        source = names.get(event.item_id)
+        what = f"“{source}”" if source is not None else "an item"
+        result.reason = f"Because you {VERBS.get(event.event_type, 'viewed')} {what}"
+
+
+def _fallback(
+    scenario: str, limit: int, exclude: set[str], category: str | None, events: list[HistoryEvent]
+) -> RecommendationList:
+    """Trending (led by the categories of the shopper's history, if any), then popular."""
+    trending = popularity.trending()
+    affinity: dict[str, float] = {}
+    if events:
+        adapter = get_adapter()
+        items = adapter.items_by_id({e.item_id for e in events[-20:]}, available_only=False)
+        for rank, event in enumerate(reversed(events[-20:])):
+            if event.item_id in items:
+                key = adapter.category_id(items[event.item_id])
+                if key:
+                    affinity[key] = affinity.get(key, 0.0) + 0.8**rank
+    candidates = list(_ranking_candidates(trending, "Trending now", category))
+    if affinity and candidates:
+        # Items of the categories the shopper looks at first, each category by its weight.
+        top = max(affinity.values())
+        weights = {key: 1.0 + 9.0 * value / top for key, value in affinity.items()}
+        hints = {item: c for item, _, c in trending.items}
+        for candidate in candidates:
+            weight = weights.get(hints.get(candidate.item_id, ""), 1.0)
+            if weight > 1.0:
+                candidate.score *= weight
+                candidate.reason = "Popular in a category you browsed"
+        candidates.sort(key=lambda c: -c.score)
+    results = finalize(scenario, candidates, limit=limit, exclude=exclude, category=category)
+    source = "trending"
+    if len(results) < limit:
+        more = finalize(
+            scenario,
+            _ranking_candidates(popularity.popular(), "Popular in the shop", category),
+            limit=limit,
+            exclude=exclude | {r.item_id for r in results},
+            category=category,
+        )
+        results += more[: limit - len(results)]
+        source = "trending+popular" if results and more else source
+    return RecommendationList(scenario, results, source)
+
+
+def _sponsor(model: ServingModel, scores: Any) -> Candidate | None:
+    """The best promoted item whose probability for this shopper clears the threshold."""
+    sponsored = app_settings.SPONSORED
+    items = [str(item) for item in sponsored.get("ITEMS", [])]
+    if not items:
+        return None
+    threshold = float(sponsored.get("MIN_PROBABILITY", 5.0)) / max(model.n_items, 1)
+    best = None
+    for item_id in items:
+        index = model.index_of.get(item_id)
+        if not index:
+            continue
+        probability = scores.probability(index)
+        if probability >= threshold and (best is None or probability > best.score):
+            best = Candidate(item_id, probability, "Sponsored", sponsored=True)
+    return best
+
+
+def for_you(
+    who: HttpRequest | Shopper | None, limit: Any = None, category: str | None = None
+) -> RecommendationList:
+    """ "Recommended for you": the model's next-item scores from the latest events."""
+    limit = clean_limit(limit)
+    shopper = as_shopper(who)
+    events = recent_events(shopper) if shopper.is_known else []
+    exclude = _taken(shopper)
+    current = shopper.visitor
+    exclude |= {e.item_id for e in events if current and e.session_key == current}
+    model = active_model()
+    if model is not None and events:
+        try:
+            from .scoring import score_shopper
+
+            scores = score_shopper(model, events, current, exclude)
+        except Exception:
+            logger.exception("Scoring with model version %s failed; using fallbacks.", model.version_id)
+            scores = None
+        if scores is not None:
+            window = max(4 * limit, 40) * (8 if category else 1)
+            candidates = [Candidate(model.item_ids[i], p) for i, p in scores.top(window)]
+            results = finalize(
+                "for_you",
+                candidates,
+                limit=limit,
+                exclude=exclude,
+                category=category,
+                sponsored=_sponsor(model, scores),
+                window=window,
+            )
+            _name_reasons(results, scores.explain([r.item_id for r in results if not r.reason]))
+            for result in results:
+                result.reason = result.reason or "Picked for you"
+            if results:
+                return RecommendationList("for_you", results, "model", model.version_id)
+    return _fallback("for_you", limit, exclude, category, events)
+
+
+def similar_items(
+    item: Any, who: HttpRequest | Shopper | None = None, limit: Any = None
+) -> RecommendationList:
+    """Items like ``item``: item-embedding cosine blended with co-view shares."""
+    limit = clean_limit(limit)
+    item_id, obj = resolve_item(item)
+    shopper = as_shopper(who)
+    exclude = _taken(shopper) | {item_id}
+    name = f"“{obj}”"
+    co_views = popularity.co_viewed(item_id)
+    scores: dict[str, float] = {}
+    reasons: dict[str, str] = {}
+    model = active_model()
+    source = "co-views"
+    weight = float(app_settings.SIMILAR_EMBEDDING_WEIGHT)
+    index = model.index_of.get(item_id) if model is not None else None
+    if index:
+        import numpy as np
+
+        cosine = model.unit_items @ model.unit_items[index]
+        cosine[0], cosine[index] = -np.inf, -np.inf
+        best = np.argpartition(-cosine, min(200, len(cosine) - 1))[:200]
+        for i in best:
+            if np.isfinite(cosine[i]) and cosine[i] > 0:
+                scores[model.item_ids[i]] = weight * float(cosine[i])
+                reasons[model.item_ids[i]] = f"Similar to {name}"
+        source = "model+co-views"
+    top_share = max(co_views.values(), default=0.0)
+    for other, share in co_views.items():
+        scores[other] = scores.get(other, 0.0) + (1.0 - weight if index else 1.0) * share / top_share
+        reasons[other] = f"Shoppers who viewed {name} also viewed this"
+    candidates = sorted(
+        (Candidate(other, score, reasons[other]) for other, score in scores.items()), key=lambda c: -c.score
+    )
+    results = finalize("similar", candidates, limit=limit, exclude=exclude)
+    if len(results) < limit:
+        # Not enough evidence: what is trending in the item's own category.
+        category = get_adapter().category_id(obj)
+        if category:
+            more = finalize(
+                "similar",
+                _ranking_candidates(popularity.trending(), f"Popular in the category of {name}", category),
+                limit=limit - len(results),
+                exclude=exclude | {r.item_id for r in results},
+                category=category,
+            )
+            results += more
+            source += "+trending"
+    return RecommendationList(
+        "similar", results, source, model.version_id if index and model is not None else None
+    )
+
+
+def bought_together(
+    item: Any, who: HttpRequest | Shopper | None = None, limit: Any = None
+) -> RecommendationList:
+    """Items bought (or put in the cart) in the same sessions as ``item``, by lift."""
+    limit = clean_limit(limit)
+    item_id, obj = resolve_item(item)
+    shopper = as_shopper(who)
+    exclude = _taken(shopper) | {item_id}
+    lifts = popularity.bought_together(item_id)
+    candidates = sorted(
+        (Candidate(other, lift, f"Often bought with “{obj}”") for other, lift in lifts.items()),
+        key=lambda c: (-c.score, c.item_id),
+    )
+    results = finalize("bought_together", candidates, limit=limit, exclude=exclude)
+    return RecommendationList("bought_together", results, "baskets")
+
+
+def trending(
+    who: HttpRequest | Shopper | None = None, limit: Any = None, category: str | None = None
+) -> RecommendationList:
+    limit = clean_limit(limit)
+    shopper = as_shopper(who)
+    exclude = _taken(shopper)
+    results = finalize(
+        "trending",
+        _ranking_candidates(popularity.trending(), "Trending now", category),
+        limit=limit,
+        exclude=exclude,
+        category=category,
+    )
+    return RecommendationList("trending", results, "trending")
+
+
+def recently_viewed(
+    who: HttpRequest | Shopper | None, limit: Any = None, exclude_item: Any = None
+) -> RecommendationList:
+    """The shopper's own recently viewed items, most recent first (no rules, no diversity cap)."""
+    limit = clean_limit(limit)
+    shopper = as_shopper(who)
+    if not shopper.is_known:
+        return RecommendationList("recently_viewed", [], "history")
+    skip = {get_adapter().item_id(exclude_item)} if exclude_item is not None else set()
+    latest: dict[str, HistoryEvent] = {}
+    for event in reversed(recent_events(shopper)):
+        if event.event_type == "view" and event.item_id not in skip:
+            latest.setdefault(event.item_id, event)
+    adapter = get_adapter()
+    wanted = list(latest)[: limit * 2]
+    items = adapter.items_by_id(wanted)
+    hidden = {str(item) for item in app_settings.HIDE_ITEMS}
+    results = []
+    for item_id in wanted:
+        if item_id in items and item_id not in hidden:
+            moment = dt.datetime.fromtimestamp(latest[item_id].timestamp, tz=dt.UTC)
+            ago = timezone.now() - moment
+            when = "a moment" if ago.total_seconds() < 60 else timesince(moment, timezone.now()).split(",")[0]
+            results.append(
+                Recommendation(
+                    item_id=item_id,
+                    score=latest[item_id].timestamp,
+                    reason=f"You viewed this {when} ago",
+                    item=items[item_id],
+                    display=adapter.display(items[item_id]),
+                )
+            )
+    return RecommendationList("recently_viewed", results[:limit], "history")
+
+
+def recommend(
+    scenario: str,
+    who: HttpRequest | Shopper | None = None,
+    *,
+    item: Any = None,
+    limit: Any = None,
+    category: str | None = None,
+) -> RecommendationList:
+    """Dispatch by scenario name (template tags and the API use this)."""
+    if scenario == "for_you":
+        return for_you(who, limit, category)
+    if scenario == "trending":
+        return trending(who, limit, category)
+    if scenario == "recently_viewed":
+        return recently_viewed(who, limit, item)
+    if scenario in ("similar", "bought_together"):
+        if item is None:
+            raise ValueError(f"the {scenario!r} list needs an item")
+        return (similar_items if scenario == "similar" else bought_together)(item, who, limit)
+    raise ValueError(f"unknown scenario {scenario!r}; expected one of {', '.join(SCENARIOS)}")

@@ -1,0 +1,90 @@
+"""Carousels for shop pages: ``{% load recommendations_tags %}``.
+
+``{% recommended_for_you limit=8 %}``, ``{% similar_items product %}``,
+``{% bought_together product %}``, ``{% trending %}``, ``{% recently_viewed %}``; each
+takes ``limit`` and ``title`` (and ``category`` for the first and ``trending``) and
+renders ``recommendations/carousel.html``, which a shop overrides like any template.
+A tag never breaks a page: an error is logged and the carousel is left out. Each shown
+carousel records one ``impression`` event, and its links record a ``click`` (clicks.py),
+so click-through rate can be computed per list and model version.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django import template
+
+from ..clicks import click_url
+from ..serving import services
+from ..tracking import track
+
+logger = logging.getLogger(__name__)
+register = template.Library()
+
+TEMPLATE = "recommendations/carousel.html"
+
+
+def carousel(
+    context: template.Context,
+    scenario: str,
+    title: str,
+    *,
+    item: Any = None,
+    limit: Any = None,
+    category=None,
+) -> dict[str, Any]:
+    request = context.get("request")
+    try:
+        recommendations = services.recommend(
+            scenario, request, item=item, limit=limit, category=category or None
+        )
+        entries = [
+            {
+                "recommendation": rec,
+                "item": rec.item,
+                "display": rec.display,
+                "url": click_url(
+                    rec.item_id, scenario, recommendations.model_version, rec.display.get("url") or "/"
+                ),
+            }
+            for rec in recommendations
+        ]
+    except Exception:
+        logger.exception("The %r carousel could not be built; the page is shown without it.", scenario)
+        recommendations, entries = None, []
+    if entries and request is not None:
+        track(request, "impression", scenario=scenario, model_version=recommendations.model_version)
+    return {
+        "title": title,
+        "scenario": scenario,
+        "entries": entries,
+        "recommendations": recommendations,
+        "request": request,
+    }
+
+
+@register.inclusion_tag(TEMPLATE, takes_context=True)
+def recommended_for_you(context, limit=None, title="Recommended for you", category=None):
+    return carousel(context, "for_you", title, limit=limit, category=category)
+
+
+@register.inclusion_tag(TEMPLATE, takes_context=True)
+def similar_items(context, item, limit=None, title="Similar items"):
+    return carousel(context, "similar", title, item=item, limit=limit)
+
+
+@register.inclusion_tag(TEMPLATE, takes_context=True)
+def bought_together(context, item, limit=None, title="Frequently bought together"):
+    return carousel(context, "bought_together", title, item=item, limit=limit)
+
+
+@register.inclusion_tag(TEMPLATE, takes_context=True)
+def trending(context, limit=None, title="Trending now", category=None):
+    return carousel(context, "trending", title, limit=limit, category=category)
+
+
+@register.inclusion_tag(TEMPLATE, takes_context=True)
+def recently_viewed(context, limit=None, title="Recently viewed", exclude=None):
+    return carousel(context, "recently_viewed", title, item=exclude, limit=limit)

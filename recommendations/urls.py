@@ -1,0 +1,11 @@
+"""Pages of the app a shop includes: ``path("recommendations/", include("recommendations.urls"))``."""
+
+from django.urls import path
+
+from . import clicks
+
+app_name = "recommendations"
+
+urlpatterns = [
+    path("click/<str:token>/", clicks.click, name="click"),
+]
