@@ -139,7 +139,23 @@ def _train(version: ModelVersion) -> None:
         progress=lambda message: _report(version.pk, stage=message),
     )
     _report(version.pk, stage="writing files")
-    bundle = artifacts.Bundle(
+    folder, size = artifacts.save_bundle(version.pk, bundle_of(model, preprocessor))
+    ModelVersion.objects.filter(pk=version.pk).update(
+        status=Status.READY,
+        metrics={**evaluation, "model": MODEL_NAME},
+        history=model.history_,
+        n_items=preprocessor.n_items_,
+        artifact_path=folder,
+        artifact_size=size,
+        progress={"stage": "done", "epochs": len(model.history_)},
+    )
+
+
+def bundle_of(model: Any, preprocessor: Any) -> artifacts.Bundle:
+    """What a fitted ``NextItemRecommender`` leaves for serving: weights, vocabularies, Keras file."""
+    from .ml.evaluation import MODEL_NAME
+
+    return artifacts.Bundle(
         weights=model.export_weights(),
         vocabulary={
             "model": MODEL_NAME,
@@ -149,16 +165,6 @@ def _train(version: ModelVersion) -> None:
             "feature_spec": model.feature_spec_.to_json(),
         },
         keras_model=model.model_,
-    )
-    folder, size = artifacts.save_bundle(version.pk, bundle)
-    ModelVersion.objects.filter(pk=version.pk).update(
-        status=Status.READY,
-        metrics={**evaluation, "model": MODEL_NAME},
-        history=model.history_,
-        n_items=preprocessor.n_items_,
-        artifact_path=folder,
-        artifact_size=size,
-        progress={"stage": "done", "epochs": len(model.history_)},
     )
 
 

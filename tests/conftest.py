@@ -24,6 +24,36 @@ def browser(db) -> Client:
     return Client(HTTP_USER_AGENT=BROWSER_UA)
 
 
+@pytest.fixture(autouse=True)
+def fresh_serving_state():
+    """Each test starts with an empty cache and no model loaded in this process."""
+    from django.core.cache import cache
+
+    from recommendations.serving import loader
+
+    cache.clear()
+    loader.reset()
+    yield
+    loader.reset()
+
+
+@pytest.fixture
+def catalogue(db):
+    from tests import serving_world
+
+    return serving_world.make_catalogue()
+
+
+@pytest.fixture
+def served_model(catalogue, settings, tmp_path):
+    """The serving world's trained model, active (files in this test's storage)."""
+    pytest.importorskip("keras", reason="the ml extra is not installed")
+    from tests import serving_world
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return serving_world.install_version()
+
+
 @pytest.fixture
 def recorder_settings(settings):
     """Change RECOMMENDATIONS keys for one test: ``recorder_settings(RECORDER=...)``."""

@@ -150,15 +150,21 @@ class ActiveModel:
         failed_at = self._failed.get(wanted)
         if failed_at is not None and time.monotonic() - failed_at < RETRY_FAILED_SECONDS:
             return
+        from ..artifacts import ArtifactError
+
         try:
             version = ModelVersion.objects.get(pk=wanted)
             model = load_version(version)
-        except Exception as exc:
+        except ArtifactError as exc:
+            # The files are bad: say so on the version, and do not retry at every request.
             self._failed[wanted] = time.monotonic()
             logger.error("Model version %s cannot be served (%s); using fallbacks.", wanted, exc)
             ModelVersion.objects.filter(pk=wanted).update(
                 error=f"Serving could not load its files: {exc}"[:2000]
             )
+            return
+        except Exception:
+            logger.exception("Could not load model version %s now; trying again shortly.", wanted)
             return
         self._failed.pop(wanted, None)
         self._model = model  # the swap: one assignment

@@ -1,0 +1,301 @@
+"""Serving: real-time "for you", exclusions, rules, diversity, sponsored slots, fallbacks,
+numpy-vs-Keras parity, version swaps, broken files, and the carousels in the demo pages."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.core import signing
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+
+from recommendations import artifacts, registry
+from recommendations.clicks import SALT, click_url
+from recommendations.models import Event, ModelVersion
+from recommendations.serving import loader, popularity, services
+from recommendations.serving.history import Shopper
+from shop.models import Product
+from tests import factories
+from tests.conftest import wait_for
+from tests.serving_world import ITEMS, items_of, store_history
+
+PHONES = items_of("electronics.smartphone")
+KETTLES = items_of("appliances.kitchen.kettle")
+SOFAS = items_of("furniture.living_room.sofa")
+
+
+def view(browser, *items):
+    for item in items:
+        assert browser.get(reverse("shop:product", kwargs={"pk": item})).status_code == 200
+
+
+def for_you(browser, **params):
+    response = browser.get(reverse("recommendations-api:for-you"), params)
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def ids(payload) -> list[str]:
+    return [entry["item_id"] for entry in payload["items"]]
+
+
+def test_for_you_follows_what_was_viewed_a_moment_ago(served_model, browser):
+    view(browser, *PHONES[:3])
+    first = for_you(browser, limit=4)
+    assert first["source"] == "model" and first["model_version"] == served_model.pk
+    assert ids(first)[:3] and all(ITEMS[item] == "electronics.smartphone" for item in ids(first)[:3])
+    assert not set(ids(first)) & set(PHONES[:3]), "items of the current visit are not recommended again"
+    assert first["items"][0]["reason"].startswith("Because you viewed “Smartphone 50")
+
+    view(browser, *SOFAS[:3])  # the cached response must not hide these new events
+    second = for_you(browser, limit=4)
+    assert ITEMS[ids(second)[0]] == "furniture.living_room.sofa"
+    assert second["items"][0]["reason"].startswith("Because you viewed “Sofa 52")
+    assert second["items"][0]["score"] > second["items"][-1]["score"] > 0
+
+
+def test_for_you_excludes_cart_purchases_stock_outs_inactive_and_hidden(
+    served_model, browser, recorder_settings
+):
+    view(browser, *PHONES[:2])
+    candidates = ids(for_you(browser, limit=8))
+    in_cart, bought, out_of_stock, inactive, hidden = candidates[:5]
+    browser.post(reverse("shop:cart_add", kwargs={"pk": in_cart}), {"quantity": 1})
+    user_visitor = browser.session["_recommendations_visitor"]
+    factories.event("purchase", item_id=bought, session_key=user_visitor)
+    Product.objects.filter(pk=out_of_stock).update(stock=0)
+    Product.objects.filter(pk=inactive).update(is_active=False)
+    recorder_settings(HIDE_ITEMS=[hidden], RESPONSE_CACHE_SECONDS=0)
+
+    after = ids(for_you(browser, limit=8))
+    assert after
+    assert not {in_cart, bought, out_of_stock, inactive, hidden} & set(after)
+
+
+def test_pins_boosts_category_filter_and_diversity_cap(served_model, browser, recorder_settings):
+    view(browser, *PHONES[:3])
+    recorder_settings(RESPONSE_CACHE_SECONDS=0, MAX_PER_CATEGORY=2)
+    capped = ids(for_you(browser, limit=6))
+    counts = {code: sum(ITEMS[i] == code for i in capped) for code in set(ITEMS.values())}
+    assert max(counts.values()) <= 2 and len(capped) == 6
+
+    recorder_settings(MAX_PER_CATEGORY=None, PIN_ITEMS={"for_you": [SOFAS[0]]})
+    pinned = for_you(browser, limit=5)
+    assert pinned["items"][0]["item_id"] == SOFAS[0] and pinned["items"][0]["reason"] == "Featured"
+
+    recorder_settings(PIN_ITEMS={}, BOOST={"category:appliances": 1e6})
+    boosted = ids(for_you(browser, limit=3))
+    assert all(ITEMS[item] == "appliances.kitchen.kettle" for item in boosted)
+
+    recorder_settings(BOOST={})
+    only = ids(for_you(browser, limit=5, category="furniture"))
+    assert only and all(ITEMS[item] == "furniture.living_room.sofa" for item in only)
+
+
+def test_a_sponsored_item_needs_a_high_enough_score(served_model, browser, recorder_settings):
+    view(browser, *PHONES[:3])
+    likely, unlikely = PHONES[5], SOFAS[5]
+    recorder_settings(
+        RESPONSE_CACHE_SECONDS=0, SPONSORED={"ITEMS": [unlikely], "POSITION": 1, "MIN_PROBABILITY": 2.0}
+    )
+    assert not any(entry["sponsored"] for entry in for_you(browser, limit=5)["items"])
+
+    recorder_settings(SPONSORED={"ITEMS": [unlikely, likely], "POSITION": 1, "MIN_PROBABILITY": 0.5})
+    entries = for_you(browser, limit=5)["items"]
+    sponsored = [entry for entry in entries if entry["sponsored"]]
+    assert [entry["item_id"] for entry in sponsored] == [likely]
+    assert entries[1]["sponsored"] and entries[1]["reason"] == "Sponsored"
+
+
+def test_fallbacks_without_a_model(catalogue, browser):
+    assert for_you(browser)["items"] == []  # an empty shop: an empty list, not an error
+    store_history()
+    popularity.clear()
+    cold = for_you(browser, limit=5)
+    assert cold["source"].startswith("trending") and cold["model_version"] is None
+    assert len(cold["items"]) == 5 and cold["items"][0]["reason"] == "Trending now"
+
+    view(browser, *KETTLES[:2])
+    warm = for_you(browser, limit=3)
+    assert all(ITEMS[item] == "appliances.kitchen.kettle" for item in ids(warm))
+    assert warm["items"][0]["reason"] == "Popular in a category you browsed"
+
+
+def test_popular_fills_in_when_trending_is_short(catalogue, recorder_settings):
+    now = timezone.now()
+    factories.event("view", item_id=PHONES[0], timestamp=now)
+    for _ in range(3):
+        factories.event("purchase", item_id=SOFAS[0], timestamp=now - timedelta(days=60))
+    recorder_settings(TRENDING_DAYS=7)
+    result = services.for_you(Shopper(), limit=2)
+    assert [r.item_id for r in result] == [PHONES[0], SOFAS[0]]
+    assert result.source == "trending+popular"
+    assert [r.reason for r in result] == ["Trending now", "Popular in the shop"]
+
+
+def test_no_history_with_a_model_gives_trending(served_model):
+    store_history()
+    result = services.for_you(Shopper(visitor="someone-new"), limit=3)
+    assert result.source == "trending" and len(result) == 3
+
+
+def test_similar_and_bought_together(served_model):
+    store_history()
+    similar = services.similar_items(PHONES[0], limit=5)
+    assert similar.model_version == served_model.pk
+    assert [ITEMS[r.item_id] for r in similar][:3] == ["electronics.smartphone"] * 3
+    assert PHONES[0] not in [r.item_id for r in similar]
+    assert all("Smartphone 50" in r.reason for r in similar)
+
+    for basket in range(3):
+        for item in (KETTLES[0], SOFAS[1]):
+            factories.event("cart", item_id=item, session_key=f"basket-{basket}")
+    factories.event("purchase", item_id=KETTLES[0], session_key="basket-9")
+    together = services.bought_together(KETTLES[0], limit=3)
+    assert [r.item_id for r in together] == [SOFAS[1]]
+    assert together.items[0].reason == f"Often bought with “Kettle {KETTLES[0]}”"
+    with pytest.raises(services.UnknownItem):
+        services.similar_items("no-such-item")
+
+
+def test_similar_items_without_a_model_use_co_views(catalogue):
+    store_history()
+    similar = services.similar_items(SOFAS[0], limit=4)
+    assert similar.source.startswith("co-views") and similar.model_version is None
+    assert [ITEMS[r.item_id] for r in similar] == ["furniture.living_room.sofa"] * 4
+
+
+def test_bad_limits_are_refused_with_a_message():
+    for bad in (0, -1, 10**6, "ten"):
+        with pytest.raises(ValueError, match="limit"):
+            services.clean_limit(bad)
+    with pytest.raises(ValueError, match="unknown scenario"):
+        services.recommend("everything")
+
+
+def test_serving_scores_match_the_keras_model(served_model):
+    np = pytest.importorskip("numpy")
+    from recommendations.serving.history import HistoryEvent
+    from recommendations.serving.scoring import score_shopper, shopper_inputs
+
+    model = loader.active_model()
+    now = timezone.now().timestamp()
+    events = [
+        HistoryEvent(now - 60 * (5 - i), "view" if i % 2 else "cart", item, "visit", f"e{i}")
+        for i, item in enumerate(PHONES[:3] + SOFAS[:2])
+    ]
+    inputs, _ = shopper_inputs(model, events, "visit", now=now)
+    keras_model = artifacts.load_bundle(served_model.artifact_path, with_keras=True).keras_model
+    expected = np.asarray(keras_model(inputs))[0]
+    served = score_shopper(model, events, "visit").logits
+    np.testing.assert_allclose(served[1:], expected[1:], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_new_version_is_picked_up_while_requests_run(served_model, recorder_settings):
+    """Requests in other threads never fail while versions are swapped, and see the new one."""
+    from recommendations.serving.history import HistoryEvent
+    from recommendations.serving.scoring import score_shopper
+    from tests.serving_world import install_version
+
+    recorder_settings(MODEL_CHECK_INTERVAL=0.01)
+    now = timezone.now().timestamp()
+    events = [HistoryEvent(now - i, "view", item, "v", str(i)) for i, item in enumerate(PHONES[:3])]
+    errors: list[BaseException] = []
+    seen: set[int] = set()
+    stop = threading.Event()
+
+    def serve():
+        try:
+            while not stop.is_set():
+                model = loader.active_model()
+                if model is not None:
+                    assert score_shopper(model, events, "v").top(5)
+                    seen.add(model.version_id)
+        except BaseException as exc:  # any failure fails the test
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=serve) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        assert wait_for(lambda: served_model.pk in seen)
+        newer = install_version()  # activates it; the cache key is written on commit
+        assert wait_for(lambda: newer.pk in seen)
+        registry.activate(served_model)  # and a rollback
+        assert wait_for(lambda: loader.active_model().version_id == served_model.pk)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert not errors, errors
+    assert seen == {served_model.pk, newer.pk}
+
+
+def test_unreadable_files_fall_back_and_are_flagged(served_model, browser, caplog):
+    storage = artifacts.get_storage()
+    with storage.open(f"{served_model.artifact_path}/weights.npz", "wb") as handle:
+        handle.write(b"not numpy")
+    store_history()
+    view(browser, *PHONES[:2])
+    result = for_you(browser)
+    assert result["source"].startswith("trending") and result["items"]
+    served_model.refresh_from_db()
+    assert "checksum" in served_model.error
+    assert "cannot be served" in caplog.text
+
+
+# --- carousels in the demo pages --------------------------------------------------------
+
+
+def test_demo_pages_show_the_carousels(served_model, browser):
+    store_history()
+    view(browser, *PHONES[:3])
+    home = browser.get(reverse("shop:home")).content.decode()
+    assert 'data-scenario="for_you"' in home and "Because you viewed" in home
+    assert 'data-scenario="recently_viewed"' in home
+    product = browser.get(reverse("shop:product", kwargs={"pk": PHONES[0]})).content.decode()
+    assert 'data-scenario="similar"' in product
+    browser.post(reverse("shop:cart_add", kwargs={"pk": PHONES[4]}), {"quantity": 1})
+    cart = browser.get(reverse("shop:cart")).content.decode()
+    assert "You may also like" in cart
+    impressions = Event.objects.filter(event_type="impression")
+    assert {e.scenario for e in impressions} >= {"for_you", "recently_viewed", "similar"}
+    assert impressions.filter(scenario="for_you").first().model_version == served_model.pk
+
+
+def test_a_click_is_recorded_and_redirects_only_on_site(served_model, browser):
+    url = click_url(SOFAS[0], "for_you", served_model.pk, f"/product/{SOFAS[0]}/")
+    response = browser.get(url)
+    assert response.status_code == 302 and response["Location"] == f"/product/{SOFAS[0]}/"
+    click = Event.objects.get(event_type="click")
+    assert (click.item_id, click.scenario, click.model_version) == (SOFAS[0], "for_you", served_model.pk)
+
+    offsite = click_url(SOFAS[0], "for_you", None, "https://evil.example/steal")
+    assert browser.get(offsite)["Location"] == "/"
+    token = signing.dumps({"i": "1", "s": "x", "v": None, "t": "/"}, salt=SALT + "-other")
+    broken = browser.get(reverse("recommendations:click", kwargs={"token": token}))
+    assert broken.status_code == 400 and b"broken" in broken.content
+
+
+def test_product_names_are_escaped_in_carousels(served_model, browser):
+    Product.objects.filter(pk=PHONES[5]).update(name="<script>alert(1)</script>")
+    view(browser, *PHONES[:3])
+    home = browser.get(reverse("shop:home")).content.decode()
+    assert "<script>alert(1)</script>" not in home
+
+
+def test_a_broken_recommender_never_breaks_a_page(served_model, browser, monkeypatch, caplog):
+    def explode(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(services, "recommend", explode)
+    response = browser.get(reverse("shop:home"))
+    assert response.status_code == 200 and b'data-scenario="for_you"' not in response.content
+    assert "could not be built" in caplog.text
+    assert not ModelVersion.objects.filter(error__contains="boom").exists()
