@@ -2,36 +2,51 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.utils import timezone
 from rest_framework import serializers
 
 from ..conf import app_settings
 from ..models import ITEM_EVENTS, EventType
 
-#: Client clocks drift; an event further in the future than this is refused.
-MAX_CLOCK_SKEW = timedelta(minutes=5)
-#: A mobile app may send events it kept while offline, up to this old.
-MAX_EVENT_AGE = timedelta(days=30)
+
+class StrictCharField(serializers.CharField):
+    """A string, and only a string (DRF's CharField would take 0 or true as "0" or "True")."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class OptionalDecimalField(serializers.DecimalField):
+    """A decimal where an empty string means "not given" (as the schema's pattern allows)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and not data.strip():
+            return None
+        return super().to_internal_value(data)
 
 
 class LimitQuerySerializer(serializers.Serializer):
-    limit = serializers.IntegerField(
-        required=False, min_value=1, help_text="How many items (1 to MAX_LIMIT, default DEFAULT_LIMIT)."
-    )
+    limit = serializers.IntegerField(required=False, min_value=1)
 
-    def validate_limit(self, value: int) -> int:
-        if value > app_settings.MAX_LIMIT:
-            raise serializers.ValidationError(
-                f"Ensure this value is less than or equal to {app_settings.MAX_LIMIT}."
-            )
-        return value
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The bound is a setting: read it when the serializer is made (the schema shows it too).
+        self.fields["limit"] = serializers.IntegerField(
+            required=False,
+            min_value=1,
+            max_value=app_settings.MAX_LIMIT,
+            help_text=f"How many items (1 to {app_settings.MAX_LIMIT}; default {app_settings.DEFAULT_LIMIT}).",
+        )
 
 
 class ListQuerySerializer(LimitQuerySerializer):
     category = serializers.CharField(
-        required=False, max_length=128, help_text="Only items of this category (or its sub-categories)."
+        required=False,
+        allow_blank=True,
+        max_length=128,
+        help_text="Only items of this category (or its sub-categories); empty: all.",
     )
 
 
@@ -66,27 +81,25 @@ class EventSerializer(serializers.Serializer):
         help_text="Unique id the app gives each event (8 to 64 of A-Z a-z 0-9 . _ : -); "
         "an event sent twice is stored once.",
     )
-    item_id = serializers.CharField(required=False, allow_blank=True, max_length=64, default="")
-    category_id = serializers.CharField(required=False, allow_blank=True, max_length=128, default="")
-    query = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
+    item_id = StrictCharField(required=False, allow_blank=True, max_length=64, default="")
+    category_id = StrictCharField(required=False, allow_blank=True, max_length=128, default="")
+    query = StrictCharField(required=False, allow_blank=True, max_length=255, default="")
     result_count = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=10**9)
-    price = serializers.DecimalField(
+    price = OptionalDecimalField(
         required=False, allow_null=True, max_digits=12, decimal_places=2, min_value=0
     )
     quantity = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=100_000)
-    timestamp = serializers.DateTimeField(required=False, help_text="When it happened (default: now).")
-    scenario = serializers.CharField(required=False, allow_blank=True, max_length=32, default="")
+    timestamp = serializers.DateTimeField(
+        required=False, help_text="When it happened (default: now; a time in the future counts as now)."
+    )
+    scenario = StrictCharField(required=False, allow_blank=True, max_length=32, default="")
     model_version = serializers.IntegerField(
         required=False, allow_null=True, min_value=1, max_value=2**31 - 1
     )
 
     def validate_timestamp(self, value):
-        now = timezone.now()
-        if value > now + MAX_CLOCK_SKEW:
-            raise serializers.ValidationError("The timestamp is in the future.")
-        if value < now - MAX_EVENT_AGE:
-            raise serializers.ValidationError(f"The timestamp is older than {MAX_EVENT_AGE.days} days.")
-        return value
+        # A phone's clock may run ahead: an event cannot have happened after it was received.
+        return min(value, timezone.now())
 
     def validate(self, data):
         if data["event"] in ITEM_EVENTS and not data.get("item_id"):

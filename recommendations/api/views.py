@@ -15,7 +15,7 @@ from typing import Any
 
 from django.core.cache import cache
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound, ParseError, ValidationError
 from rest_framework.parsers import JSONParser
@@ -43,10 +43,15 @@ DEVICE_PARAMETER = OpenApiParameter(
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
     required=False,
+    pattern=r"^[A-Za-z0-9._:-]{8,56}$",
     description="Anonymous app install id (8 to 56 of A-Z a-z 0-9 . _ : -), used when not signed in.",
 )
 ITEM_PARAMETER = OpenApiParameter("item_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="Item id.")
 CACHE_PREFIX = "recommendations:api:"
+BAD_REQUEST = OpenApiResponse(
+    OpenApiTypes.OBJECT,
+    description='What is wrong, by field (`{"limit": ["…"]}`), or `{"detail": "…"}`.',
+)
 
 
 class SafeJSONParser(JSONParser):
@@ -61,8 +66,8 @@ class SafeJSONParser(JSONParser):
 
 def shopper_of(request: Request) -> history.Shopper:
     """The caller as a shopper; a malformed device id is a 400."""
-    device = request.headers.get(DEVICE_HEADER, "")
-    if device and not history.valid_device_id(device):
+    device = request.headers.get(DEVICE_HEADER)
+    if device is not None and not history.valid_device_id(device):
         raise ValidationError({DEVICE_HEADER: "8 to 56 characters of A-Z a-z 0-9 . _ : - are expected."})
     web = history.Shopper.from_request(request._request)
     visitor = f"{history.DEVICE_PREFIX}{device}" if device else web.visitor
@@ -79,6 +84,8 @@ class RecommendationView(APIView):
     needs_item = False
 
     def get(self, request: Request, item_id: str | None = None) -> Response:
+        if request.query_params.get("limit") == "":  # a form would read "not given"; an API says so
+            raise ValidationError({"limit": ["A valid integer is required."]})
         query = ListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         shopper = shopper_of(request)
@@ -139,7 +146,7 @@ def _list_schema(summary: str, with_item: bool = False, with_category: bool = Fa
     parameters: list[Any] = [DEVICE_PARAMETER, ListQuerySerializer if with_category else LimitQuerySerializer]
     if with_item:
         parameters.append(ITEM_PARAMETER)
-    responses: dict[int, Any] = {200: RecommendationListSerializer, 400: ErrorSerializer}
+    responses: dict[int, Any] = {200: RecommendationListSerializer, 400: BAD_REQUEST}
     if with_item:
         responses[404] = ErrorSerializer
     return extend_schema(summary=summary, parameters=parameters, responses=responses)
@@ -197,7 +204,7 @@ class EventBatchView(APIView):
         summary="Record a batch of events from the app",
         parameters=[DEVICE_PARAMETER],
         request=EventBatchSerializer,
-        responses={202: EventBatchResultSerializer, 400: ErrorSerializer},
+        responses={202: EventBatchResultSerializer, 400: BAD_REQUEST},
     )
     def post(self, request: Request) -> Response:
         data = request.data
