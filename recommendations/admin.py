@@ -1,4 +1,5 @@
-"""Admin: the event log (read-only, fast) and model versions (retrain, activate, charts).
+"""Admin: the event log (read-only, fast) and model versions (retrain, activate, charts,
+sample recommendations, click-through), plus a preview of any shopper's recommendations.
 
 The log is append-only and can be large: no add/change/delete, no full COUNT(*) on every
 page, exact-match searches that use the indexes, and the user joined in the same query.
@@ -7,10 +8,16 @@ page, exact-match searches that use the indexes, and the user joined in the same
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
@@ -91,11 +98,12 @@ class ModelVersionAdmin(admin.ModelAdmin):
     readonly_fields = (
         "status", "created_at", "activated_at", "promotion_note", "training", "loss_chart", "metrics_chart",
         "metrics_table", "data_start", "holdout_start", "data_end", "event_count", "n_items", "train_seconds",
-        "artifact_path", "artifact_size", "params", "error",
+        "artifact_path", "artifact_size", "params", "error", "sample_recommendations", "click_through",
     )  # fmt: skip
     fieldsets = (
         (None, {"fields": ("status", "created_at", "activated_at", "promotion_note", "training", "error")}),
         ("Quality on later data", {"fields": ("metrics_chart", "metrics_table", "loss_chart")}),
+        ("In the shop", {"fields": ("sample_recommendations", "click_through")}),
         ("Data", {"fields": ("data_start", "holdout_start", "data_end", "event_count", "n_items")}),
         ("Files and parameters", {"fields": ("train_seconds", "artifact_path", "artifact_size", "params")}),
     )
@@ -105,10 +113,49 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     def get_urls(self) -> list:
         retrain = self.admin_site.admin_view(require_POST(self.retrain_view))
+        preview = self.admin_site.admin_view(self.preview_view)
         return [
             path("retrain/", retrain, name="recommendations_modelversion_retrain"),
+            path("preview/", preview, name="recommendations_modelversion_preview"),
             *super().get_urls(),
         ]
+
+    def preview_view(self, request: HttpRequest) -> HttpResponse:
+        """Any shopper's "for you" list with scores and reasons, and click-through by list."""
+        from .serving import history, insights, services
+
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        wanted_user = request.GET.get("user", "").strip()
+        wanted_visitor = request.GET.get("visitor", "").strip()
+        shopper, problem = None, ""
+        if wanted_user:
+            users = get_user_model()._default_manager
+            field = users.model.USERNAME_FIELD
+            found = users.filter(**{field: wanted_user}).first()
+            if found is None and wanted_user.isdigit():
+                found = users.filter(pk=int(wanted_user)).first()
+            if found is None:
+                problem = f"No user {wanted_user!r}."
+            else:
+                shopper = history.Shopper(user_id=found.pk)
+        elif wanted_visitor:
+            shopper = history.Shopper(visitor=wanted_visitor[:64])
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Preview recommendations",
+            "opts": self.model._meta,
+            "wanted_user": wanted_user,
+            "wanted_visitor": wanted_visitor,
+            "problem": problem,
+            "recent_shoppers": insights.recent_shoppers(8),
+            "click_through": insights.click_through(since=timezone.now() - timedelta(days=30)),
+        }
+        if shopper is not None:
+            context["shopper"] = shopper
+            context["history"] = list(reversed(history.recent_events(shopper)))[:10]
+            context["recommendations"] = services.for_you(shopper, limit=app_settings.MAX_LIMIT // 2 or 1)
+        return TemplateResponse(request, "admin/recommendations/modelversion/preview.html", context)
 
     def retrain_view(self, request: HttpRequest) -> HttpResponse:
         """Queue a retrain (staff with change permission; POST with CSRF, checked by admin_view)."""
@@ -200,6 +247,56 @@ class ModelVersionAdmin(admin.ModelAdmin):
         }
         return charts.bar_chart(
             groups, title="Holdout metrics (later data)", highlight=(obj.metrics or {}).get("model", "")
+        )
+
+    @admin.display(description="sample recommendations")
+    def sample_recommendations(self, obj: ModelVersion) -> str:
+        """What this version recommends to the shoppers active last (scores and reasons)."""
+        from .artifacts import ArtifactError
+        from .serving import history, insights, loader, services
+
+        if not obj.artifact_path:
+            return "-"
+        try:
+            model = loader.load_version(obj)
+        except (ArtifactError, ImportError) as exc:
+            return f"Cannot load this version: {exc}"
+        blocks = []
+        for shopper in insights.recent_shoppers(3):
+            recent = list(reversed(history.recent_events(shopper)))[:3]
+            result = services.for_you(shopper, limit=5, model=model)
+            blocks.append(
+                format_html(
+                    "<p><strong>{}</strong> (latest: {}) → <em>{}</em></p><ol>{}</ol>",
+                    f"user {shopper.user_id}" if shopper.user_id else f"visitor {shopper.visitor[:12]}",
+                    ", ".join(f"{e.event_type} {e.item_id}" for e in recent) or "nothing",
+                    result.source,
+                    format_html_join(
+                        "",
+                        "<li>{} — {} (score {})</li>",
+                        ((r.display.get("name"), r.reason, f"{r.score:.4f}") for r in result),
+                    ),
+                )
+            )
+        return format_html_join("", "{}", ((block,) for block in blocks)) or "No shopper activity yet."
+
+    @admin.display(description="click-through (impressions → clicks)")
+    def click_through(self, obj: ModelVersion) -> str:
+        from .serving import insights
+
+        rows = insights.click_through(model_version=obj.pk)
+        if not rows:
+            return "No carousel shown with this version yet."
+        return format_html(
+            "<table><tr><th>list</th><th>impressions</th><th>clicks</th><th>CTR</th></tr>{}</table>",
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                (
+                    (r.scenario, r.impressions, r.clicks, f"{r.rate:.1%}" if r.rate is not None else "-")
+                    for r in rows
+                ),
+            ),
         )
 
     @admin.display(description="all metrics")

@@ -299,3 +299,37 @@ def test_a_broken_recommender_never_breaks_a_page(served_model, browser, monkeyp
     assert response.status_code == 200 and b'data-scenario="for_you"' not in response.content
     assert "could not be built" in caplog.text
     assert not ModelVersion.objects.filter(error__contains="boom").exists()
+
+
+# --- admin: preview and per-version samples ------------------------------------------------
+
+
+def test_admin_preview_shows_any_shoppers_list_with_reasons(served_model, browser, admin_client):
+    shopper = factories.user("dora", "pw-dora-123")
+    browser.force_login(shopper)
+    view(browser, *PHONES[:3])
+    url = reverse("admin:recommendations_modelversion_preview")
+    page = admin_client.get(url, {"user": "dora"}).content.decode()
+    assert "Because you viewed" in page and "model version" in page and "Smartphone 50" in page
+    assert "Click-through, last 30 days" in page
+    assert "No user" in admin_client.get(url, {"user": "nobody"}).content.decode()
+    changelist = admin_client.get(reverse("admin:recommendations_modelversion_changelist")).content.decode()
+    assert url in changelist
+
+
+def test_admin_preview_is_staff_only(catalogue, client):
+    url = reverse("admin:recommendations_modelversion_preview")
+    assert client.get(url).status_code == 302  # to the login page
+    client.force_login(factories.user("shopper"))
+    assert client.get(url).status_code == 302
+
+
+def test_version_page_shows_sample_recommendations_and_click_through(served_model, browser, admin_client):
+    view(browser, *SOFAS[:3])
+    browser.get(reverse("shop:home"))  # shows the for-you carousel: an impression
+    browser.get(click_url(SOFAS[4], "for_you", served_model.pk, "/"))
+    page = admin_client.get(
+        reverse("admin:recommendations_modelversion_change", args=[served_model.pk])
+    ).content.decode()
+    assert "Sample recommendations" in page and "Because you viewed" in page
+    assert "<td>for_you</td><td>1</td><td>1</td><td>100.0%</td>" in page

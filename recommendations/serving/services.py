@@ -175,16 +175,23 @@ def _sponsor(model: ServingModel, scores: Any) -> Candidate | None:
 
 
 def for_you(
-    who: HttpRequest | Shopper | None, limit: Any = None, category: str | None = None
+    who: HttpRequest | Shopper | None,
+    limit: Any = None,
+    category: str | None = None,
+    *,
+    model: ServingModel | None = None,
 ) -> RecommendationList:
-    """ "Recommended for you": the model's next-item scores from the latest events."""
+    """The "recommended for you" list: the model's next-item scores from the latest events.
+
+    ``model`` scores with a given version instead of the active one (the admin's samples).
+    """
     limit = clean_limit(limit)
     shopper = as_shopper(who)
     events = recent_events(shopper) if shopper.is_known else []
     exclude = _taken(shopper)
     current = shopper.visitor
     exclude |= {e.item_id for e in events if current and e.session_key == current}
-    model = active_model()
+    model = model if model is not None else active_model()
     if model is not None and events:
         try:
             from .scoring import score_shopper
