@@ -109,7 +109,7 @@ DEFAULTS: dict[str, Any] = {
     # Seconds between two cheap checks (one cache read) for a newly activated version.
     "MODEL_CHECK_INTERVAL": 2.0,
     # Latest item events of a shopper that make their history at request time.
-    "HISTORY_EVENTS": 50,
+    "HISTORY_EVENTS": 30,
     # Items shown when a template tag or API call gives no limit, and the most it may ask.
     "DEFAULT_LIMIT": 8,
     "MAX_LIMIT": 50,

@@ -39,6 +39,21 @@ def require(extra: str, module: str | None = None) -> ModuleType:
         raise MissingExtra(extra, name) from exc
 
 
+class _LazyModule:
+    """A module imported on first use (what serving needs of ``ml`` must not pull in pandas)."""
+
+    def __init__(self, extra: str, name: str) -> None:
+        self._extra, self._name = extra, name
+
+    def __getattr__(self, attribute: str):
+        return getattr(require(self._extra, self._name), attribute)
+
+
+def lazy(extra: str, module: str) -> ModuleType:
+    """``require`` deferred to the first attribute access."""
+    return _LazyModule(extra, module)  # type: ignore[return-value]
+
+
 def is_installed(extra: str) -> bool:
     """Whether the extra's packages are importable, without importing them (no TensorFlow
     start-up cost in a web process that only runs system checks)."""

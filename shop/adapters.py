@@ -25,7 +25,8 @@ class ShopCatalogueAdapter(CatalogueAdapter):
         return getattr(category, "slug", "") or ""
 
     def item_queryset(self) -> QuerySet:
-        return Product.objects.active().filter(stock__gt=0).select_related("category")
+        # Widgets show name, price and category: the description stays in the database.
+        return Product.objects.active().filter(stock__gt=0).select_related("category").defer("description")
 
     def all_items_queryset(self) -> QuerySet:
         return Product.objects.select_related("category")

@@ -29,10 +29,11 @@ def fresh_serving_state():
     """Each test starts with an empty cache and no model loaded in this process."""
     from django.core.cache import cache
 
-    from recommendations.serving import loader
+    from recommendations.serving import loader, services
 
     cache.clear()
     loader.reset()
+    services.item_names.clear()
     yield
     loader.reset()
 

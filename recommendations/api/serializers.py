@@ -42,7 +42,8 @@ class LimitQuerySerializer(serializers.Serializer):
 
 
 class ListQuerySerializer(LimitQuerySerializer):
-    category = serializers.CharField(
+    category = serializers.RegexField(
+        r"^[^\x00-\x1f\x7f]*$",  # any text without control characters
         required=False,
         allow_blank=True,
         max_length=128,

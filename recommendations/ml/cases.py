@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from ..extras import require
+from ..extras import lazy, require
 
 np = require("ml", "numpy")
-pd = require("ml", "pandas")
+#: pandas only where frames are handled: serving imports this module without it.
+pd = lazy("ml", "pandas")
 
 #: Event types that name an item, and their index in the model's type embedding (0 = padding).
 TYPE_INDEX = {"view": 1, "cart": 2, "purchase": 3, "click": 4}

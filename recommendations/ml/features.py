@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..extras import require
+from ..extras import lazy, require
 from .cases import N_TYPES, CaseBatch
 
 np = require("ml", "numpy")
-pd = require("ml", "pandas")
+#: pandas only where frames are handled: serving imports this module without it.
+pd = lazy("ml", "pandas")
 
 #: Seconds of the first age bucket; each next bucket doubles (30 s, 1 min, 2 min, ... ~8 months).
 AGE_UNIT_SECONDS = 30.0
@@ -114,13 +115,11 @@ def featurize(cases: CaseBatch, spec: FeatureSpec, item_features: ItemFeatures) 
     buckets = 1 + np.minimum(np.floor(np.log2(1.0 + age / AGE_UNIT_SECONDS)), spec.n_age_buckets - 2)
     ages = np.where(present, buckets, 0).astype(np.int32)
 
-    n = len(items)
     count = present.sum(axis=1)
     denominator = np.maximum(count, 1)[:, None].astype(np.float32)
-    categories = item_features.category[items]
-    affinity = np.zeros((n, len(spec.top_categories)), dtype=np.float32)
-    for slot, category in enumerate(spec.top_categories):
-        affinity[:, slot] = ((categories == category) & present).sum(axis=1)
+    categories = np.where(present, item_features.category[items], -1)
+    top = np.asarray(spec.top_categories, dtype=np.int64)
+    affinity = (categories[:, :, None] == top[None, None, :]).sum(axis=1, dtype=np.float32)
     affinity /= denominator
     other = 1.0 - affinity.sum(axis=1, keepdims=True)
     prices = item_features.price_bucket[items].astype(np.float32)

@@ -18,8 +18,17 @@ class NumpyTower:
         self.n_hidden = sum(
             1 for name in self.weights if name.startswith("hidden_") and name.endswith("_kernel")
         )
-        self.item_table = self.weights["item_embedding"].astype(np.float32)
-        self.item_bias = self.weights["item_bias"].astype(np.float32)
+        self.item_table = self.weights["item_embedding"].astype(np.float32, copy=False)
+        self.item_bias = self.weights["item_bias"].astype(np.float32, copy=False)
+        self.unit_items = self.item_table / np.maximum(
+            np.linalg.norm(self.item_table, axis=1, keepdims=True), 1e-9
+        )
+        w = self.weights
+        if "repeat_type" in w:
+            # Term 0 is the repeat logit, terms 1.. the priors' weights: one gather serves all.
+            self.term_type = np.concatenate([w["repeat_type"][None], w["prior_type"]])
+            self.term_age = np.concatenate([w["repeat_age"][None], w["prior_age"]])
+            self.term_position = np.concatenate([w["repeat_position"][None], w["prior_position"]])
 
     def user_vectors(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         return self.forward(inputs)[0]
@@ -60,60 +69,58 @@ class NumpyTower:
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """(repeat logit [n, L], prior weights [n_priors, n, L]) of each history position,
         or None for a model without the repeat and prior mechanisms."""
-        w = self.weights
-        if "repeat_type" not in w:
+        if not hasattr(self, "term_type"):
             return None
-        items, types, ages = inputs["items"], inputs["types"], inputs["ages"]
-        length = items.shape[1]
-        positions = np.arange(len(w["repeat_position"]) - length, len(w["repeat_position"]))
-        mask = (items > 0).astype(np.float32)
-        repeat = (w["repeat_type"][types] + w["repeat_age"][ages] + w["repeat_position"][positions]) + mix[
-            :, :1
-        ]
-        priors = np.stack(
-            [
-                (
-                    w["prior_type"][m][types]
-                    + w["prior_age"][m][ages]
-                    + w["prior_position"][m][positions]
-                    + mix[:, 1 + m : 2 + m]
-                )
-                * mask
-                for m in range(len(w["prior_type"]))
-            ]
-        )
-        return repeat * mask, priors
+        items = inputs["items"]
+        length, slots = items.shape[1], self.term_position.shape[1]
+        terms = (
+            self.term_type[:, inputs["types"]]
+            + self.term_age[:, inputs["ages"]]
+            + self.term_position[:, None, slots - length :]
+            + mix.T[:, :, None]
+        ) * (items > 0)
+        return terms[0], terms[1:]
 
     def scores(
-        self, inputs: dict[str, np.ndarray], forward: tuple[np.ndarray, np.ndarray] | None = None
+        self,
+        inputs: dict[str, np.ndarray],
+        forward: tuple[np.ndarray, np.ndarray] | None = None,
+        terms: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> np.ndarray:
         """float32 [n, n_items + 1]: every item scored; column 0 (padding) is -inf.
 
         Besides the matrix product, history items get their repeat logits and their
-        co-occurrence neighbours the priors' (one small gather per history position).
-        ``forward`` passes ``forward(inputs)`` when the caller already has it.
+        co-occurrence neighbours the priors' (one gather and one unbuffered add for all).
+        ``forward`` and ``terms`` pass ``forward(inputs)`` and ``history_terms`` when the
+        caller already has them.
         """
         user, mix = forward if forward is not None else self.forward(inputs)
-        scores = user @ self.item_table.T + self.item_bias
-        terms = self.history_terms(inputs, mix)
+        scores = user.astype(np.float32, copy=False) @ self.item_table.T  # the one product over all items
+        scores += self.item_bias
+        if terms is None:
+            terms = self.history_terms(inputs, mix)
         if terms is not None:
-            w = self.weights
             repeat, priors = terms
+            w = self.weights
             items = inputs["items"]
-            rows = np.arange(len(items))
-            for m, weight in enumerate(priors):
-                for p in range(items.shape[1]):
-                    # Neighbours of one item are distinct (only padding 0 repeats, and it is -inf).
-                    scores[rows[:, None], w["prior_items"][m][items[:, p]]] += (
-                        weight[:, p, None] * w["prior_scores"][m][items[:, p]]
-                    )
-            for p in range(items.shape[1]):
-                scores[rows, items[:, p]] += repeat[:, p]
+            rows = np.arange(len(items))[None, :, None, None]
+            # Each history position adds its weight x the prior score to its item's neighbours,
+            # for every prior in one unbuffered add (the same neighbour may come from two
+            # positions). Padding (item 0) only touches column 0, set to -inf below.
+            neighbours = w["prior_items"][:, items]  # [n_priors, n, L, k]
+            values = priors[..., None] * w["prior_scores"][:, items]
+            np.add.at(scores, (np.broadcast_to(rows, neighbours.shape), neighbours), values)
+            np.add.at(scores, (np.broadcast_to(rows[0, :, :, 0], items.shape), items), repeat)
         scores[:, 0] = -np.inf
-        return scores.astype(np.float32, copy=False)
+        return scores
 
     def contributions(
-        self, inputs: dict[str, np.ndarray], mix: np.ndarray, attention: np.ndarray, candidates: np.ndarray
+        self,
+        inputs: dict[str, np.ndarray],
+        mix: np.ndarray,
+        attention: np.ndarray,
+        candidates: np.ndarray,
+        terms: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> np.ndarray:
         """[L, J]: how much each history position of case 0 adds to each candidate's score.
 
@@ -122,20 +129,17 @@ class NumpyTower:
         of the two item embeddings. Serving names the largest as the reason.
         """
         items = inputs["items"][0]
-        table = self.item_table
-        history = table[items]
-        chosen = table[candidates]
-        norms = np.linalg.norm(history, axis=1)[:, None] * np.linalg.norm(chosen, axis=1)[None, :]
-        result = attention[0][:, None] * (history @ chosen.T) / np.maximum(norms, 1e-9)
-        terms = self.history_terms(inputs, mix)
+        unit = self.unit_items
+        result = attention[0][:, None] * (unit[items] @ unit[candidates].T)
+        if terms is None:
+            terms = self.history_terms(inputs, mix)
         if terms is not None:
             repeat, priors = terms
             w = self.weights
-            for m in range(len(priors)):
-                neighbours = w["prior_items"][m][items]  # [L, k]
-                match = neighbours[:, :, None] == candidates[None, None, :]  # [L, k, J]
-                scores = (w["prior_scores"][m][items][:, :, None] * match).sum(axis=1)
-                result += priors[m][0][:, None] * scores
+            neighbours = w["prior_items"][:, items]  # [n_priors, L, k]
+            match = neighbours[..., None] == candidates  # [n_priors, L, k, J]
+            scores = (w["prior_scores"][:, items][..., None] * match).sum(axis=2)  # [n_priors, L, J]
+            result += (priors[:, 0, :, None] * scores).sum(axis=0)
             result += repeat[0][:, None] * (items[:, None] == candidates[None, :])
         result[items == 0] = -np.inf
         return result

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import cache
+from django.db import connection
 from django.http import HttpRequest
 
 from ..conf import app_settings
@@ -132,45 +133,60 @@ def generation(shopper: Shopper) -> str:
     return ".".join(str(entry.get("generation", 0)) for entry in _overlay(shopper).values()) or "0"
 
 
-def _stored_events(shopper: Shopper, limit: int):
-    events = Event.objects.filter(event_type__in=HISTORY_TYPES)
+def _shopper_rows(shopper: Shopper):
+    """This shopper's event rows (None when nobody is known)."""
     if shopper.user_id is not None:
-        events = events.filter(user_id=shopper.user_id)
-    elif shopper.visitor:
+        return Event.objects.filter(user_id=shopper.user_id)
+    if shopper.visitor:
         # Only anonymous rows: a device or visitor id never reveals a signed-in user's events.
-        events = events.filter(session_key=shopper.visitor, user__isnull=True)
-    else:
-        return []
-    return events.order_by("-timestamp", "-id").values_list(
-        "timestamp", "event_type", "item_id", "session_key", "client_event_id"
-    )[:limit]
+        return Event.objects.filter(session_key=shopper.visitor, user__isnull=True)
+    return None
 
 
-def recent_events(shopper: Shopper, limit: int | None = None) -> list[HistoryEvent]:
-    """The shopper's latest item events, oldest first (at most ``HISTORY_EVENTS``)."""
+COLUMNS = ("timestamp", "event_type", "item_id", "session_key", "client_event_id")
+#: Purchases read to keep bought items out of "for you" lists.
+MAX_PURCHASES = 1000
+
+
+@dataclass(frozen=True)
+class Activity:
+    recent: list[HistoryEvent]  # latest item events, oldest first
+    purchased: set[str]  # every item bought (up to MAX_PURCHASES)
+
+
+def activity(shopper: Shopper, limit: int | None = None) -> Activity:
+    """Latest item events and bought items: one round trip where the database allows it."""
     limit = limit or app_settings.HISTORY_EVENTS
+    rows = _shopper_rows(shopper)
+    stored: list[tuple] = []
+    if rows is not None:
+        recent = rows.filter(event_type__in=HISTORY_TYPES).order_by("-timestamp", "-id").values_list(*COLUMNS)
+        bought = (
+            rows.filter(event_type=EventType.PURCHASE).order_by("-timestamp", "-id").values_list(*COLUMNS)
+        )
+        if connection.features.supports_slicing_ordering_in_compound:  # PostgreSQL: one query
+            stored = list(recent[:limit].union(bought[:MAX_PURCHASES], all=True))
+        else:
+            stored = list(recent[:limit]) + list(bought[:MAX_PURCHASES])
     events: dict[str, HistoryEvent] = {}
-    for timestamp, event_type, item_id, session_key, client_id in _stored_events(shopper, limit):
+    purchased: set[str] = set()
+    for timestamp, event_type, item_id, session_key, client_id in stored:
         key = client_id or f"db:{timestamp.timestamp()}:{event_type}:{item_id}"
         events[key] = HistoryEvent(timestamp.timestamp(), event_type, item_id, session_key, key)
     for entry in _overlay(shopper).values():
         for timestamp, event_type, item_id, session_key, client_id in entry.get("events", []):
             key = client_id or f"cache:{timestamp}:{event_type}:{item_id}"
             events.setdefault(key, HistoryEvent(float(timestamp), event_type, item_id, session_key, key))
+    purchased = {event.item_id for event in events.values() if event.event_type == EventType.PURCHASE}
     ordered = sorted(events.values(), key=lambda event: event.timestamp)
-    return ordered[-limit:]
+    return Activity(recent=ordered[-limit:], purchased=purchased)
 
 
-def purchased_item_ids(shopper: Shopper, limit: int = 1000) -> set[str]:
+def recent_events(shopper: Shopper, limit: int | None = None) -> list[HistoryEvent]:
+    """The shopper's latest item events, oldest first (at most ``HISTORY_EVENTS``)."""
+    return activity(shopper, limit).recent
+
+
+def purchased_item_ids(shopper: Shopper) -> set[str]:
     """Items this shopper bought (not recommended again in "for you" lists)."""
-    events = Event.objects.filter(event_type=EventType.PURCHASE)
-    if shopper.user_id is not None:
-        events = events.filter(user_id=shopper.user_id)
-    elif shopper.visitor:
-        events = events.filter(session_key=shopper.visitor, user__isnull=True)
-    else:
-        return set()
-    bought = set(events.order_by("-timestamp").values_list("item_id", flat=True)[:limit])
-    for entry in _overlay(shopper).values():
-        bought.update(row[2] for row in entry.get("events", []) if row[1] == EventType.PURCHASE)
-    return bought
+    return activity(shopper).purchased

@@ -40,7 +40,6 @@ class ServingModel:
     category_of: list[str]  # index -> category id ("" unknown)
     spec: Any  # ml.features.FeatureSpec
     item_features: Any  # ml.features.ItemFeatures
-    unit_items: Any  # float32 [n_items + 1, D], L2-normalized item embeddings (similar items)
 
     @property
     def n_items(self) -> int:
@@ -48,8 +47,6 @@ class ServingModel:
 
     @classmethod
     def from_bundle(cls, version_id: int, bundle: Any) -> ServingModel:
-        import numpy as np
-
         from ..ml.features import FeatureSpec, ItemFeatures
         from ..ml.tower import NumpyTower
 
@@ -63,9 +60,6 @@ class ServingModel:
             raise ValueError(
                 f"the item table has {tower.item_table.shape[0]} rows for {len(item_ids)} item ids"
             )
-        table = tower.item_table
-        unit = table / np.maximum(np.linalg.norm(table, axis=1, keepdims=True), 1e-9)
-        unit[0] = 0.0
         return cls(
             version_id=version_id,
             tower=tower,
@@ -74,7 +68,6 @@ class ServingModel:
             category_of=[categories[c] if 0 <= c < len(categories) else "" for c in item_features.category],
             spec=FeatureSpec.from_json(vocabulary["feature_spec"]),
             item_features=item_features,
-            unit_items=unit.astype(np.float32),
         )
 
 

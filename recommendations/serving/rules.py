@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..conf import app_settings
@@ -68,59 +68,49 @@ def finalize(
 ) -> list[Recommendation]:
     """The ``limit`` items to show, from candidates best first.
 
-    The best ``window`` candidates (pins included) are loaded in one query of the
-    adapter's live queryset; boosts reorder within that window, so a boost lifts an
-    item among the strong candidates rather than from the bottom of the catalogue.
+    Candidates are loaded from the adapter's live queryset a few at a time (first about
+    twice the limit, then more only while the rules leave too few), up to ``window`` of
+    them. Boosts reorder what was loaded, so a boost lifts an item among the strong
+    candidates rather than from the bottom of the catalogue.
     """
     adapter = get_adapter()
     window = window or max(4 * limit, 40)
     hidden = {str(item) for item in app_settings.HIDE_ITEMS} | set(exclude)
-    pins = [str(item) for item in app_settings.PIN_ITEMS.get(scenario, [])]
-    chosen: list[Candidate] = []
     seen: set[str] = set(hidden)
-    for item_id in pins:
+    chosen: list[Candidate] = []
+    for item_id in (str(item) for item in app_settings.PIN_ITEMS.get(scenario, [])):
         if item_id not in seen:
             seen.add(item_id)
             chosen.append(Candidate(item_id, math.inf, "Featured"))
-    n_pinned = len(chosen)
-    for candidate in candidates:
-        if candidate.item_id not in seen:
+    wanted_sponsor = sponsored if sponsored is not None and sponsored.item_id not in hidden else None
+    items: dict[str, Any] = {}
+    remaining = iter(candidates)
+    size, taken = min(window, 2 * limit + 4), 0
+    while True:
+        exhausted = True
+        for candidate in remaining:
+            if candidate.item_id in seen:
+                continue
             seen.add(candidate.item_id)
             chosen.append(candidate)
-            if len(chosen) >= window + n_pinned:
+            taken += 1
+            if taken >= size:
+                exhausted = False
                 break
-    wanted_sponsor = sponsored if sponsored is not None and sponsored.item_id not in hidden else None
-    ids = [c.item_id for c in chosen] + ([wanted_sponsor.item_id] if wanted_sponsor else [])
-    items = adapter.items_by_id(ids) if ids else {}
-
-    def category_of(item_id: str) -> str:
-        return adapter.category_id(items[item_id])
-
-    live = [c for c in chosen if c.item_id in items]
-    if category:
-        live = [c for c in live if category_matches(category_of(c.item_id), category)]
-    pinned = [c for c in live if c.score == math.inf]
-    ranked = [c for c in live if c.score != math.inf]
-    if app_settings.BOOST:
-        for candidate in ranked:
-            candidate.score *= boost_factor(candidate.item_id, category_of(candidate.item_id))
-        ranked.sort(key=lambda c: -c.score)
-    cap = app_settings.MAX_PER_CATEGORY
-    per_category: Counter = Counter()
-    result: list[Candidate] = []
-    for candidate in pinned + ranked:
-        key = category_of(candidate.item_id)
-        if cap is not None and key and per_category[key] >= cap and candidate.score != math.inf:
-            continue
-        per_category[key] += 1
-        result.append(candidate)
-        if len(result) >= limit:
+        missing = [c.item_id for c in chosen if c.item_id not in items]
+        if wanted_sponsor is not None and wanted_sponsor.item_id not in items:
+            missing.append(wanted_sponsor.item_id)
+        if missing:
+            items.update(adapter.items_by_id(missing))
+        result = _arrange(chosen, items, adapter, limit, category)
+        if len(result) >= limit or exhausted or taken >= window:
             break
+        size = min(window, 2 * size)
     if (
         wanted_sponsor
         and wanted_sponsor.item_id in items
         and not any(c.item_id == wanted_sponsor.item_id for c in result)
-    ) and (not category or category_matches(category_of(wanted_sponsor.item_id), category)):
+    ) and (not category or category_matches(adapter.category_id(items[wanted_sponsor.item_id]), category)):
         position = min(int(app_settings.SPONSORED.get("POSITION", 2)), len(result))
         result.insert(position, wanted_sponsor)
         result = result[:limit]
@@ -135,3 +125,31 @@ def finalize(
         )
         for c in result
     ]
+
+
+def _arrange(
+    chosen: list[Candidate], items: dict[str, Any], adapter: Any, limit: int, category: str | None
+) -> list[Candidate]:
+    """Live candidates in order: pins first, then by (boosted) score, at most N per category."""
+    categories = {c.item_id: adapter.category_id(items[c.item_id]) for c in chosen if c.item_id in items}
+    live = [c for c in chosen if c.item_id in categories]
+    if category:
+        live = [c for c in live if category_matches(categories[c.item_id], category)]
+    pinned = [c for c in live if c.score == math.inf]
+    ranked = [c for c in live if c.score != math.inf]
+    if app_settings.BOOST:
+        factors = {c.item_id: boost_factor(c.item_id, categories[c.item_id]) for c in ranked}
+        ranked.sort(key=lambda c: -c.score * factors[c.item_id])
+        ranked = [replace(c, score=c.score * factors[c.item_id]) for c in ranked]
+    cap = app_settings.MAX_PER_CATEGORY
+    per_category: Counter = Counter()
+    result: list[Candidate] = []
+    for candidate in pinned + ranked:
+        key = categories[candidate.item_id]
+        if cap is not None and key and per_category[key] >= cap and candidate.score != math.inf:
+            continue
+        per_category[key] += 1
+        result.append(candidate)
+        if len(result) >= limit:
+            break
+    return result

@@ -29,6 +29,7 @@ class ShopperScores:
     inputs: dict[str, np.ndarray]
     mix: np.ndarray
     attention: np.ndarray
+    terms: tuple[np.ndarray, np.ndarray] | None
     history: list[HistoryEvent]  # the events at the history positions (left-padded: None)
 
     def probability(self, index: int) -> float:
@@ -37,12 +38,12 @@ class ShopperScores:
     def top(self, n: int) -> list[tuple[int, float]]:
         """(item index, probability) of the ``n`` best items, best first (excluded ones never)."""
         logits = self.logits
-        finite = int(np.isfinite(logits).sum())
-        n = min(n, finite)
+        n = min(n, len(logits) - 1)
         if n <= 0:
             return []
-        best = np.argpartition(-logits, n - 1)[:n]
+        best = np.argpartition(logits, len(logits) - n)[-n:]
         best = best[np.argsort(-logits[best], kind="stable")]
+        best = best[np.isfinite(logits[best])]
         return [
             (int(i), float(p)) for i, p in zip(best, np.exp(logits[best] - self.log_normalizer), strict=True)
         ]
@@ -54,7 +55,9 @@ class ShopperScores:
         if not known:
             return {}
         candidates = np.array([i for _, i in known], dtype=np.int64)
-        contributions = self.model.tower.contributions(self.inputs, self.mix, self.attention, candidates)
+        contributions = self.model.tower.contributions(
+            self.inputs, self.mix, self.attention, candidates, self.terms
+        )
         best = contributions.argmax(axis=0)
         result = {}
         for column, ((item, _), position) in enumerate(zip(known, best, strict=True)):
@@ -109,12 +112,14 @@ def score_shopper(
     inputs, history = built
     tower = model.tower
     user, mix, attention = tower.forward_with_attention(inputs)
-    logits = tower.scores(inputs, (user, mix))[0]
-    finite = logits[np.isfinite(logits)]
-    top = float(finite.max()) if len(finite) else 0.0
-    log_normalizer = top + float(np.log(np.exp(finite - top).sum())) if len(finite) else 0.0
+    terms = tower.history_terms(inputs, mix)
+    logits = tower.scores(inputs, (user, mix), terms)[0]
+    # log of the softmax denominator over every real item (column 0 is padding, -inf).
+    real = logits[1:]
+    top = float(real.max())
+    log_normalizer = top + float(np.log(np.exp(real - top).sum()))
     for item in exclude:
         index = model.index_of.get(item)
         if index:
             logits[index] = -np.inf
-    return ShopperScores(model, logits, log_normalizer, inputs, mix, attention, history)
+    return ShopperScores(model, logits, log_normalizer, inputs, mix, attention, terms, history)

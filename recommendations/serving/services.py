@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +25,7 @@ from django.utils.timesince import timesince
 from ..conf import app_settings
 from ..tracking import get_adapter
 from . import popularity
-from .history import HistoryEvent, Shopper, purchased_item_ids, recent_events
+from .history import Activity, HistoryEvent, Shopper, activity, purchased_item_ids, recent_events
 from .loader import ServingModel, active_model
 from .rules import Candidate, Recommendation, category_matches, finalize
 
@@ -85,11 +87,11 @@ def resolve_item(item: Any) -> tuple[str, Any]:
     return item_id, found[item_id]
 
 
-def _taken(shopper: Shopper) -> set[str]:
+def _taken(shopper: Shopper, purchased: set[str] | None = None) -> set[str]:
     """Items not worth recommending to this shopper: in the cart, or bought."""
     taken = set(get_adapter().cart_item_ids(shopper.request)) if shopper.request is not None else set()
     if shopper.is_known:
-        taken |= purchased_item_ids(shopper)
+        taken |= purchased if purchased is not None else purchased_item_ids(shopper)
     return taken
 
 
@@ -100,12 +102,46 @@ def _ranking_candidates(ranking: popularity.Ranking, reason: str, category: str 
         yield Candidate(item_id, score, reason)
 
 
+class _Names:
+    """Item names for reasons, kept a few minutes per process (names rarely change, and the
+    items a shopper just viewed are named on every list they see)."""
+
+    def __init__(self, seconds: float = 300.0, size: int = 20_000) -> None:
+        self.seconds, self.size = seconds, size
+        self.names: dict[str, tuple[float, str]] = {}
+        self.lock = threading.Lock()
+
+    def get(self, item_ids: set[str]) -> dict[str, str]:
+        now = time.monotonic()
+        found = {}
+        for item_id in item_ids:
+            hit = self.names.get(item_id)
+            if hit is not None and hit[0] > now:
+                found[item_id] = hit[1]
+        missing = item_ids - set(found)
+        if missing:
+            loaded = get_adapter().items_by_id(missing, available_only=False)
+            fresh = {item_id: str(item) for item_id, item in loaded.items()}
+            with self.lock:
+                if len(self.names) + len(fresh) > self.size:
+                    self.names.clear()
+                self.names.update({i: (now + self.seconds, n) for i, n in fresh.items()})
+            found.update(fresh)
+        return found
+
+    def clear(self) -> None:
+        with self.lock:
+            self.names.clear()
+
+
+item_names = _Names()
+
+
 def _name_reasons(results: list[Recommendation], causes: dict[str, HistoryEvent]) -> None:
-    """Turn "the history event behind it" into "Because you viewed “X”" (one query)."""
+    """Turn "the history event behind it" into "Because you viewed “X”"."""
     if not causes:
         return
-    adapter = get_adapter()
-    names = adapter.items_by_id({event.item_id for event in causes.values()}, available_only=False)
+    names = item_names.get({event.item_id for event in causes.values()})
     for result in results:
         event = causes.get(result.item_id)
         if event is None or result.sponsored or result.reason:
@@ -187,8 +223,9 @@ def for_you(
     """
     limit = clean_limit(limit)
     shopper = as_shopper(who)
-    events = recent_events(shopper) if shopper.is_known else []
-    exclude = _taken(shopper)
+    known = activity(shopper) if shopper.is_known else Activity([], set())
+    events = known.recent
+    exclude = _taken(shopper, known.purchased)
     current = shopper.visitor
     exclude |= {e.item_id for e in events if current and e.session_key == current}
     model = model if model is not None else active_model()
@@ -239,7 +276,8 @@ def similar_items(
     if index:
         import numpy as np
 
-        cosine = model.unit_items @ model.unit_items[index]
+        unit = model.tower.unit_items
+        cosine = unit @ unit[index]
         cosine[0], cosine[index] = -np.inf, -np.inf
         best = np.argpartition(-cosine, min(200, len(cosine) - 1))[:200]
         for i in best:

@@ -1,0 +1,454 @@
+"""Serving suite: the cost of a "for you" list, in process and under a real WSGI server.
+
+1. **Compute per request** (in process, interleaved): our path (the shopper's history
+   featurized, the numpy user tower, every item scored, exclusions, top-k, reasons) against
+   the bare bound — one float32 matrix-vector product and ``argpartition`` over the same
+   catalogue. The full ``services.for_you`` (with its database queries: history, purchases,
+   live availability, names for the reasons) is timed beside them.
+2. **Endpoint under gunicorn** (loopback, 2 sync workers, ``wrk`` with a fixed duration):
+   ``/api/v1/recommendations/for-you/`` for shoppers with stored histories (a random device id
+   per request, response cache off so every request computes), interleaved with a trivial DRF
+   endpoint that returns a fixed list, in the same server: requests/s and p50/p99.
+3. **Memory**: resident size of a gunicorn worker once the 50k-item model is loaded, and
+   whether TensorFlow, Keras or pandas were loaded into it.
+
+The model: trained for one epoch on the demo's real REES46 slice with the default settings,
+then its item tables resized to the catalogue size with random rows (cost and memory depend on
+the shapes, not on the values). The catalogue is that many products in the bench database.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from io import StringIO
+from pathlib import Path
+
+from bench import common
+
+BENCH_ID_START = 900_000_000
+DEVICE_PREFIX = "bench-shopper-"
+HISTORY = 20
+
+
+@dataclass(frozen=True)
+class Sizes:
+    n_items: int
+    n_shoppers: int
+    compute_reps: int
+    wrk_seconds: int
+    rounds: int
+    connections: int
+
+
+FULL = Sizes(n_items=50_000, n_shoppers=200, compute_reps=600, wrk_seconds=12, rounds=2, connections=8)
+QUICK = Sizes(n_items=5_000, n_shoppers=20, compute_reps=60, wrk_seconds=3, rounds=1, connections=4)
+
+
+def scaled_bundle(n_items: int, item_ids: list[str], category_ids: list[str], item_category: list[int]):
+    """A model trained on the demo slice, its item tables resized to ``n_items`` rows."""
+    import numpy as np
+
+    from recommendations import registry
+    from recommendations.ml.frames import read_events
+    from recommendations.ml.preprocessing import Preprocessor
+    from recommendations.ml.training import NextItemRecommender
+
+    frame = read_events(common.ROOT / "shop/demo_data/rees46_oct2019_slice.csv.gz", "rees46")
+    preprocessor = Preprocessor()
+    train = preprocessor.fit_transform(frame)
+    model = NextItemRecommender(epochs=1, random_state=0).fit_preprocessed(train, preprocessor)
+    bundle = registry.bundle_of(model, preprocessor)
+    weights, rng = dict(bundle.weights), np.random.default_rng(0)
+    table = weights["item_embedding"]
+    size = n_items + 1
+
+    def resized(array, fill):
+        rows = fill((size, *array.shape[1:])).astype(array.dtype)
+        rows[0] = array[0]
+        return rows
+
+    weights["item_embedding"] = resized(table, lambda shape: rng.normal(0, table[1:].std(), shape))
+    weights["item_bias"] = resized(weights["item_bias"], lambda shape: rng.normal(0, 0.1, shape))
+    weights["item_category"] = np.asarray([0, *item_category], dtype=weights["item_category"].dtype)
+    priors, k = weights["prior_items"].shape[0], weights["prior_items"].shape[2]
+    weights["prior_items"] = rng.integers(1, size, (priors, size, k)).astype(weights["prior_items"].dtype)
+    weights["prior_scores"] = np.sort(rng.random((priors, size, k)), axis=2)[:, :, ::-1].astype(np.float32)
+    weights["category_embedding"] = rng.normal(
+        0, 0.05, (len(category_ids) + 1, weights["category_embedding"].shape[1])
+    ).astype(np.float32)
+    vocabulary = dict(bundle.vocabulary)
+    vocabulary["preprocessor"] = {
+        **vocabulary["preprocessor"],
+        "item_ids": item_ids,
+        "category_ids": category_ids,
+    }
+    vocabulary["item_features"] = {
+        "category": [0, *item_category],
+        "price_bucket": [0, *rng.integers(1, 11, n_items).tolist()],
+        "n_categories": len(category_ids) + 1,
+        "n_price_buckets": 10,
+    }
+    spec = dict(vocabulary["feature_spec"])
+    # Same number of affinity slots as trained (the context width is in the weights).
+    spec["top_categories"] = [(c - 1) % len(category_ids) + 1 for c in spec["top_categories"]]
+    vocabulary["feature_spec"] = spec
+    return bundle.__class__(weights=weights, vocabulary=vocabulary, keras_model=None)
+
+
+def build_world(sizes: Sizes, media: Path) -> tuple[int, list]:
+    """Products, shopper histories and an active model version in the bench database."""
+    from decimal import Decimal
+
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from recommendations import artifacts, registry
+    from recommendations.models import Event, ModelVersion
+    from shop.models import Category, Product
+
+    settings.MEDIA_ROOT = str(media)
+    call_command("shop_load_demo", "--no-events", stdout=StringIO())
+    cleanup()
+    categories = list(Category.objects.exclude(parent=None).order_by("slug"))
+    common.progress(f"creating {sizes.n_items:,} products")
+    Product.objects.bulk_create(
+        (
+            Product(
+                id=BENCH_ID_START + i,
+                name=f"Bench product {i}",
+                category=categories[i % len(categories)],
+                price=Decimal(10 + i % 500),
+                stock=5,
+            )
+            for i in range(1, sizes.n_items + 1)
+        ),
+        batch_size=5000,
+    )
+    item_ids = [str(BENCH_ID_START + i) for i in range(1, sizes.n_items + 1)]
+    category_ids = sorted(c.slug for c in categories)
+    index = {slug: i + 1 for i, slug in enumerate(category_ids)}
+    item_category = [index[categories[i % len(categories)].slug] for i in range(1, sizes.n_items + 1)]
+    common.progress("training the base model on the demo slice and resizing it")
+    bundle = scaled_bundle(sizes.n_items, item_ids, category_ids, item_category)
+    version = ModelVersion.objects.create(
+        status=ModelVersion.Status.READY, running=None, params={"bench": True}
+    )
+    folder, size = artifacts.save_bundle(version.pk, bundle)
+    ModelVersion.objects.filter(pk=version.pk).update(artifact_path=folder, artifact_size=size)
+    version.refresh_from_db()
+    ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).update(status=ModelVersion.Status.RETIRED)
+    registry.activate(version)
+
+    import random
+
+    rng = random.Random(1)
+    now = timezone.now()
+    events = []
+    for s in range(sizes.n_shoppers):
+        for j in range(HISTORY):
+            events.append(
+                Event(
+                    event_type="view",
+                    session_key=f"device:{DEVICE_PREFIX}{s:04d}",
+                    item_id=item_ids[rng.randrange(len(item_ids))],
+                    timestamp=now - timedelta(minutes=HISTORY - j),
+                    source="bench",
+                )
+            )
+    Event.objects.bulk_create(events, batch_size=5000)
+    return version.pk, item_ids
+
+
+def cleanup() -> None:
+    from recommendations.models import Event, ModelVersion
+    from shop.models import Product
+
+    Event.objects.filter(source="bench").delete()
+    Product.objects.filter(id__gt=BENCH_ID_START).delete()
+    ModelVersion.objects.filter(params__bench=True).delete()
+
+
+def measure_compute(sizes: Sizes) -> dict[str, list[float]]:
+    """Per-request seconds of our path, the bare bound and the full service, interleaved."""
+    import numpy as np
+
+    from recommendations.serving import loader, services
+    from recommendations.serving.history import Shopper, recent_events
+    from recommendations.serving.scoring import score_shopper
+
+    model = loader.active_model()
+    assert model is not None and model.n_items == sizes.n_items, "the bench model is not active"
+    shoppers = [Shopper(visitor=f"device:{DEVICE_PREFIX}{s:04d}") for s in range(sizes.n_shoppers)]
+    histories = [recent_events(shopper) for shopper in shoppers]
+    table, rng = model.tower.item_table, np.random.default_rng(0)
+    users = rng.normal(size=(len(shoppers), table.shape[1])).astype(np.float32)
+    times: dict[str, list[float]] = {"ours": [], "bare": [], "service": []}
+
+    def ours(s: int) -> float:
+        events = histories[s]
+        start = time.perf_counter()
+        scores = score_shopper(model, events, shoppers[s].visitor, {e.item_id for e in events})
+        top = scores.top(40)
+        scores.explain([model.item_ids[i] for i, _ in top[:10]])
+        return time.perf_counter() - start
+
+    def bare(s: int) -> float:
+        start = time.perf_counter()
+        values = users[s] @ table.T
+        best = np.argpartition(values, len(values) - 10)[-10:]
+        best[np.argsort(-values[best])]
+        return time.perf_counter() - start
+
+    # Interleaved, the order swapped every repetition: neither side inherits a warm cache.
+    for rep in range(sizes.compute_reps):
+        s = rep % len(shoppers)
+        pair = (ours, bare) if rep % 2 else (bare, ours)
+        for function in pair:
+            times[function.__name__].append(function(s))
+    # The full service (its queries included) on its own loop, over the same shoppers.
+    for rep in range(sizes.compute_reps // 3):
+        start = time.perf_counter()
+        services.for_you(shoppers[rep % len(shoppers)], limit=10)
+        times["service"].append(time.perf_counter() - start)
+    return times
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+WRK_SCRIPT = """
+local devices = {}
+for i = 0, %(n)d - 1 do devices[#devices + 1] = string.format("%(prefix)s%%04d", i) end
+math.randomseed(%(seed)d)
+request = function()
+  wrk.headers["X-Device-Id"] = devices[math.random(#devices)]
+  return wrk.format("GET", "%(path)s")
+end
+"""
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+@dataclass
+class LoadRun:
+    name: str
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+
+
+def run_wrk(port: int, path: str, name: str, sizes: Sizes, n_shoppers: int) -> LoadRun:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT % {"n": n_shoppers, "prefix": DEVICE_PREFIX, "seed": 7, "path": path})
+    try:
+        result = subprocess.run(
+            [
+                "wrk",
+                "-t2",
+                f"-c{sizes.connections}",
+                f"-d{sizes.wrk_seconds}s",
+                "--latency",
+                "-s",
+                script.name,
+                f"http://127.0.0.1:{port}{path}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=sizes.wrk_seconds + 60,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(script.name)
+
+    def latency(pct: str) -> float:
+        match = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", result, re.MULTILINE)
+        return float(match[1]) * UNITS[match[2]] if match else float("nan")
+
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", result)
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", result)
+    return LoadRun(
+        name, float(rate[1]) if rate else 0.0, latency("50"), latency("99"), int(errors[1]) if errors else 0
+    )
+
+
+def worker_memory(master: int) -> tuple[float, dict[str, bool]]:
+    """Largest resident size (MB) among the master's workers, and which big libraries they mapped."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    rss, loaded = 0.0, {"tensorflow": False, "keras": False, "pandas": False}
+    for pid in children:
+        status = Path(f"/proc/{pid}/status").read_text()
+        rss = max(rss, int(re.search(r"VmRSS:\s+(\d+)", status)[1]) / 1024)
+        maps = Path(f"/proc/{pid}/maps").read_text()
+        for name in loaded:
+            loaded[name] |= f"/{name}/" in maps
+    return rss, loaded
+
+
+def measure_server(sizes: Sizes, media: Path) -> tuple[list[LoadRun], float, dict[str, bool]]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "bench.serving_settings",
+        "RECOMMENDATIONS_BENCH_MEDIA": str(media),
+    }
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "config.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--worker-class",
+            "sync",
+            "--log-level",
+            "warning",
+        ],
+        cwd=common.ROOT,
+        env=env,
+        start_new_session=True,
+    )
+    runs: list[LoadRun] = []
+    try:
+        import urllib.request
+
+        for_you = "/api/v1/recommendations/for-you/?limit=10"
+        trivial = "/bench/trivial/"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                for _ in range(8):  # each worker loads the model on its first for-you request
+                    request = urllib.request.Request(
+                        f"http://127.0.0.1:{port}{for_you}", headers={"X-Device-Id": f"{DEVICE_PREFIX}0000"}
+                    )
+                    body = urllib.request.urlopen(request, timeout=30).read()  # noqa: S310 (loopback)
+                    assert b'"source":"model"' in body, body[:300]
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        for round_ in range(sizes.rounds):
+            common.progress(f"wrk round {round_ + 1}/{sizes.rounds}")
+            runs.append(run_wrk(port, trivial, "trivial", sizes, sizes.n_shoppers))
+            runs.append(run_wrk(port, for_you, "for-you", sizes, sizes.n_shoppers))
+        rss, loaded = worker_memory(server.pid)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    return runs, rss, loaded
+
+
+def render(
+    times: dict[str, list[float]], runs: list[LoadRun], rss: float, loaded: dict, sizes: Sizes, quick: bool
+) -> str:
+    median = {name: common.median(values) * 1000 for name, values in times.items()}
+    p99 = {name: common.percentile(values, 99) * 1000 for name, values in times.items()}
+    ratio = median["ours"] / median["bare"]
+    trivial = [r for r in runs if r.name == "trivial"]
+    for_you = [r for r in runs if r.name == "for-you"]
+    rate_t = common.median([r.requests_per_second for r in trivial])
+    rate_f = common.median([r.requests_per_second for r in for_you])
+    p99_f = common.median([r.p99_ms for r in for_you])
+    share = rate_f / rate_t if rate_t else 0.0
+    lines = [
+        common.section_header(
+            "Serving",
+            f"{sizes.n_items:,}-item catalogue (products in the bench database); model trained one epoch on "
+            "the demo's REES46 slice with the default settings, item tables resized to the catalogue with "
+            f"random rows; {sizes.n_shoppers} shoppers with {HISTORY} stored views each. Compute: "
+            f"{sizes.compute_reps} interleaved repetitions. Server: gunicorn, 2 sync workers, loopback; "
+            f"`wrk -t2 -c{sizes.connections} -d{sizes.wrk_seconds}s --latency`, a random shopper's device id "
+            f"per request, response cache off (every request computes), {sizes.rounds} interleaved rounds "
+            "per endpoint; wrk shares the 2 cores with the server.",
+            quick=quick,
+        ),
+        "### Compute per request (in process)",
+        "",
+        common.table(
+            ["path", "median ms", "p99 ms"],
+            [
+                [
+                    "ours: history → features → numpy tower → score all items → exclusions → top-k → reasons",
+                    f"{median['ours']:.3f}",
+                    f"{p99['ours']:.3f}",
+                ],
+                [
+                    "bare bound: one float32 matrix-vector product + `argpartition`",
+                    f"{median['bare']:.3f}",
+                    f"{p99['bare']:.3f}",
+                ],
+                [
+                    "`services.for_you` end to end (4 indexed queries on PostgreSQL included)",
+                    f"{median['service']:.3f}",
+                    f"{p99['service']:.3f}",
+                ],
+            ],
+        ),
+        "",
+        f"**Ours / bare = {ratio:.2f}x** (target ≤ 2x: {'met' if ratio <= 2 else 'missed'}).",
+        "",
+        "### The endpoint under gunicorn",
+        "",
+        common.table(
+            ["endpoint", "requests/s (median of rounds)", "p50 ms", "p99 ms", "non-2xx"],
+            [
+                [
+                    "trivial DRF view, fixed list",
+                    f"{rate_t:,.0f}",
+                    f"{common.median([r.p50_ms for r in trivial]):.2f}",
+                    f"{common.median([r.p99_ms for r in trivial]):.2f}",
+                    sum(r.non_2xx for r in trivial),
+                ],
+                [
+                    "`/api/v1/recommendations/for-you/?limit=10`",
+                    f"{rate_f:,.0f}",
+                    f"{common.median([r.p50_ms for r in for_you]):.2f}",
+                    f"{p99_f:.2f}",
+                    sum(r.non_2xx for r in for_you),
+                ],
+            ],
+        ),
+        "",
+        f"**For-you throughput = {share:.0%} of the trivial endpoint's** (target ≥ 50 %: "
+        f"{'met' if share >= 0.5 else 'missed'}); **p99 {p99_f:.1f} ms** (target ≤ 25 ms: "
+        f"{'met' if p99_f <= 25 else 'missed'}).",
+        "",
+        "### Memory",
+        "",
+        f"A gunicorn worker with the {sizes.n_items:,}-item model loaded: **{rss:.0f} MB resident** "
+        f"(target ≤ 200 MB: {'met' if rss <= 200 else 'missed'}). Libraries mapped into it: "
+        + ", ".join(f"{name} {'yes' if value else 'no'}" for name, value in loaded.items())
+        + ".",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def run(quick: bool) -> str:
+    common.setup_django()
+    sizes = QUICK if quick else FULL
+    media = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    try:
+        build_world(sizes, media)
+        common.progress("timing the compute per request")
+        times = measure_compute(sizes)
+        common.progress("load test under gunicorn")
+        runs, rss, loaded = measure_server(sizes, media)
+    finally:
+        cleanup()
+        shutil.rmtree(media, ignore_errors=True)
+    return render(times, runs, rss, loaded, sizes, quick)

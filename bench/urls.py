@@ -1,0 +1,28 @@
+"""The demo's URLs plus ``/bench/trivial/``: a DRF view that returns a fixed list (the baseline)."""
+
+from django.urls import include, path
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+FIXED = {
+    "scenario": "trivial",
+    "source": "fixed",
+    "model_version": None,
+    "items": [
+        {"item_id": str(i), "name": f"Item {i}", "score": 1.0 / i, "reason": "fixed"} for i in range(1, 11)
+    ],
+}
+
+
+class TrivialView(APIView):
+    permission_classes = [AllowAny]
+
+    def get(self, request):
+        return Response(FIXED)
+
+
+urlpatterns = [
+    path("bench/trivial/", TrivialView.as_view()),
+    path("", include("config.urls")),
+]
