@@ -1,6 +1,7 @@
 """Settings of the gunicorn server the serving suite starts: the bench database and model files,
-a trivial endpoint to compare with (``bench.urls``), and no per-shopper response cache, so every
-for-you request computes its list."""
+a trivial endpoint to compare with (``bench.urls``), and the per-shopper response cache off
+(every for-you request computes its list) unless RECOMMENDATIONS_BENCH_RESPONSE_CACHE says
+how many seconds to keep responses."""
 
 import os
 
@@ -9,4 +10,7 @@ from bench.settings import RECOMMENDATIONS
 
 ROOT_URLCONF = "bench.urls"
 MEDIA_ROOT = os.environ.get("RECOMMENDATIONS_BENCH_MEDIA", "/tmp/bench-serving-media")  # noqa: S108
-RECOMMENDATIONS = {**RECOMMENDATIONS, "RESPONSE_CACHE_SECONDS": 0}
+RECOMMENDATIONS = {
+    **RECOMMENDATIONS,
+    "RESPONSE_CACHE_SECONDS": int(os.environ.get("RECOMMENDATIONS_BENCH_RESPONSE_CACHE", "0")),
+}

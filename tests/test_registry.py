@@ -188,6 +188,9 @@ def test_train_command(learning, capsys):
     assert "Training version" in out and "is active" in out
     with pytest.raises(CommandError, match="at least 1"):
         call_command("recommendations_train", "--epochs", "0")
+    call_command("recommendations_train", "--if-none-active")
+    assert "nothing to do" in capsys.readouterr().out
+    assert ModelVersion.objects.count() == 1
 
 
 # --- Celery and the admin -------------------------------------------------------------

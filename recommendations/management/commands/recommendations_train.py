@@ -28,10 +28,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--epochs", type=int, help="override the MODEL setting's epochs for this run")
+        parser.add_argument(
+            "--if-none-active",
+            action="store_true",
+            help="do nothing when a version is already active (first start of a shop or a demo)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         from recommendations.conf import app_settings
 
+        if options["if_none_active"] and registry.active_version() is not None:
+            self.stdout.write(f"Version {registry.active_version().pk} is active; nothing to do.")
+            return
         params = {}
         if options["epochs"] is not None:
             if options["epochs"] < 1:
