@@ -169,6 +169,10 @@ def build_world(sizes: Sizes, media: Path) -> tuple[int, list]:
                 )
             )
     Event.objects.bulk_create(events, batch_size=5000)
+    from django.db import connection
+
+    with connection.cursor() as cursor:  # fresh statistics, as autovacuum keeps them in a live shop
+        cursor.execute("ANALYZE recommendations_event, shop_product, shop_category")
     return version.pk, item_ids
 
 

@@ -25,8 +25,13 @@ class ShopCatalogueAdapter(CatalogueAdapter):
         return getattr(category, "slug", "") or ""
 
     def item_queryset(self) -> QuerySet:
-        # Widgets show name, price and category: the description stays in the database.
-        return Product.objects.active().filter(stock__gt=0).select_related("category").defer("description")
+        # Widgets show name, brand, price and category: only those columns are read.
+        return (
+            Product.objects.active()
+            .filter(stock__gt=0)
+            .select_related("category")
+            .only("name", "brand", "price", "stock", "category__slug", "category__name")
+        )
 
     def all_items_queryset(self) -> QuerySet:
         return Product.objects.select_related("category")

@@ -44,7 +44,8 @@ SCRIPT = textwrap.dedent(
                                                        "django.contrib.messages.context_processors.messages",
                                                        "django.template.context_processors.request"]}}],
         USE_TZ=True,
-        RECOMMENDATIONS={"TRAINING_ENABLED": False},  # a capture-only install
+        # A capture-only install; the users stand in for a catalogue, so the fallbacks can serve.
+        RECOMMENDATIONS={"TRAINING_ENABLED": False, "ITEM_MODEL": "auth.User"},
     )
     django.setup()
     from django.contrib import admin
@@ -68,6 +69,14 @@ SCRIPT = textwrap.dedent(
         CeleryRecorder()
     except ImportError as exc:
         print("MISSING:", exc)
+    from django.contrib.auth.models import User
+    from recommendations.serving import services
+
+    item = User.objects.create(username="an-item")
+    track(None, "view", str(item.pk))
+    get_recorder().batcher.flush()
+    assert [r.item_id for r in services.trending(None, limit=3)] == [str(item.pk)]
+    assert [r.reason for r in services.for_you(None, limit=3)] == ["Trending now"]
     leaked = BLOCKED & {name.split(".")[0] for name in sys.modules}
     assert not leaked, leaked
     print("CORE OK")

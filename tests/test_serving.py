@@ -333,3 +333,36 @@ def test_version_page_shows_sample_recommendations_and_click_through(served_mode
     ).content.decode()
     assert "Sample recommendations" in page and "Because you viewed" in page
     assert "<td>for_you</td><td>1</td><td>1</td><td>100.0%</td>" in page
+
+
+def test_web_processes_never_import_tensorflow_keras_or_pandas():
+    """Serving, the API and the template tags need numpy only (TensorFlow alone costs ~500 MB)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import os, sys, django\n"
+        "os.environ['DJANGO_SETTINGS_MODULE'] = 'config.settings'\n"
+        "django.setup()\n"
+        "from django.test import Client\n"
+        "import recommendations.serving.scoring, recommendations.api.views, recommendations.admin\n"
+        "from recommendations.templatetags import recommendations_tags\n"
+        "heavy = {'tensorflow', 'keras', 'pandas'} & {m.split('.')[0] for m in sys.modules}\n"
+        "print('HEAVY', sorted(heavy))\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stdout
+
+
+def test_for_you_query_count_does_not_grow_with_the_list(
+    served_model, browser, django_assert_max_num_queries
+):
+    view(browser, *PHONES[:3])
+    for limit in (2, 12):
+        with django_assert_max_num_queries(6):
+            assert len(ids(for_you(browser, limit=limit))) == limit
