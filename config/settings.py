@@ -133,6 +133,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "recommendations.retrain",
         "schedule": crontab(hour=3, minute=15),
     },
+    # Searches also schedule a rebuild a minute later; this catches catalogue changes.
+    "recommendations-suggestions-hourly": {
+        "task": "recommendations.rebuild_suggestions",
+        "schedule": crontab(minute=40),
+    },
 }
 
 # The mobile API: session (browser) and token (app) authentication, OpenAPI 3 schema.
@@ -173,6 +178,11 @@ RECOMMENDATIONS = {
         "shop.signals.product_added_to_cart": "cart",
         "shop.signals.order_placed": "purchase",
     },
+    # The demo's log is from October 2019 and its shoppers browse today: windows counted back
+    # from the newest event would drop the log as soon as someone clicks, so the demo keeps it
+    # all (a live shop keeps the defaults: the last 180 days, a 30-day half-life).
+    "TRAINING_WINDOW_DAYS": None,
+    "SUGGEST": {"WINDOW_DAYS": None, "HALF_LIFE_DAYS": 3650.0},
 }
 
 LOGGING = {

@@ -120,3 +120,12 @@ class CatalogueAdapter:
             "price": None if price is None else str(price),
             "image_url": str(getattr(item, "image_url", "") or ""),
         }
+
+    def suggestion_terms(self) -> Iterable[tuple[str, str, float]]:
+        """(text, category id, weight) of names worth suggesting before anyone searched.
+
+        The default: every recommendable item's name, weight 1. Override to add category or
+        brand names, or to weigh best sellers.
+        """
+        for item in self.item_queryset().iterator(chunk_size=2000):
+            yield str(item), self.category_id(item), 1.0

@@ -140,6 +140,25 @@ DEFAULTS: dict[str, Any] = {
     "RESPONSE_CACHE_SECONDS": 30,
     # Most events one POST to the batch events API may carry.
     "API_MAX_BATCH_EVENTS": 100,
+    # --- Search suggestions (recommendations.suggest); give only the keys you change ---
+    "SUGGEST": {
+        # Searches count with this half-life (days), over this many days of the log.
+        "HALF_LIFE_DAYS": 30.0,
+        "WINDOW_DAYS": 365,
+        # Suggestions returned by default, and candidates read from the index to re-rank.
+        "LIMIT": 8,
+        "CANDIDATES": 100,
+        # Personalization: weight of the shopper's category affinity (what they browsed, and
+        # the model's view of them) and of their own earlier searches, against log(popularity).
+        "AFFINITY_WEIGHT": 3.0,
+        "OWN_SEARCH_WEIGHT": 1.0,
+        # Seconds between checks for a rebuilt index; seconds a rebuild waits after a search
+        # (searches arriving meanwhile join the same rebuild).
+        "CHECK_INTERVAL": 5.0,
+        "REBUILD_DELAY": 60,
+        # Search results: blend the text match with the shopper's model score (0 = text only).
+        "RERANK_WEIGHT": 0.5,
+    },
 }
 
 IMPORT_STRINGS = ("RECORDER", "CATALOGUE_ADAPTER", "CONSENT_CHECK")
@@ -160,7 +179,10 @@ class AppSettings:
         if name.startswith("_") or name not in DEFAULTS:
             raise AttributeError(f"Unknown RECOMMENDATIONS setting: {name!r}")
         if name not in self._cache:
-            self._cache[name] = self.user_settings.get(name, DEFAULTS[name])
+            value = self.user_settings.get(name, DEFAULTS[name])
+            if isinstance(DEFAULTS[name], dict) and isinstance(value, dict) and DEFAULTS[name]:
+                value = {**DEFAULTS[name], **value}  # nested settings: give only what you change
+            self._cache[name] = value
         return self._cache[name]
 
     def get_class(self, name: str) -> Any:

@@ -18,6 +18,8 @@ from . import tracking
 from .conf import app_settings
 
 logger = logging.getLogger(__name__)
+#: A search URL with this GET parameter came from a picked suggestion (the autocomplete adds it).
+SUGGESTED_PARAM = "suggested"
 
 
 class EventMiddleware:
@@ -59,6 +61,8 @@ class EventMiddleware:
             if not values["query"]:
                 return
             values["result_count"] = result_count(response)
+            if request.GET.get(SUGGESTED_PARAM):  # the shopper picked a suggestion
+                values["scenario"] = "suggestion"
         if rule["event"] == "category_view" and not values.get("category"):
             return
         tracking.track(request, rule["event"], **values)

@@ -172,3 +172,39 @@ class ModelVersion(models.Model):
         own = (self.metrics or {}).get("model", "")
         others = [value for model, value in self._scores(name).items() if model != own]
         return max(others) if others else None
+
+
+class SearchQuery(models.Model):
+    """One normalized search query, as the suggestion index uses it (rebuilt from the events).
+
+    ``score`` is the time-decayed number of searches times their success rate (a search is
+    a success when the same visit then clicked, carted or bought). A query whose latest
+    search found nothing is never suggested; ``zero_results`` counts those searches for the
+    admin's "searches that found nothing".
+    """
+
+    key = models.CharField(max_length=255, unique=True, help_text="Normalized text.")
+    text = models.CharField(max_length=255, help_text="The most frequent way shoppers typed it.")
+    source = models.CharField(max_length=16, default="log", help_text="log or catalogue")
+    score = models.FloatField(default=0.0)
+    searches = models.PositiveIntegerField(default=0)
+    successes = models.PositiveIntegerField(default=0)
+    zero_results = models.PositiveIntegerField(default=0)
+    found_nothing = models.BooleanField(default=False, help_text="Its latest search found nothing.")
+    last_searched = models.DateTimeField(null=True, blank=True)
+    categories = models.JSONField(default=dict, blank=True, help_text="Category -> share of outcomes.")
+    related = models.JSONField(
+        default=list, blank=True, help_text="Queries searched next in the same visits."
+    )
+
+    class Meta:
+        ordering = ("-score", "key")
+        verbose_name_plural = "search queries"
+        indexes = [models.Index(fields=["-zero_results"], name="rec_query_zero_results")]
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.successes / self.searches if self.searches else None

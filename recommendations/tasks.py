@@ -51,3 +51,11 @@ def retrain(version_id: int | None = None) -> int | None:
             return None
         version_id = version.pk
     return registry.train_version(version_id).pk
+
+
+@shared_task(name="recommendations.rebuild_suggestions", acks_late=True, ignore_result=True)
+def rebuild_suggestions() -> int:
+    """Rebuild the search suggestions from the search log and the catalogue (idempotent)."""
+    from .suggest.stats import rebuild
+
+    return rebuild()

@@ -164,11 +164,16 @@ def build_record(
 
 
 def remember(records: list[EventRecord]) -> None:
-    """Let serving see these events before they are stored (see ``serving.history``)."""
+    """Let serving see these events before they are stored (see ``serving.history``), and
+    have new searches reach the suggestions soon (``suggest.schedule_rebuild``)."""
     try:
         from .serving.history import remember as remember_recent
 
         remember_recent(records)
+        if any(record.event_type == EventType.SEARCH for record in records):
+            from .suggest.loader import schedule_rebuild
+
+            schedule_rebuild()
     except Exception:
         logger.exception("Could not note %d events for real-time recommendations.", len(records))
 

@@ -7,15 +7,16 @@ in stock; the cart lives in the session.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
 from recommendations.adapters import CatalogueAdapter
 
 from .cart import Cart
-from .models import Product
+from .models import Category, Product
 
 
 class ShopCatalogueAdapter(CatalogueAdapter):
@@ -48,3 +49,23 @@ class ShopCatalogueAdapter(CatalogueAdapter):
         data["brand"] = item.brand
         data["hue"] = item.category.hue if item.category_id else 0
         return data
+
+    def suggestion_terms(self):
+        """Category names, brands, and "brand category" pairs (the demo's product names are
+        "Brand Category X-0123": nobody types the code), weighted by how many products match."""
+        for category in Category.objects.annotate(n=Count("products")):
+            yield category.name, category.slug, 4.0 + math.log1p(category.n)
+        pairs = (
+            self.item_queryset()
+            .exclude(brand="")
+            .values("brand", "category__name", "category__slug")
+            .annotate(n=Count("pk"))
+        )
+        brands: dict[str, tuple[str, int]] = {}
+        for row in pairs:
+            name = row["brand"].title()
+            yield f"{name} {row['category__name']}", row["category__slug"], 1.0 + math.log1p(row["n"])
+            slug, count = brands.get(name, (row["category__slug"], 0))
+            brands[name] = (slug, count + row["n"])
+        for name, (slug, count) in brands.items():
+            yield name, slug, 2.0 + math.log1p(count)

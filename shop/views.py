@@ -7,8 +7,6 @@ the result count in the response context's ``paginator``) are recorded by the mi
 
 from __future__ import annotations
 
-from functools import reduce
-from operator import and_
 from typing import Any
 
 from django.conf import settings
@@ -26,10 +24,10 @@ from .cart import Cart
 from .forms import AddToCartForm, CartLineForm, CheckoutForm
 from .models import Category, Order, Product
 from .orders import OrderError, can_view_order, place_order
+from .search import ranked_results
 from .signals import product_added_to_cart
 
 PAGE_SIZE = 24
-MAX_SEARCH_TERMS = 8
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -82,7 +80,8 @@ def product_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 class SearchView(ListView):
-    """Products whose name, brand, description or category name contain every word of ``q``."""
+    """Products whose name, brand, description or category name contain every word of ``q``,
+    best matches first, re-ranked for the shopper (see ``search.py``)."""
 
     template_name = "shop/search.html"
     paginate_by = PAGE_SIZE
@@ -91,18 +90,8 @@ class SearchView(ListView):
     def get_query(self) -> str:
         return " ".join(self.request.GET.get("q", "").split())[:200]
 
-    def get_queryset(self) -> QuerySet[Product]:
-        terms = self.get_query().split()[:MAX_SEARCH_TERMS]
-        if not terms:
-            return Product.objects.none()
-        matches = [
-            Q(name__icontains=term)
-            | Q(brand__icontains=term)
-            | Q(description__icontains=term)
-            | Q(category__name__icontains=term)
-            for term in terms
-        ]
-        return Product.objects.active().filter(reduce(and_, matches)).select_related("category")
+    def get_queryset(self) -> list[Product]:
+        return ranked_results(self.get_query(), self.request)
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         return super().get_context_data(query=self.get_query(), **kwargs)

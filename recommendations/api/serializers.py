@@ -128,3 +128,24 @@ class EventBatchSerializer(serializers.Serializer):
 class EventBatchResultSerializer(serializers.Serializer):
     accepted = serializers.IntegerField(help_text="Events taken (an id already stored is not stored twice).")
     tracked = serializers.BooleanField(help_text="False when Do-Not-Track or missing consent kept them out.")
+
+
+class SuggestQuerySerializer(serializers.Serializer):
+    q = serializers.RegexField(
+        r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$",
+        max_length=100,
+        help_text="What the shopper has typed so far (1 to 100 characters, no control characters).",
+    )
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=20)
+
+
+class SuggestionSerializer(serializers.Serializer):
+    text = serializers.CharField()
+    score = serializers.FloatField()
+    reason = serializers.CharField(help_text="popular, your earlier search, matches what you browse, ...")
+    corrected = serializers.BooleanField(help_text="Found by allowing one typo in what was typed.")
+
+
+class SuggestionListSerializer(serializers.Serializer):
+    query = serializers.CharField()
+    suggestions = SuggestionSerializer(many=True)

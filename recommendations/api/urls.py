@@ -18,6 +18,8 @@ urlpatterns = [
         name="bought-together",
     ),
     path("v1/events/", views.EventBatchView.as_view(), name="events"),
+    path("search/suggest/", views.SuggestionsView.as_view(), name="suggest"),
+    path("search/related/", views.RelatedSearchesView.as_view(), name="related-searches"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="recommendations-api:schema"), name="docs"),
 ]

@@ -35,6 +35,8 @@ from .serializers import (
     LimitQuerySerializer,
     ListQuerySerializer,
     RecommendationListSerializer,
+    SuggestionListSerializer,
+    SuggestQuerySerializer,
 )
 
 DEVICE_HEADER = "X-Device-Id"
@@ -252,3 +254,49 @@ class EventBatchView(APIView):
         remember(records)
         get_recorder().record(records)
         return Response({"accepted": len(records), "tracked": True}, status=status.HTTP_202_ACCEPTED)
+
+
+class SuggestView(APIView):
+    """GET completions of what the caller has typed, personalized for them."""
+
+    permission_classes = [AllowAny]
+    related = False
+
+    def get(self, request: Request) -> Response:
+        from ..suggest import services as suggest
+
+        query = SuggestQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        text, limit = query.validated_data["q"], query.validated_data.get("limit")
+        try:
+            if self.related:
+                found = suggest.related(text, limit)
+            else:
+                found = suggest.suggest(shopper_of(request), text, limit)
+        except ValueError as exc:
+            raise ValidationError({"q": [str(exc)]}) from None
+        return Response(
+            SuggestionListSerializer({"query": text, "suggestions": [s.__dict__ for s in found]}).data
+        )
+
+
+class SuggestionsView(SuggestView):
+    @extend_schema(
+        summary="Search suggestions for what the caller has typed (popular, and theirs first)",
+        parameters=[DEVICE_PARAMETER, SuggestQuerySerializer],
+        responses={200: SuggestionListSerializer, 400: BAD_REQUEST},
+    )
+    def get(self, request):
+        return super().get(request)
+
+
+class RelatedSearchesView(SuggestView):
+    related = True
+
+    @extend_schema(
+        summary="Searches shoppers made next after this one",
+        parameters=[SuggestQuerySerializer],
+        responses={200: SuggestionListSerializer, 400: BAD_REQUEST},
+    )
+    def get(self, request):
+        return super().get(request)

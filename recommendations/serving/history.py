@@ -81,6 +81,7 @@ class HistoryEvent:
     item_id: str
     session_key: str
     key: str  # client event id: the same event from the cache and the table counts once
+    category: str = ""
 
 
 def _overlay_key(key: str) -> str:
@@ -106,6 +107,7 @@ def remember(records: Iterable[EventRecord]) -> None:
                 record.item_id,
                 record.session_key,
                 record.client_event_id or "",
+                record.category_id,
             ]
         )
     if not by_key:
@@ -143,7 +145,7 @@ def _shopper_rows(shopper: Shopper):
     return None
 
 
-COLUMNS = ("timestamp", "event_type", "item_id", "session_key", "client_event_id")
+COLUMNS = ("timestamp", "event_type", "item_id", "session_key", "client_event_id", "category_id")
 #: Purchases read to keep bought items out of "for you" lists.
 MAX_PURCHASES = 1000
 
@@ -170,13 +172,17 @@ def activity(shopper: Shopper, limit: int | None = None) -> Activity:
             stored = list(recent[:limit]) + list(bought[:MAX_PURCHASES])
     events: dict[str, HistoryEvent] = {}
     purchased: set[str] = set()
-    for timestamp, event_type, item_id, session_key, client_id in stored:
+    for timestamp, event_type, item_id, session_key, client_id, category in stored:
         key = client_id or f"db:{timestamp.timestamp()}:{event_type}:{item_id}"
-        events[key] = HistoryEvent(timestamp.timestamp(), event_type, item_id, session_key, key)
+        events[key] = HistoryEvent(timestamp.timestamp(), event_type, item_id, session_key, key, category)
     for entry in _overlay(shopper).values():
-        for timestamp, event_type, item_id, session_key, client_id in entry.get("events", []):
+        for row in entry.get("events", []):
+            timestamp, event_type, item_id, session_key, client_id = row[:5]
+            category = row[5] if len(row) > 5 else ""
             key = client_id or f"cache:{timestamp}:{event_type}:{item_id}"
-            events.setdefault(key, HistoryEvent(float(timestamp), event_type, item_id, session_key, key))
+            events.setdefault(
+                key, HistoryEvent(float(timestamp), event_type, item_id, session_key, key, category)
+            )
     purchased = {event.item_id for event in events.values() if event.event_type == EventType.PURCHASE}
     ordered = sorted(events.values(), key=lambda event: event.timestamp)
     return Activity(recent=ordered[-limit:], purchased=purchased)

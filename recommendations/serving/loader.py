@@ -37,7 +37,8 @@ class ServingModel:
     tower: Any  # ml.tower.NumpyTower
     item_ids: list[str]  # index -> shop item id; index 0 is padding ("")
     index_of: dict[str, int]
-    category_of: list[str]  # index -> category id ("" unknown)
+    category_of: list[str]  # item index -> category id ("" unknown)
+    category_list: list[str]  # category index -> category id (index 0: unknown)
     spec: Any  # ml.features.FeatureSpec
     item_features: Any  # ml.features.ItemFeatures
 
@@ -66,6 +67,7 @@ class ServingModel:
             item_ids=item_ids,
             index_of={item: index for index, item in enumerate(item_ids) if index},
             category_of=[categories[c] if 0 <= c < len(categories) else "" for c in item_features.category],
+            category_list=categories,
             spec=FeatureSpec.from_json(vocabulary["feature_spec"]),
             item_features=item_features,
         )

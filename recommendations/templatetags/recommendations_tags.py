@@ -15,6 +15,9 @@ import logging
 from typing import Any
 
 from django import template
+from django.templatetags.static import static
+from django.urls import reverse
+from django.utils.html import format_html
 
 from ..clicks import click_url
 from ..serving import services
@@ -88,3 +91,21 @@ def trending(context, limit=None, title="Trending now", category=None):
 @register.inclusion_tag(TEMPLATE, takes_context=True)
 def recently_viewed(context, limit=None, title="Recently viewed", exclude=None):
     return carousel(context, "recently_viewed", title, item=exclude, limit=limit)
+
+
+@register.simple_tag
+def search_suggestions_attrs():
+    """The attribute that makes a search input an autocomplete::
+
+        <input type="search" name="q" {% search_suggestions_attrs %}>
+        {% search_suggestions_script %}   (once per page)
+
+    The input must be in the ``<form>`` that searches; the app's URLs under ``api/`` are needed.
+    """
+    return format_html('data-suggest-url="{}"', reverse("recommendations-api:suggest"))
+
+
+@register.simple_tag
+def search_suggestions_script():
+    """The small, dependency-free script behind ``search_suggestions_attrs``."""
+    return format_html('<script src="{}" defer></script>', static("recommendations/autocomplete.js"))

@@ -146,6 +146,10 @@ class Command(BaseCommand):
         if not options["no_events"]:
             self.stdout.write("Importing the events ...")
             call_command("recommendations_import_events", str(DATA_FILE), format="rees46", stdout=self.stdout)
+            from shop import demo_search
+
+            demo_search.load(self.stdout)
+            call_command("recommendations_rebuild_suggestions", stdout=self.stdout)
         self.stdout.write("For the admin, create a superuser: python manage.py createsuperuser")
 
     @transaction.atomic

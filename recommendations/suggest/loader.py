@@ -1,0 +1,105 @@
+"""The suggestion index of this process: built from ``SearchQuery`` rows, rebuilt when they change.
+
+Like the model loader: one cache read every ``CHECK_INTERVAL`` seconds; when a rebuild has
+published a new version, one thread builds the new index while the others keep answering
+from the old one, and the swap is one assignment.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from django.core.cache import cache
+from django.db.models import Count, Max
+
+from ..conf import app_settings
+from ..models import SearchQuery
+from .index import SuggestionIndex
+
+logger = logging.getLogger(__name__)
+VERSION_KEY = "recommendations:suggest-version"
+PENDING_KEY = "recommendations:suggest-rebuild-pending"
+
+
+def _stored_version() -> str:
+    state = SearchQuery.objects.aggregate(last=Max("id"), n=Count("id"))
+    return f"{state['last'] or 0}:{state['n']}"
+
+
+def publish() -> None:
+    """Tell every process that the rows changed (called after a rebuild)."""
+    cache.set(VERSION_KEY, _stored_version(), None)
+
+
+def schedule_rebuild() -> bool:
+    """Queue one rebuild ``REBUILD_DELAY`` seconds from now, unless one is already queued.
+
+    Searches arriving meanwhile join that rebuild. Without the ``celery`` extra nothing is
+    queued: run ``manage.py recommendations_rebuild_suggestions`` from cron instead.
+    """
+    from .. import extras
+
+    if not extras.is_installed("celery"):
+        return False
+    delay = int(app_settings.SUGGEST["REBUILD_DELAY"])
+    if not cache.add(PENDING_KEY, 1, max(delay, 1)):
+        return False
+    from .. import tasks
+
+    tasks.send(tasks.rebuild_suggestions, countdown=delay, retry=False)
+    return True
+
+
+class _Holder:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.index: SuggestionIndex | None = None
+        self.version: str | None = None
+        self.checked_at = float("-inf")
+
+    def reset(self) -> None:
+        with self.lock:
+            self.index, self.version, self.checked_at = None, None, float("-inf")
+
+    def get(self) -> SuggestionIndex:
+        interval = float(app_settings.SUGGEST["CHECK_INTERVAL"])
+        if self.index is not None and time.monotonic() - self.checked_at < interval:
+            return self.index
+        if not self.lock.acquire(blocking=self.index is None):
+            return self.index
+        try:
+            if self.index is None or time.monotonic() - self.checked_at >= interval:
+                self._refresh(interval)
+            return self.index
+        finally:
+            self.lock.release()
+
+    def _refresh(self, interval: float) -> None:
+        from .stats import entries
+
+        version = cache.get(VERSION_KEY)
+        if version is None:
+            version = _stored_version()
+            cache.set(VERSION_KEY, version, interval)
+        self.checked_at = time.monotonic()
+        if version == self.version and self.index is not None:
+            return
+        started = time.perf_counter()
+        index = SuggestionIndex(entries(SearchQuery.objects.all().iterator(chunk_size=5000)))
+        self.index, self.version = index, version
+        logger.info(
+            "Suggestion index: %d queries, built in %.2f s.", len(index), time.perf_counter() - started
+        )
+
+
+_holder = _Holder()
+
+
+def current_index() -> SuggestionIndex:
+    return _holder.get()
+
+
+def reset() -> None:
+    _holder.reset()
