@@ -24,7 +24,7 @@ from django.views.decorators.http import require_POST
 
 from . import charts
 from .conf import app_settings
-from .models import Event, ModelVersion, VisitorLink
+from .models import Event, ModelVersion, SearchQuery, SearchWithoutResults, VisitorLink
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -316,3 +316,42 @@ class ModelVersionAdmin(admin.ModelAdmin):
             format_html_join("", "<th>{}</th>", ((c,) for c in columns)),
             format_html_join("", "<tr>" + cell + "</tr>", rows),
         )
+
+
+@admin.register(SearchQuery)
+class SearchQueryAdmin(ReadOnlyAdmin):
+    """What the suggestions are made of (rebuilt from the events; read-only here)."""
+
+    list_display = (
+        "text",
+        "source",
+        "score_shown",
+        "searches",
+        "success_shown",
+        "zero_results",
+        "found_nothing",
+    )
+    list_filter = ("source", "found_nothing")
+    search_fields = ("key",)
+    readonly_fields = ("key", "text", "source", "score", "searches", "successes", "zero_results",
+                       "found_nothing", "last_searched", "categories", "related")  # fmt: skip
+
+    @admin.display(description="score", ordering="score")
+    def score_shown(self, obj: SearchQuery) -> str:
+        return f"{obj.score:.3f}"
+
+    @admin.display(description="success rate")
+    def success_shown(self, obj: SearchQuery) -> str:
+        rate = obj.success_rate
+        return "-" if rate is None else f"{rate:.0%}"
+
+
+@admin.register(SearchWithoutResults)
+class SearchWithoutResultsAdmin(ReadOnlyAdmin):
+    """Searches that found nothing, most frequent first: add products, synonyms or redirects."""
+
+    list_display = ("text", "zero_results", "searches", "found_nothing", "last_searched")
+    search_fields = ("key",)
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).filter(zero_results__gt=0)

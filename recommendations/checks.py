@@ -1,6 +1,6 @@
 """System checks: misconfiguration is reported at start-up, with a hint that fixes it.
 
-Ids are stable: recommendations.E001 ... E012 and W001 ... W002.
+Ids are stable: recommendations.E001 ... E013 and W001 ... W002.
 """
 
 from __future__ import annotations
@@ -274,3 +274,36 @@ def check_serving(app_configs: Any = None, **kwargs: Any) -> list:
     return [
         Error(f"RECOMMENDATIONS: {problem}.", id="recommendations.E012") for problem in _serving_problems()
     ]
+
+
+@register(Tags.compatibility)
+def check_suggest(app_configs: Any = None, **kwargs: Any) -> list:
+    value = app_settings.SUGGEST
+    if not isinstance(value, dict):
+        return [Error("RECOMMENDATIONS['SUGGEST'] must be a dict.", id="recommendations.E013")]
+    errors = []
+    unknown = sorted(set(value) - set(DEFAULTS["SUGGEST"]))
+    if unknown:
+        errors.append(
+            Error(
+                f"RECOMMENDATIONS['SUGGEST'] has unknown keys: {', '.join(unknown)}.",
+                hint=f"Known keys: {', '.join(sorted(DEFAULTS['SUGGEST']))}.",
+                id="recommendations.E013",
+            )
+        )
+    for key in DEFAULTS["SUGGEST"]:
+        number = value.get(key)
+        if key == "WINDOW_DAYS" and number is None:
+            continue
+        if not isinstance(number, (int, float)) or isinstance(number, bool) or number < 0:
+            errors.append(
+                Error(
+                    f"RECOMMENDATIONS['SUGGEST'][{key!r}] must be a non-negative number, not {number!r}.",
+                    id="recommendations.E013",
+                )
+            )
+        elif key in ("LIMIT", "CANDIDATES", "HALF_LIFE_DAYS", "CHECK_INTERVAL") and number == 0:
+            errors.append(
+                Error(f"RECOMMENDATIONS['SUGGEST'][{key!r}] must be positive.", id="recommendations.E013")
+            )
+    return errors

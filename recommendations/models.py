@@ -208,3 +208,13 @@ class SearchQuery(models.Model):
     @property
     def success_rate(self) -> float | None:
         return self.successes / self.searches if self.searches else None
+
+
+class SearchWithoutResults(SearchQuery):
+    """The queries whose searches found nothing, most frequent first: the shop owner's to-do list."""
+
+    class Meta:
+        proxy = True
+        ordering = ("-zero_results", "key")
+        verbose_name = "search that found nothing"
+        verbose_name_plural = "searches that found nothing"

@@ -12,13 +12,14 @@ import logging
 from typing import Any
 
 from django.contrib.auth.signals import user_logged_in
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.dispatch import Signal
 from django.utils.module_loading import import_string
 
 from . import tracking
 from .conf import app_settings
 from .models import Event, VisitorLink
+from .recorders import lock_visitors
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ def merge_visitor_into_user(sender: Any, request: Any, user: Any, **kwargs: Any)
         if not session_key or user is None or user.pk is None:
             return
         with transaction.atomic():
+            lock_visitors(connections[router.db_for_write(Event)], {session_key})  # see write_events
             VisitorLink.objects.update_or_create(session_key=session_key, defaults={"user": user})
             Event.objects.filter(session_key=session_key, user__isnull=True).update(user=user)
     except Exception:

@@ -89,18 +89,42 @@ def write_events(records: Sequence[EventRecord]) -> int:
     if not records:
         return 0
     anonymous_keys = {r.session_key for r in records if r.user_id is None and r.session_key}
-    linked = (
-        dict(VisitorLink.objects.filter(session_key__in=anonymous_keys).values_list("session_key", "user_id"))
-        if anonymous_keys
-        else {}
-    )
-    connection = connections[router.db_for_write(Event)]
-    if connection.vendor == "postgresql":
-        _insert_with_unnest(connection, records, linked)
-    else:
-        rows = [record.to_model(linked.get(record.session_key)) for record in records]
-        Event.objects.bulk_create(rows, batch_size=app_settings.BULK_BATCH_SIZE, ignore_conflicts=True)
+    alias = router.db_for_write(Event)
+    connection = connections[alias]
+    with transaction.atomic(using=alias):
+        # A login (merge_visitor_into_user) of one of these visitors either finishes before we
+        # read the links, or waits until our rows are committed and then attaches them.
+        lock_visitors(connection, anonymous_keys)
+        linked = (
+            dict(
+                VisitorLink.objects.using(alias)
+                .filter(session_key__in=anonymous_keys)
+                .values_list("session_key", "user_id")
+            )
+            if anonymous_keys
+            else {}
+        )
+        if connection.vendor == "postgresql":
+            _insert_with_unnest(connection, records, linked)
+        else:
+            rows = [record.to_model(linked.get(record.session_key)) for record in records]
+            Event.objects.using(alias).bulk_create(
+                rows, batch_size=app_settings.BULK_BATCH_SIZE, ignore_conflicts=True
+            )
     return len(records)
+
+
+def lock_visitors(connection: Any, session_keys: set[str]) -> None:
+    """Transaction-scoped PostgreSQL advisory locks on these visitor ids, in one sorted order
+    (no deadlock between writers). Other databases serialize writes already."""
+    if connection.vendor != "postgresql" or not session_keys:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(key) FROM "
+            "(SELECT DISTINCT hashtextextended(k, 0) AS key FROM unnest(%s::text[]) AS k ORDER BY 1) AS keys",
+            [sorted(session_keys)],
+        )
 
 
 #: Columns of the PostgreSQL fast path and their array types.
