@@ -29,7 +29,9 @@ def test_database_recorder_writes_in_bulk_and_skips_known_ids(django_assert_max_
     batch = records(2500)
     rows_per_insert = min(1000, connection.ops.bulk_batch_size([f.name for f in Event._meta.fields], batch))
     inserts = -(-len(batch) // rows_per_insert)  # 3 on PostgreSQL; SQLite caps the parameters per query
-    with django_assert_max_num_queries(inserts + 4):  # + visitor locks, link lookup, BEGIN/COMMIT; none per row
+    with django_assert_max_num_queries(
+        inserts + 4
+    ):  # + visitor locks, link lookup, BEGIN/COMMIT; none per row
         DatabaseRecorder().record(batch)
     DatabaseRecorder().record(batch[:10])  # a retried batch adds nothing
     assert Event.objects.count() == 2500
