@@ -151,7 +151,7 @@ DEFAULTS: dict[str, Any] = {
         # Personalization: weight of the shopper's category affinity (what they browsed, and
         # the model's view of them) and of their own earlier searches, against log(popularity).
         "AFFINITY_WEIGHT": 3.0,
-        "OWN_SEARCH_WEIGHT": 1.0,
+        "OWN_SEARCH_WEIGHT": 3.0,
         # Seconds between checks for a rebuilt index; seconds a rebuild waits after a search
         # (searches arriving meanwhile join the same rebuild).
         "CHECK_INTERVAL": 5.0,

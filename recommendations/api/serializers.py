@@ -44,6 +44,7 @@ class LimitQuerySerializer(serializers.Serializer):
 class ListQuerySerializer(LimitQuerySerializer):
     category = serializers.RegexField(
         r"^[^\x00-\x1f\x7f]*$",  # any text without control characters
+        trim_whitespace=False,  # Python's strip() counts some control characters as spaces
         required=False,
         allow_blank=True,
         max_length=128,
@@ -132,7 +133,8 @@ class EventBatchResultSerializer(serializers.Serializer):
 
 class SuggestQuerySerializer(serializers.Serializer):
     q = serializers.RegexField(
-        r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$",
+        r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$",
+        trim_whitespace=False,
         max_length=100,
         help_text="What the shopper has typed so far (1 to 100 characters, no control characters).",
     )

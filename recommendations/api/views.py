@@ -78,6 +78,12 @@ def shopper_of(request: Request) -> history.Shopper:
     return history.Shopper(user_id=user_id, visitor=visitor, request=request._request)
 
 
+def refuse_empty_limit(request: Request) -> None:
+    """``?limit=`` is an error here: a form would read "not given", an API says what is wrong."""
+    if request.query_params.get("limit") == "":
+        raise ValidationError({"limit": ["A valid integer is required."]})
+
+
 class RecommendationView(APIView):
     """GET a list of one scenario for the caller."""
 
@@ -86,8 +92,7 @@ class RecommendationView(APIView):
     needs_item = False
 
     def get(self, request: Request, item_id: str | None = None) -> Response:
-        if request.query_params.get("limit") == "":  # a form would read "not given"; an API says so
-            raise ValidationError({"limit": ["A valid integer is required."]})
+        refuse_empty_limit(request)
         query = ListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         shopper = shopper_of(request)
@@ -265,6 +270,7 @@ class SuggestView(APIView):
     def get(self, request: Request) -> Response:
         from ..suggest import services as suggest
 
+        refuse_empty_limit(request)
         query = SuggestQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         text, limit = query.validated_data["q"], query.validated_data.get("limit")

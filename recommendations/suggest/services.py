@@ -24,6 +24,7 @@ from ..conf import app_settings
 from ..models import Event, EventType
 from ..serving.history import Shopper, activity, generation
 from ..serving.loader import active_model
+from ..tracking import get_adapter
 from .loader import current_index
 from .text import MAX_QUERY_LENGTH, normalize
 
@@ -91,10 +92,16 @@ def profile(shopper: Shopper) -> Profile:
     if cached is not None:
         return cached
     events = activity(shopper).recent
+    # Page views recorded by URL carry no category: the catalogue names it (one query).
+    unknown = {event.item_id for event in events if not event.category and event.item_id}
+    adapter = get_adapter()
+    found = adapter.items_by_id(unknown, available_only=False) if unknown else {}
+    categories = {item_id: adapter.category_id(item) for item_id, item in found.items()}
     weights: dict[str, float] = {}
     for rank, event in enumerate(reversed(events)):
-        if event.category:
-            weights[event.category] = weights.get(event.category, 0.0) + 0.9**rank
+        category = event.category or categories.get(event.item_id, "")
+        if category:
+            weights[category] = weights.get(category, 0.0) + 0.9**rank
     total = sum(weights.values())
     history = {category: weight / total for category, weight in weights.items()} if total else {}
     from_model = _model_categories(shopper, events)
@@ -182,11 +189,11 @@ def rerank_results(
 ) -> list:
     """Search results in the order of a blend of text match and this shopper's model score.
 
-    Without a model (or a history it knows) the order is the text match alone. Both parts
-    become ranks in [0, 1], so neither scale dominates; ``RERANK_WEIGHT`` is the model's share.
+    Without a model (or a history it knows) the order is the text match alone. The text
+    score is scaled to [0, 1] (equal matches stay equal) and the model's score becomes a rank
+    in [0, 1], so neither scale dominates; ``RERANK_WEIGHT`` is the model's share.
     """
     from ..serving.services import as_shopper
-    from ..tracking import get_adapter
 
     weight = float(app_settings.SUGGEST["RERANK_WEIGHT"])
     order = sorted(range(len(items)), key=lambda i: -text_scores[i])
@@ -206,7 +213,8 @@ def rerank_results(
         for item_id in (adapter.item_id(item) for item in items)
     ]
     n = len(items)
-    text_rank = {i: 1.0 - position / n for position, i in enumerate(order)}
+    best_text = max(max(text_scores), 1e-9)
+    text_rank = {i: max(text_scores[i], 0.0) / best_text for i in range(n)}  # ties stay ties
     by_model = sorted(range(n), key=lambda i: -personal[i])
     model_rank = {
         i: (1.0 - position / n) if personal[i] > float("-inf") else 0.0 for position, i in enumerate(by_model)
