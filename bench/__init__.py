@@ -7,4 +7,4 @@ in BENCHMARKS.md, keeping the others. Add a suite by writing its module and nami
 """
 
 #: Suites run by default, in the order of their sections in BENCHMARKS.md.
-SUITES: tuple[str, ...] = ("capture", "learning", "serving")
+SUITES: tuple[str, ...] = ("capture", "learning", "serving", "suggest")

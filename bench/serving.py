@@ -29,6 +29,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from io import StringIO
@@ -293,9 +295,12 @@ class LoadRun:
     non_2xx: int
 
 
-def run_wrk(port: int, path: str, name: str, sizes: Sizes, n_shoppers: int) -> LoadRun:
+def run_wrk(
+    port: int, path: str, name: str, sizes: Sizes, n_shoppers: int, lua: str | None = None
+) -> LoadRun:
+    """One fixed-duration wrk run; ``lua`` replaces the default script (a random shopper per request)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT % {"n": n_shoppers, "prefix": DEVICE_PREFIX, "seed": 7, "path": path})
+        script.write(lua or WRK_SCRIPT % {"n": n_shoppers, "prefix": DEVICE_PREFIX, "seed": 7, "path": path})
     try:
         result = subprocess.run(
             [
@@ -340,17 +345,11 @@ def worker_memory(master: int) -> tuple[float, dict[str, bool]]:
     return rss, loaded
 
 
-def measure_server(
-    sizes: Sizes, media: Path, cache_seconds: int, label: str
-) -> tuple[list[LoadRun], float, dict[str, bool]]:
-    """wrk rounds against the trivial and the for-you endpoint of one gunicorn server."""
+@contextmanager
+def gunicorn_server(settings_module: str, **environment: str) -> Iterator[tuple[int, int]]:
+    """A gunicorn server (2 sync workers) on a free loopback port: yields (port, master pid)."""
     port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "bench.serving_settings",
-        "RECOMMENDATIONS_BENCH_MEDIA": str(media),
-        "RECOMMENDATIONS_BENCH_RESPONSE_CACHE": str(cache_seconds),
-    }
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings_module, **environment}
     server = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "gunicorn"),
@@ -368,34 +367,51 @@ def measure_server(
         env=env,
         start_new_session=True,
     )
-    runs: list[LoadRun] = []
     try:
-        import urllib.request
+        yield port, server.pid
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
 
-        for_you = "/api/v1/recommendations/for-you/?limit=10"
-        trivial = "/bench/trivial/"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                for _ in range(8):  # each worker loads the model on its first for-you request
-                    request = urllib.request.Request(
-                        f"http://127.0.0.1:{port}{for_you}", headers={"X-Device-Id": f"{DEVICE_PREFIX}0000"}
-                    )
-                    body = urllib.request.urlopen(request, timeout=30).read()  # noqa: S310 (loopback)
-                    assert b'"source":"model"' in body, body[:300]
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
+
+def warm_up(
+    port: int, path: str, expect: bytes, headers: dict[str, str] | None = None, times: int = 8
+) -> None:
+    """Request ``path`` until the server answers, then ``times`` more (each worker loads its state)."""
+    import urllib.request
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            for _ in range(times):
+                request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers or {})
+                body = urllib.request.urlopen(request, timeout=60).read()  # noqa: S310 (loopback)
+                assert expect in body, body[:300]
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def measure_server(
+    sizes: Sizes, media: Path, cache_seconds: int, label: str
+) -> tuple[list[LoadRun], float, dict[str, bool]]:
+    """wrk rounds against the trivial and the for-you endpoint of one gunicorn server."""
+    runs: list[LoadRun] = []
+    for_you = "/api/v1/recommendations/for-you/?limit=10"
+    trivial = "/bench/trivial/"
+    with gunicorn_server(
+        "bench.serving_settings",
+        RECOMMENDATIONS_BENCH_MEDIA=str(media),
+        RECOMMENDATIONS_BENCH_RESPONSE_CACHE=str(cache_seconds),
+    ) as (port, pid):
+        warm_up(port, for_you, b'"source":"model"', {"X-Device-Id": f"{DEVICE_PREFIX}0000"})
         for round_ in range(sizes.rounds):
             common.progress(f"{label}: wrk round {round_ + 1}/{sizes.rounds}")
             runs.append(run_wrk(port, trivial, "trivial", sizes, sizes.n_shoppers))
             runs.append(run_wrk(port, for_you, label, sizes, sizes.n_shoppers))
-        rss, loaded = worker_memory(server.pid)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        rss, loaded = worker_memory(pid)
     return runs, rss, loaded
 
 
