@@ -257,14 +257,18 @@ def for_you(
     return _fallback("for_you", limit, exclude, category, events)
 
 
+def _about_item(item: Any, who: HttpRequest | Shopper | None, limit: Any) -> tuple[int, str, Any, set[str]]:
+    """(limit, item id, item, what not to show) of a list about one item; errors say why."""
+    limit = clean_limit(limit)
+    item_id, obj = resolve_item(item)
+    return limit, item_id, obj, _taken(as_shopper(who)) | {item_id}
+
+
 def similar_items(
     item: Any, who: HttpRequest | Shopper | None = None, limit: Any = None
 ) -> RecommendationList:
     """Items like ``item``: item-embedding cosine blended with co-view shares."""
-    limit = clean_limit(limit)
-    item_id, obj = resolve_item(item)
-    shopper = as_shopper(who)
-    exclude = _taken(shopper) | {item_id}
+    limit, item_id, obj, exclude = _about_item(item, who, limit)
     name = f"“{obj}”"
     co_views = popularity.co_viewed(item_id)
     scores: dict[str, float] = {}
@@ -315,10 +319,7 @@ def bought_together(
     item: Any, who: HttpRequest | Shopper | None = None, limit: Any = None
 ) -> RecommendationList:
     """Items bought (or put in the cart) in the same sessions as ``item``, by lift."""
-    limit = clean_limit(limit)
-    item_id, obj = resolve_item(item)
-    shopper = as_shopper(who)
-    exclude = _taken(shopper) | {item_id}
+    limit, item_id, obj, exclude = _about_item(item, who, limit)
     lifts = popularity.bought_together(item_id)
     candidates = sorted(
         (Candidate(other, lift, f"Often bought with “{obj}”") for other, lift in lifts.items()),
