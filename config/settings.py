@@ -138,6 +138,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "recommendations.rebuild_suggestions",
         "schedule": crontab(minute=40),
     },
+    # Deletes events older than RECOMMENDATIONS["RETENTION_DAYS"] (nothing while it is None).
+    "recommendations-retention-daily": {
+        "task": "recommendations.purge_expired_events",
+        "schedule": crontab(hour=4, minute=5),
+    },
 }
 
 # The mobile API: session (browser) and token (app) authentication, OpenAPI 3 schema.

@@ -65,6 +65,30 @@ class EventAdmin(ReadOnlyAdmin):
     date_hierarchy = None
     ordering = ("-timestamp", "-id")
 
+    actions = ("forget_shoppers",)
+
+    def has_forget_permission(self, request: HttpRequest) -> bool:
+        """Erasure needs the model's delete permission (superusers have it), never mere viewing."""
+        return request.user.has_perm("recommendations.delete_event")
+
+    @admin.action(
+        description="Erase everything about the shoppers of the selected events (right to erasure)",
+        permissions=("forget",),
+    )
+    def forget_shoppers(self, request: HttpRequest, queryset) -> None:
+        """Signed-in shoppers are forgotten entirely; anonymous visitors lose their events."""
+        from .privacy import forget_user, forget_visitor
+
+        users = set(queryset.exclude(user=None).values_list("user_id", flat=True))
+        visitors = set(
+            queryset.filter(user=None).exclude(session_key="").values_list("session_key", flat=True)
+        )
+        events = sum(forget_user(user_id).events for user_id in users)
+        events += sum(forget_visitor(visitor).events for visitor in visitors)
+        messages.success(
+            request, f"Erased {events} events of {len(users)} users and {len(visitors)} anonymous visitors."
+        )
+
     @admin.display(description="shopper")
     def shopper(self, obj: Event) -> str:
         if obj.user_id:

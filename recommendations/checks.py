@@ -264,6 +264,17 @@ def _serving_problems() -> list[str]:
         value = getattr(s, name)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
             problems.append(f"{name} must be a number of seconds, not {value!r}")
+    rates = s.API_THROTTLE_RATES
+    if not isinstance(rates, dict):
+        problems.append("API_THROTTLE_RATES must be a dict like {'events': '120/minute'}")
+    else:
+        for scope, rate in rates.items():
+            if rate is not None and not (
+                isinstance(rate, str)
+                and rate.partition("/")[0].isdigit()
+                and rate.partition("/")[2][:1] in ("s", "m", "h", "d")
+            ):
+                problems.append(f"API_THROTTLE_RATES[{scope!r}] = {rate!r} is not like '120/minute'")
     if not 0 <= float(s.SIMILAR_EMBEDDING_WEIGHT) <= 1:
         problems.append("SIMILAR_EMBEDDING_WEIGHT must be between 0 and 1")
     return problems

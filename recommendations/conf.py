@@ -140,6 +140,14 @@ DEFAULTS: dict[str, Any] = {
     "RESPONSE_CACHE_SECONDS": 30,
     # Most events one POST to the batch events API may carry.
     "API_MAX_BATCH_EVENTS": 100,
+    # Rate limits per caller (user, else device id, else hashed address) in DRF's format;
+    # None or a missing key: unlimited. Over the limit: HTTP 429 with Retry-After.
+    "API_THROTTLE_RATES": {"events": "120/minute", "suggest": "600/minute"},
+    # --- Privacy ---
+    # Events older than this many days are deleted by the periodic task
+    # recommendations.purge_expired_events (None keeps them). Erasure on request:
+    # manage.py recommendations_forget_user, or the admin action on events.
+    "RETENTION_DAYS": None,
     # --- Search suggestions (recommendations.suggest); give only the keys you change ---
     "SUGGEST": {
         # Searches count with this half-life (days), over this many days of the log.

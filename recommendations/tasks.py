@@ -59,3 +59,11 @@ def rebuild_suggestions() -> int:
     from .suggest.stats import rebuild
 
     return rebuild()
+
+
+@shared_task(name="recommendations.purge_expired_events", ignore_result=True)
+def purge_expired_events() -> int:
+    """Delete events older than ``RETENTION_DAYS`` (run daily by beat)."""
+    from .privacy import purge_expired_events as purge
+
+    return purge()

@@ -38,6 +38,7 @@ from .serializers import (
     SuggestionListSerializer,
     SuggestQuerySerializer,
 )
+from .throttling import EventsRateThrottle, SuggestRateThrottle
 
 DEVICE_HEADER = "X-Device-Id"
 DEVICE_PARAMETER = OpenApiParameter(
@@ -205,13 +206,14 @@ class EventBatchView(APIView):
     """POST a batch of the app's events (idempotent by ``client_event_id``)."""
 
     permission_classes = [AllowAny]
+    throttle_classes = [EventsRateThrottle]
     parser_classes = [SafeJSONParser]
 
     @extend_schema(
         summary="Record a batch of events from the app",
         parameters=[DEVICE_PARAMETER],
         request=EventBatchSerializer,
-        responses={202: EventBatchResultSerializer, 400: BAD_REQUEST},
+        responses={202: EventBatchResultSerializer, 400: BAD_REQUEST, 429: BAD_REQUEST},
     )
     def post(self, request: Request) -> Response:
         data = request.data
@@ -265,6 +267,7 @@ class SuggestView(APIView):
     """GET completions of what the caller has typed, personalized for them."""
 
     permission_classes = [AllowAny]
+    throttle_classes = [SuggestRateThrottle]
     related = False
 
     def get(self, request: Request) -> Response:
@@ -290,7 +293,7 @@ class SuggestionsView(SuggestView):
     @extend_schema(
         summary="Search suggestions for what the caller has typed (popular, and theirs first)",
         parameters=[DEVICE_PARAMETER, SuggestQuerySerializer],
-        responses={200: SuggestionListSerializer, 400: BAD_REQUEST},
+        responses={200: SuggestionListSerializer, 400: BAD_REQUEST, 429: BAD_REQUEST},
     )
     def get(self, request):
         return super().get(request)
@@ -302,7 +305,7 @@ class RelatedSearchesView(SuggestView):
     @extend_schema(
         summary="Searches shoppers made next after this one",
         parameters=[SuggestQuerySerializer],
-        responses={200: SuggestionListSerializer, 400: BAD_REQUEST},
+        responses={200: SuggestionListSerializer, 400: BAD_REQUEST, 429: BAD_REQUEST},
     )
     def get(self, request):
         return super().get(request)

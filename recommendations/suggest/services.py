@@ -83,11 +83,16 @@ def _model_categories(shopper: Shopper, events: list) -> dict[str, float]:
         return {}
 
 
+def profile_key(shopper: Shopper) -> str:
+    """Cache key of the shopper's profile: it changes with each new event of theirs."""
+    return PROFILE_PREFIX + hashlib.sha256(f"{shopper.key}:{generation(shopper)}".encode()).hexdigest()
+
+
 def profile(shopper: Shopper) -> Profile:
     """What the shopper is into, cached until their next event."""
     if not shopper.is_known:
         return Profile({}, frozenset())
-    key = PROFILE_PREFIX + hashlib.sha256(f"{shopper.key}:{generation(shopper)}".encode()).hexdigest()
+    key = profile_key(shopper)
     cached = cache.get(key)
     if cached is not None:
         return cached

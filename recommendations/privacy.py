@@ -1,0 +1,76 @@
+"""The right to erasure and a retention limit: what the app keeps about a shopper, and for how long.
+
+``forget_user`` deletes a user's events, the events of every anonymous visitor id linked to
+them, those links, and the per-shopper cache entries (recent events, suggestion profile);
+the cached API lists and profiles are keyed by the shopper's event generation, which the
+deletion changes, so none of them is served again. What remains is aggregate: model
+weights (item and category ids only, no shopper ids) and search-query counts.
+``purge_expired_events`` deletes events older than ``RETENTION_DAYS``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from .conf import app_settings
+from .models import Event, VisitorLink
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Erasure:
+    events: int
+    visitors: int
+
+
+def forget_user(user: Any) -> Erasure:
+    """Erase what the app holds about ``user`` (an instance or a primary key)."""
+    from .serving.history import Shopper, _overlay_key
+    from .suggest.services import profile_key
+
+    user_id = getattr(user, "pk", user)
+    with transaction.atomic():
+        visitors = list(VisitorLink.objects.filter(user_id=user_id).values_list("session_key", flat=True))
+        profile_keys = [
+            profile_key(Shopper(user_id=user_id, visitor=visitor)) for visitor in visitors or [""]
+        ]
+        deleted, _ = Event.objects.filter(user_id=user_id).delete()
+        if visitors:
+            anonymous, _ = Event.objects.filter(session_key__in=visitors, user__isnull=True).delete()
+            deleted += anonymous
+        VisitorLink.objects.filter(user_id=user_id).delete()
+    keys = [_overlay_key(f"u:{user_id}")] + [_overlay_key(f"s:{visitor}") for visitor in visitors]
+    cache.delete_many(keys + profile_keys)
+    # No user id in the log line: the count is what an operator needs.
+    logger.info("Erased %d events and %d visitor links of one user on request.", deleted, len(visitors))
+    return Erasure(events=deleted, visitors=len(visitors))
+
+
+def forget_visitor(session_key: str) -> Erasure:
+    """Erase an anonymous visitor's (or app install's) events and cache entries."""
+    from .serving.history import Shopper, _overlay_key
+    from .suggest.services import profile_key
+
+    key = profile_key(Shopper(visitor=session_key))
+    deleted, _ = Event.objects.filter(session_key=session_key, user__isnull=True).delete()
+    cache.delete_many([_overlay_key(f"s:{session_key}"), key])
+    return Erasure(events=deleted, visitors=1)
+
+
+def purge_expired_events(now: Any = None) -> int:
+    """Delete events older than ``RETENTION_DAYS`` (None keeps everything); returns how many."""
+    days = app_settings.RETENTION_DAYS
+    if not days:
+        return 0
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    deleted, _ = Event.objects.filter(timestamp__lt=cutoff).delete()
+    logger.info("Retention: deleted %d events older than %d days.", deleted, days)
+    return deleted
