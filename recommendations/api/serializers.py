@@ -43,7 +43,7 @@ class LimitQuerySerializer(serializers.Serializer):
 
 class ListQuerySerializer(LimitQuerySerializer):
     category = serializers.RegexField(
-        r"^[^\x00-\x1f\x7f]*$",  # any text without control characters
+        r"^[^\x00-\x1f\x7f]+$",  # any text without control characters ("" is the blank branch)
         trim_whitespace=False,  # Python's strip() counts some control characters as spaces
         required=False,
         allow_blank=True,

@@ -30,7 +30,8 @@ class SettingsRateThrottle(SimpleRateThrottle):
         elif valid_device_id(device):
             ident = f"device:{device}"
         else:
-            ident = "addr:" + hashlib.sha256(self.get_ident(request).encode()).hexdigest()[:24]
+            address = self.get_ident(request) or "unknown"  # a WSGI call may carry no address
+            ident = "addr:" + hashlib.sha256(address.encode()).hexdigest()[:24]
         return self.cache_format % {"scope": f"recommendations-{self.scope}", "ident": ident}
 
 
