@@ -93,9 +93,11 @@ class CatalogueAdapter:
         cleaned = []
         for item_id in item_ids:
             try:
-                cleaned.append(field.to_python(item_id))
+                value = field.to_python(item_id)
+                field.run_validators(value)  # an id out of the column's range is no item either
             except (ValidationError, TypeError, ValueError):
                 continue
+            cleaned.append(value)
         return cleaned
 
     def items_by_id(self, item_ids: Iterable[Any], *, available_only: bool = True) -> dict[str, Any]:

@@ -228,3 +228,11 @@ def test_api_schema_holds(case, world):
     """
     excluded = [positive_data_acceptance] if case.method == "POST" else []
     case.call_and_validate(excluded_checks=excluded)
+
+
+def test_ids_out_of_the_columns_range_are_unknown_items(catalogue):
+    """Found by schemathesis: a 30-digit id used to overflow the integer primary key (500)."""
+    for name in ("similar", "bought-together"):
+        url = reverse(f"recommendations-api:{name}", kwargs={"item_id": "9" * 30})
+        response = device_client().get(url)
+        assert response.status_code == 404 and "No item" in response.json()["detail"]
