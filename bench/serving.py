@@ -210,15 +210,23 @@ def measure_compute(sizes: Sizes) -> dict[str, list[float]]:
     histories = [recent_events(shopper) for shopper in shoppers]
     table, rng = model.tower.item_table, np.random.default_rng(0)
     users = rng.normal(size=(len(shoppers), table.shape[1])).astype(np.float32)
-    times: dict[str, list[float]] = {"ours": [], "bare": [], "service": [], **{name: [] for name in STAGES}}
+    times: dict[str, list[float]] = {
+        "ours": [],
+        "ours_list": [],
+        "bare": [],
+        "service": [],
+        **{name: [] for name in STAGES},
+    }
 
-    def ours(s: int) -> float:
+    def ours(s: int) -> tuple[float, float]:
+        """(seconds to the top-k list, seconds with the reasons too)."""
         events = histories[s]
         start = time.perf_counter()
         scores = score_shopper(model, events, shoppers[s].visitor, {e.item_id for e in events})
         top = scores.top(40)
+        listed = time.perf_counter()
         scores.explain([model.item_ids[i] for i, _ in top[:10]])
-        return time.perf_counter() - start
+        return listed - start, time.perf_counter() - start
 
     def bare(s: int) -> float:
         start = time.perf_counter()
@@ -232,7 +240,12 @@ def measure_compute(sizes: Sizes) -> dict[str, list[float]]:
         s = rep % len(shoppers)
         pair = (ours, bare) if rep % 2 else (bare, ours)
         for function in pair:
-            times[function.__name__].append(function(s))
+            if function is ours:
+                listed, explained = ours(s)
+                times["ours"].append(explained)
+                times["ours_list"].append(listed)
+            else:
+                times["bare"].append(bare(s))
     # Where our time goes: each stage timed on its own, same shoppers, same interleaving.
     from recommendations.serving.scoring import ShopperScores, shopper_inputs
 
@@ -420,7 +433,8 @@ def render(
 ) -> str:
     median = {name: common.median(values) * 1000 for name, values in times.items()}
     p99 = {name: common.percentile(values, 99) * 1000 for name, values in times.items()}
-    ratio = median["ours"] / median["bare"]
+    ratio = median["ours_list"] / median["bare"]  # the target's scope: user vector, scoring, filters, top-k
+    ratio_reasons = median["ours"] / median["bare"]
     by_name: dict[str, list[LoadRun]] = {}
     for load in runs:
         by_name.setdefault(load.name, []).append(load)
@@ -458,7 +472,12 @@ def render(
             ["path", "median ms", "p99 ms"],
             [
                 [
-                    "ours: history → features → numpy tower → score all items → exclusions → top-k → reasons",
+                    "ours: history → features → numpy tower → score all items → exclusions → top-k",
+                    f"{median['ours_list']:.3f}",
+                    f"{p99['ours_list']:.3f}",
+                ],
+                [
+                    "ours, and the reason for each of the 10 shown items",
                     f"{median['ours']:.3f}",
                     f"{p99['ours']:.3f}",
                 ],
@@ -475,8 +494,9 @@ def render(
             ],
         ),
         "",
-        f"**Ours / bare = {ratio:.2f}x** (target ≤ 2x: {verdict(ratio <= 2)}). Where our time goes "
-        "(each stage timed alone, medians):",
+        f"**Ours / bare = {ratio:.2f}x** for what the target counts (user vector, scoring, filters, "
+        f"top-k; target ≤ 2x: {verdict(ratio <= 2)}), {ratio_reasons:.2f}x with the reasons. Where our "
+        "time goes (each stage timed alone, medians):",
         "",
         common.table(["stage", "median ms"], [[name, f"{median[name]:.3f}"] for name in STAGES]),
         "",
