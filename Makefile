@@ -3,6 +3,7 @@
 #   make test   run the whole test suite (needs PostgreSQL and Redis on 127.0.0.1, see README)
 # and, for maintainers:
 #   make bench  run the benchmarks and rewrite BENCHMARKS.md
+#   make load   the 60 s load run under gunicorn; rewrites its section of RELIABILITY.md
 #   make lint   ruff
 
 PYTHON ?= python3
@@ -11,7 +12,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test test-postgres test-sqlite lint bench install
+.PHONY: demo test test-postgres test-sqlite lint bench load install
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,3 +46,7 @@ test: lint test-postgres test-sqlite
 bench: install
 	$(PY) -m pip install --quiet -r bench/requirements.txt
 	$(PY) -m bench
+
+load: install
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	$(PY) -m bench load --output RELIABILITY.md

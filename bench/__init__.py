@@ -8,3 +8,5 @@ in BENCHMARKS.md, keeping the others. Add a suite by writing its module and nami
 
 #: Suites run by default, in the order of their sections in BENCHMARKS.md.
 SUITES: tuple[str, ...] = ("capture", "learning", "serving", "suggest")
+#: Suites run only when named: ``load`` writes its section into RELIABILITY.md (``make load``).
+EXTRA_SUITES: tuple[str, ...] = ("load",)

@@ -359,10 +359,18 @@ def worker_memory(master: int) -> tuple[float, dict[str, bool]]:
 
 
 @contextmanager
-def gunicorn_server(settings_module: str, **environment: str) -> Iterator[tuple[int, int]]:
-    """A gunicorn server (2 sync workers) on a free loopback port: yields (port, master pid)."""
+def gunicorn_server(
+    settings_module: str, access_log: Path | None = None, **environment: str
+) -> Iterator[tuple[int, int]]:
+    """A gunicorn server (2 sync workers) on a free loopback port: yields (port, master pid).
+
+    With ``access_log``, each response is logged there as "STATUS METHOD PATH USER-AGENT".
+    """
     port = free_port()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings_module, **environment}
+    logging = (
+        ["--access-logfile", str(access_log), "--access-logformat", "%(s)s %(r)s %(a)s"] if access_log else []
+    )
     server = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "gunicorn"),
@@ -375,6 +383,7 @@ def gunicorn_server(settings_module: str, **environment: str) -> Iterator[tuple[
             "sync",
             "--log-level",
             "warning",
+            *logging,
         ],
         cwd=common.ROOT,
         env=env,

@@ -50,6 +50,7 @@ DEFAULTS: dict[str, Any] = {
         "bingpreview",
         "headless",
         "python-requests",
+        "python-urllib",
         "curl/",
         "wget",
         "httpclient",
