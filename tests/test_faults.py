@@ -1,0 +1,129 @@
+"""Faults against real services: the event broker (Redis) dies while tracked pages are served.
+
+The test starts its own Redis server on a free port (it never touches the shared one), a
+gunicorn server and a Celery worker on it, both on the test database, with the Celery
+recorder. Pages requested while Redis is up reach the database through the worker; after
+Redis is stopped, pages are still served and their events are written to the database
+directly by the recorder's fallback.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.urls import reverse
+
+from recommendations.models import Event
+from tests import factories
+from tests.conftest import BROWSER_UA, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    handle = log.open("w")
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def get(url: str) -> tuple[int, float]:
+    request = urllib.request.Request(url, headers={"User-Agent": BROWSER_UA})  # noqa: S310 (loopback)
+    started = time.monotonic()
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (loopback)
+        response.read()
+        return response.status, time.monotonic() - started
+
+
+def test_pages_are_served_and_every_event_kept_when_redis_dies(tmp_path):
+    if connection.vendor != "postgresql":
+        pytest.skip("the server processes need the PostgreSQL test database (this run uses SQLite)")
+    redis_server = shutil.which("redis-server")
+    if redis_server is None:
+        pytest.skip("redis-server is not installed")
+    product = factories.product()
+    redis_port, web_port = free_port(), free_port()
+    broker = f"redis://127.0.0.1:{redis_port}/0"
+    queue = f"fault-{os.getpid()}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "RECOMMENDATIONS_WORKER_DB_NAME": connection.settings_dict["NAME"],
+        "RECOMMENDATIONS_TEST_BROKER": broker,
+        "RECOMMENDATIONS_TEST_QUEUE": queue,
+        "RECOMMENDATIONS_TEST_RECORDER": "recommendations.recorders.CeleryRecorder",
+        # As in production: a background thread hands the events over, never the page.
+        "RECOMMENDATIONS_TEST_FLUSH_INTERVAL": "0.5",
+        "CELERY_BROKER_URL": broker,
+    }
+    redis = start(
+        [redis_server, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        env,
+        tmp_path / "redis.log",
+    )
+    python = Path(sys.executable)
+    worker = web = None
+    try:
+        worker = start(
+            [str(python), "-m", "celery", "-A", "config", "worker", "--pool=solo", "--queues", queue,
+             "--without-gossip", "--without-mingle", "--loglevel=WARNING"],
+            env,
+            tmp_path / "worker.log",
+        )  # fmt: skip
+        web = start(
+            [str(python.parent / "gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{web_port}",
+             "--workers", "1", "--log-level", "warning"],
+            env,
+            tmp_path / "web.log",
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{web_port}{reverse('shop:product', kwargs={'pk': product.pk})}"
+        assert wait_for(lambda: _answers(url), timeout=60), (tmp_path / "web.log").read_text()
+
+        for _ in range(5):
+            assert get(url)[0] == 200
+        # Through Redis and the worker. (Redis here keeps nothing on disk: what is still queued
+        # when it dies is lost, so the test lets the worker finish first; see RELIABILITY.md.)
+        assert wait_for(lambda: Event.objects.filter(event_type="view").count() >= 6, timeout=60)
+        stop(redis)
+
+        answers = [get(url) for _ in range(5)]
+        assert [status for status, _ in answers] == [200] * 5
+        print("seconds per page with Redis down:", [round(s, 3) for _, s in answers])
+        assert max(seconds for _, seconds in answers) < 1
+        # Written by the recorder's fallback, straight to the database.
+        assert wait_for(lambda: Event.objects.filter(event_type="view").count() == 11, timeout=30)
+        assert "writing" in (tmp_path / "web.log").read_text()  # the fallback said so in the log
+    finally:
+        for process in (web, worker, redis):
+            if process is not None and process.poll() is None:
+                stop(process)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return get(url)[0] == 200
+    except OSError:
+        return False
