@@ -27,7 +27,14 @@ from tests import factories
 from tests.conftest import BROWSER_UA, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.postgres,
+    pytest.mark.skipif(
+        os.environ.get("RECOMMENDATIONS_TEST_DB") == "sqlite",
+        reason="the server processes need the PostgreSQL test database (this run uses SQLite)",
+    ),
+]
 
 
 def free_port() -> int:
@@ -59,8 +66,6 @@ def get(url: str) -> tuple[int, float]:
 
 
 def test_pages_are_served_and_every_event_kept_when_redis_dies(tmp_path):
-    if connection.vendor != "postgresql":
-        pytest.skip("the server processes need the PostgreSQL test database (this run uses SQLite)")
     redis_server = shutil.which("redis-server")
     if redis_server is None:
         pytest.skip("redis-server is not installed")
@@ -127,3 +132,65 @@ def _answers(url: str) -> bool:
         return get(url)[0] == 200
     except OSError:
         return False
+
+
+def test_two_web_processes_switch_versions_without_a_failed_request(served_model, settings, tmp_path):
+    """A new version activated while two gunicorn servers answer for-you requests in a loop."""
+    import json
+    import threading
+
+    from recommendations import registry
+    from tests.serving_world import install_version, items_of
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "RECOMMENDATIONS_WORKER_DB_NAME": connection.settings_dict["NAME"],
+        "DJANGO_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+    }
+    ports = [free_port(), free_port()]
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    servers = [
+        start(
+            [gunicorn, "config.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
+            env,
+            tmp_path / f"web-{port}.log",
+        )
+        for port in ports
+    ]
+    device = "device-two-processes"
+    factories.event("view", item_id=items_of("electronics.smartphone")[0], session_key=f"device:{device}")
+    failures: list[str] = []
+    seen: dict[int, set] = {port: set() for port in ports}
+    stop_event = threading.Event()
+
+    def hammer(port: int) -> None:
+        url = f"http://127.0.0.1:{port}/api/v1/recommendations/for-you/?limit=3"
+        while not stop_event.is_set():
+            request = urllib.request.Request(url, headers={"X-Device-Id": device})
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (loopback)
+                    seen[port].add(json.loads(response.read())["model_version"])
+            except Exception as exc:  # any failed request fails the test
+                failures.append(f"{port}: {exc!r}")
+
+    threads = [threading.Thread(target=hammer, args=(port,)) for port in ports]
+    try:
+        for port in ports:
+            assert wait_for(lambda port=port: _answers(f"http://127.0.0.1:{port}/api/schema/"), timeout=60)
+        for thread in threads:
+            thread.start()
+        assert wait_for(lambda: all(served_model.pk in versions for versions in seen.values()), timeout=30)
+        newer = install_version()  # activated and committed: both processes must notice
+        assert wait_for(lambda: all(newer.pk in versions for versions in seen.values()), timeout=30)
+        registry.activate(served_model)  # and a rollback
+        time.sleep(3)
+    finally:
+        stop_event.set()
+        for thread in threads:
+            if thread.is_alive():
+                thread.join()
+        for server in servers:
+            stop(server)
+    assert not failures, failures[:5]
+    assert all(versions == {served_model.pk, newer.pk} for versions in seen.values()), seen
