@@ -194,3 +194,58 @@ def test_two_web_processes_switch_versions_without_a_failed_request(served_model
             stop(server)
     assert not failures, failures[:5]
     assert all(versions == {served_model.pk, newer.pk} for versions in seen.values()), seen
+
+
+def test_a_worker_killed_in_the_middle_of_a_training(served_model, settings, recorder_settings, tmp_path):
+    """SIGKILL the Celery worker while it trains: the active version keeps serving, and once the
+    training shows no sign of life for TRAINING_TIMEOUT its version is failed and the lock freed."""
+    import signal
+
+    from recommendations import registry, tasks
+    from recommendations.models import ModelVersion
+    from recommendations.serving import loader
+    from tests.serving_world import store_history
+
+    store_history()
+    queue = f"killed-{os.getpid()}"
+    recorder_settings(CELERY_QUEUE=queue, MODEL={"epochs": 50, "min_steps_per_epoch": 50})
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "RECOMMENDATIONS_WORKER_DB_NAME": connection.settings_dict["NAME"],
+        "RECOMMENDATIONS_TEST_QUEUE": queue,
+        "DJANGO_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+    }
+    worker = start(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--queues", queue,
+         "--without-gossip", "--without-mingle", "--loglevel=INFO"],
+        env,
+        tmp_path / "worker.log",
+    )  # fmt: skip
+    try:
+        version, created = registry.request_training({"epochs": 50, "min_steps_per_epoch": 50})
+        assert created
+        tasks.send(tasks.retrain, version.pk)
+        training = wait_for(
+            lambda: "epoch" in (ModelVersion.objects.get(pk=version.pk).progress or {}), timeout=120
+        )
+        assert training, (tmp_path / "worker.log").read_text()[-2000:]
+        worker.send_signal(signal.SIGKILL)  # mid-epoch, no chance to clean up
+        worker.wait(timeout=10)
+    finally:
+        if worker.poll() is None:
+            stop(worker)
+    killed = ModelVersion.objects.get(pk=version.pk)
+    assert killed.status == ModelVersion.Status.TRAINING and killed.running  # nobody said otherwise yet
+    assert loader.active_model().version_id == served_model.pk  # the active version still serves
+    assert registry.request_training()[1] is False  # the lock still holds
+
+    recorder_settings(TRAINING_TIMEOUT=1)
+    time.sleep(1.5)
+    assert registry.release_stale_lock() == 1
+    killed.refresh_from_db()
+    assert killed.status == ModelVersion.Status.FAILED and killed.running is None
+    assert "No sign of life" in killed.error
+    retry, created = registry.request_training()
+    assert created and retry.pk != killed.pk
+    assert ModelVersion.objects.get(status=ModelVersion.Status.ACTIVE).pk == served_model.pk
