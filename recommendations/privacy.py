@@ -33,7 +33,7 @@ class Erasure:
 
 def forget_user(user: Any) -> Erasure:
     """Erase what the app holds about ``user`` (an instance or a primary key)."""
-    from .serving.history import Shopper, _overlay_key
+    from .serving.history import Shopper, forget
     from .suggest.services import profile_key
 
     user_id = getattr(user, "pk", user)
@@ -47,8 +47,8 @@ def forget_user(user: Any) -> Erasure:
             anonymous, _ = Event.objects.filter(session_key__in=visitors, user__isnull=True).delete()
             deleted += anonymous
         VisitorLink.objects.filter(user_id=user_id).delete()
-    keys = [_overlay_key(f"u:{user_id}")] + [_overlay_key(f"s:{visitor}") for visitor in visitors]
-    cache.delete_many(keys + profile_keys)
+    forget([Shopper(user_id=user_id)] + [Shopper(visitor=visitor) for visitor in visitors])
+    cache.delete_many(profile_keys)
     # No user id in the log line: the count is what an operator needs.
     logger.info("Erased %d events and %d visitor links of one user on request.", deleted, len(visitors))
     return Erasure(events=deleted, visitors=len(visitors))
@@ -56,12 +56,14 @@ def forget_user(user: Any) -> Erasure:
 
 def forget_visitor(session_key: str) -> Erasure:
     """Erase an anonymous visitor's (or app install's) events and cache entries."""
-    from .serving.history import Shopper, _overlay_key
+    from .serving.history import Shopper, forget
     from .suggest.services import profile_key
 
-    key = profile_key(Shopper(visitor=session_key))
+    shopper = Shopper(visitor=session_key)
+    key = profile_key(shopper)
     deleted, _ = Event.objects.filter(session_key=session_key, user__isnull=True).delete()
-    cache.delete_many([_overlay_key(f"s:{session_key}"), key])
+    forget([shopper])
+    cache.delete(key)
     return Erasure(events=deleted, visitors=1)
 
 

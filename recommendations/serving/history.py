@@ -124,6 +124,11 @@ def remember(records: Iterable[EventRecord]) -> None:
     cache.set_many(updates, OVERLAY_SECONDS)
 
 
+def forget(shoppers: Iterable[Shopper]) -> None:
+    """Drop these shoppers' recent-event lists from the cache (erasure)."""
+    cache.delete_many([_overlay_key(key) for shopper in shoppers for key in shopper.keys])
+
+
 def _overlay(shopper: Shopper) -> dict[str, dict]:
     if not shopper.is_known:
         return {}

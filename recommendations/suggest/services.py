@@ -26,7 +26,7 @@ from ..serving.history import Shopper, activity, generation
 from ..serving.loader import active_model
 from ..tracking import get_adapter
 from .loader import current_index
-from .text import MAX_QUERY_LENGTH, normalize
+from .text import MAX_QUERY_LENGTH, has_control_characters, normalize
 
 logger = logging.getLogger(__name__)
 PROFILE_PREFIX = "recommendations:suggest-profile:"
@@ -127,8 +127,6 @@ def profile(shopper: Shopper) -> Profile:
 
 def clean_query(text: Any) -> str:
     """The query as typed, checked: ValueError says what is wrong."""
-    from .text import has_control_characters
-
     if not isinstance(text, str) or not text.strip():
         raise ValueError("q is required: the text typed so far")
     if len(text) > MAX_QUERY_LENGTH:
