@@ -89,6 +89,20 @@ class EventAdmin(ReadOnlyAdmin):
             request, f"Erased {events} events of {len(users)} users and {len(visitors)} anonymous visitors."
         )
 
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        from .recorders import dropped_events
+
+        dropped = dropped_events()
+        if dropped and request.method == "GET":
+            messages.warning(
+                request,
+                f"{dropped['count']} events could not be stored and were dropped, between "
+                f"{dropped['first']} and {dropped['last']} (last reason: {dropped['reason']}). "
+                "Events are kept and retried while the database or broker is away; they are "
+                "dropped only past MAX_PENDING_EVENTS or EVENT_WRITE_RETRIES.",
+            )
+        return super().changelist_view(request, extra_context)
+
     @admin.display(description="shopper")
     def shopper(self, obj: Event) -> str:
         if obj.user_id:

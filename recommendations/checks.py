@@ -1,6 +1,6 @@
 """System checks: misconfiguration is reported at start-up, with a hint that fixes it.
 
-Ids are stable: recommendations.E001 ... E013 and W001 ... W002.
+Ids are stable: recommendations.E001 ... E014 and W001 ... W002.
 """
 
 from __future__ import annotations
@@ -317,4 +317,36 @@ def check_suggest(app_configs: Any = None, **kwargs: Any) -> list:
             errors.append(
                 Error(f"RECOMMENDATIONS['SUGGEST'][{key!r}] must be positive.", id="recommendations.E013")
             )
+    return errors
+
+
+#: Capture settings that must be whole numbers, and their least value.
+CAPTURE_COUNTS = {
+    "FLUSH_SIZE": 1,
+    "MAX_PENDING_EVENTS": 0,
+    "MAX_EVENTS_PER_REQUEST": 1,
+    "EVENT_WRITE_RETRIES": 0,
+}
+
+
+@register(Tags.compatibility)
+def check_capture_numbers(app_configs: Any = None, **kwargs: Any) -> list:
+    errors = []
+    for name, least in CAPTURE_COUNTS.items():
+        value = getattr(app_settings, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            errors.append(
+                Error(
+                    f"RECOMMENDATIONS[{name!r}] must be a whole number >= {least}.", id="recommendations.E014"
+                )
+            )
+    interval = app_settings.FLUSH_INTERVAL
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 0:
+        errors.append(
+            Error(
+                "RECOMMENDATIONS['FLUSH_INTERVAL'] must be a number of seconds >= 0.",
+                hint="0 writes each request's events at the end of that request.",
+                id="recommendations.E014",
+            )
+        )
     return errors

@@ -67,10 +67,15 @@ DEFAULTS: dict[str, Any] = {
     # Events of all requests of a process are written together by a background thread every
     # FLUSH_INTERVAL seconds, or as soon as FLUSH_SIZE are waiting; 0 writes each request's
     # events at the end of that request. At most MAX_PENDING_EVENTS wait in memory (while the
-    # database is down, say); more are dropped and logged.
+    # database is down, say); more are dropped, logged and counted.
     "FLUSH_INTERVAL": 0.5,
     "FLUSH_SIZE": 500,
     "MAX_PENDING_EVENTS": 100_000,
+    # A Celery worker that cannot reach the database retries a batch this many times, waiting
+    # 1, 2, 4 ... up to 60 s (with jitter) in between: about 8 to 15 minutes of outage at the
+    # default. Events given up on, like those beyond MAX_PENDING_EVENTS, are counted in the
+    # "dropped events" metric that the event admin shows.
+    "EVENT_WRITE_RETRIES": 20,
     # Most events a single request may buffer; more are dropped (and logged) to protect
     # the page from a runaway loop.
     "MAX_EVENTS_PER_REQUEST": 200,

@@ -20,13 +20,49 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+from django.core.cache import cache
 from django.db import connections, router, transaction
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from .conf import app_settings
 from .models import Event, VisitorLink
 
 logger = logging.getLogger(__name__)
+
+#: Cache key of the dropped-events metric (count, first and last time), shown in the admin.
+DROPPED_EVENTS_KEY = "recommendations:dropped-events"
+
+
+def note_dropped(count: int, reason: str) -> None:
+    """Count events given up on (buffer full, database down past the retries) and log it.
+
+    The count lives in the cache, the one store a web process and a worker share while the
+    database is away; with a per-process cache each process counts its own.
+    """
+    logger.error("Dropped %d events: %s.", count, reason)
+    try:
+        now = timezone.now().isoformat()
+        seen = cache.get(DROPPED_EVENTS_KEY) or {"count": 0, "first": now}
+        cache.set(
+            DROPPED_EVENTS_KEY,
+            {"count": seen["count"] + count, "first": seen["first"], "last": now, "reason": reason},
+            None,
+        )
+    except Exception:  # a metric must never cost the caller its work
+        logger.exception("Could not update the dropped-events metric.")
+
+
+def dropped_events() -> dict | None:
+    """``{"count", "first", "last", "reason"}`` of the events dropped so far, or None."""
+    try:
+        return cache.get(DROPPED_EVENTS_KEY)
+    except Exception:
+        return None
+
+
+def reset_dropped_events() -> None:
+    cache.delete(DROPPED_EVENTS_KEY)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -167,7 +203,7 @@ class Batcher:
     A page then pays for appending to a list, not for an INSERT or a broker round trip, and
     a worker stores hundreds of events per task instead of one. A failed write is retried
     at the next tick (up to ``max_pending`` events are held; beyond that they are dropped
-    and counted in ``dropped``). Pending events are written when the process exits.
+    and counted, see ``note_dropped``). Pending events are written when the process exits.
     """
 
     def __init__(
@@ -184,14 +220,13 @@ class Batcher:
     def add(self, records: Sequence[EventRecord]) -> None:
         with self.lock:
             room = max(self.max_pending - len(self.pending), 0)
-            if len(records) > room:
-                self.dropped += len(records) - room
-                logger.error(
-                    "Event buffer full: dropped %d events (%d in all).", len(records) - room, self.dropped
-                )
+            lost = max(len(records) - room, 0)
+            self.dropped += lost
             self.pending.extend(records[:room])
             if len(self.pending) >= self.size:
                 self.wakeup.set()
+        if lost:
+            note_dropped(lost, f"the event buffer of process {os.getpid()} is full")
         self._ensure_thread()
 
     def _ensure_thread(self) -> None:

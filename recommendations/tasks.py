@@ -6,11 +6,16 @@ recorder (or a Celery worker's autodiscovery) asks for it.
 
 from __future__ import annotations
 
-from celery import shared_task
-from django.db import DatabaseError
+import logging
+import random
+
+from celery import Task, shared_task
+from django.db import InterfaceError, OperationalError
 
 from .conf import app_settings
-from .recorders import EventRecord, write_events
+from .recorders import EventRecord, note_dropped, write_events
+
+logger = logging.getLogger(__name__)
 
 
 def send(task, *args, **options):
@@ -20,20 +25,40 @@ def send(task, *args, **options):
     return task.apply_async(args=list(args), **options)
 
 
+class EventTask(Task):
+    """Counts a batch of events as dropped when its task fails for good."""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
+        payload = args[0] if args else kwargs.get("payload", [])
+        note_dropped(len(payload), f"a worker could not store them ({type(exc).__name__})")
+
+
 @shared_task(
-    name="recommendations.record_events",
-    acks_late=True,
-    autoretry_for=(DatabaseError,),
-    retry_backoff=True,
-    max_retries=8,
-    ignore_result=True,
+    bind=True, base=EventTask, name="recommendations.record_events", acks_late=True, ignore_result=True
 )
-def record_events(payload: list[dict]) -> int:
+def record_events(self, payload: list[dict]) -> int:
     """Bulk-insert a batch of events sent by ``CeleryRecorder``.
 
     Safe to run twice: every event carries a ``client_event_id``, and known ids are skipped.
+    While the database is unreachable the batch waits in the broker and is retried with
+    backoff (``EVENT_WRITE_RETRIES``); a batch given up on is counted as dropped.
     """
-    return write_events([EventRecord.from_json(item) for item in payload])
+    try:
+        return write_events([EventRecord.from_json(item) for item in payload])
+    except (OperationalError, InterfaceError) as exc:
+        attempt, allowed = self.request.retries, app_settings.EVENT_WRITE_RETRIES
+        if attempt >= allowed:
+            raise
+        countdown = random.uniform(0.5, 1.0) * min(2**attempt, 60)  # jitter: workers do not retry in step
+        logger.warning(
+            "Could not store %d events (%s); retry %d of %d in %.0f s.",
+            len(payload),
+            type(exc).__name__,
+            attempt + 1,
+            allowed,
+            countdown,
+        )
+        raise self.retry(exc=exc, countdown=countdown, max_retries=allowed) from exc
 
 
 @shared_task(name="recommendations.retrain", acks_late=True, ignore_result=True)

@@ -86,6 +86,22 @@ def test_unknown_keys_warn_and_a_non_dict_is_an_error(settings):
     assert "recommendations.E007" in ids()
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"FLUSH_INTERVAL": -1},
+        {"FLUSH_INTERVAL": "0.5"},
+        {"FLUSH_SIZE": 0},
+        {"MAX_PENDING_EVENTS": 1.5},
+        {"EVENT_WRITE_RETRIES": -1},
+        {"EVENT_WRITE_RETRIES": True},
+    ],
+)
+def test_bad_capture_numbers_are_errors(recorder_settings, bad):
+    recorder_settings(**bad)
+    assert "recommendations.E014" in ids()
+
+
 def test_url_name_lookup_understands_namespaces():
     assert url_name_exists("shop:product")
     assert url_name_exists("login")

@@ -181,10 +181,53 @@ def test_batcher_keeps_events_when_a_write_fails_and_retries(recorder_settings, 
     assert Event.objects.count() == 4 and calls == [4, 4]
 
 
-def test_batcher_bounds_what_it_holds(caplog):
-    from recommendations.recorders import Batcher
+def test_batcher_bounds_what_it_holds_and_counts_the_rest(caplog):
+    from recommendations.recorders import Batcher, dropped_events, reset_dropped_events
 
+    reset_dropped_events()
     batcher = Batcher(lambda batch: None, interval=30, size=10, max_pending=5)
     batcher.add(records(8))
     assert len(batcher.pending) == 5 and batcher.dropped == 3
-    assert "dropped 3 events" in caplog.text
+    assert "Dropped 3 events: the event buffer" in caplog.text
+    batcher.add(records(1))
+    assert dropped_events()["count"] == 4 and "buffer" in dropped_events()["reason"]
+    reset_dropped_events()
+
+
+@pytest.mark.django_db
+def test_a_worker_retries_while_the_database_is_away_and_counts_a_batch_it_gives_up(
+    recorder_settings, monkeypatch, caplog, admin_client
+):
+    """The task retries connection errors (with backoff in a real worker; at once when eager),
+    then counts the batch as dropped, and the event admin says so."""
+    from django.db import OperationalError
+
+    from recommendations import tasks
+    from recommendations.recorders import dropped_events, reset_dropped_events
+
+    reset_dropped_events()
+    recorder_settings(EVENT_WRITE_RETRIES=2)
+    attempts = []
+
+    def unreachable(batch):
+        attempts.append(len(batch))
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(tasks, "write_events", unreachable)
+    payload = [record.to_json() for record in records(3)]
+    result = tasks.record_events.apply(args=[payload])
+    assert result.failed() and attempts == [3, 3, 3]  # the first try and two retries
+    assert "retry 2 of 2" in caplog.text
+    assert dropped_events()["count"] == 3 and "OperationalError" in dropped_events()["reason"]
+    page = admin_client.get(reverse("admin:recommendations_event_changelist"))
+    assert b"3 events could not be stored and were dropped" in page.content
+
+    # Back again before the retries run out: stored, nothing more dropped.
+    monkeypatch.setattr(tasks, "write_events", lambda batch: attempts.append(0) or write_events(batch))
+    assert tasks.record_events.apply(args=[payload]).successful()
+    assert Event.objects.count() == 3 and dropped_events()["count"] == 3
+    reset_dropped_events()
+    assert (
+        b"could not be stored"
+        not in admin_client.get(reverse("admin:recommendations_event_changelist")).content
+    )
