@@ -1,10 +1,13 @@
-"""Faults against real services: the event broker (Redis) dies while tracked pages are served.
+"""Faults against real services, with real server processes (gunicorn, a Celery worker).
 
-The test starts its own Redis server on a free port (it never touches the shared one), a
-gunicorn server and a Celery worker on it, both on the test database, with the Celery
-recorder. Pages requested while Redis is up reach the database through the worker; after
-Redis is stopped, pages are still served and their events are written to the database
-directly by the recorder's fallback.
+- The event broker (Redis) dies while tracked pages are served: the test starts its own
+  Redis server on a free port (it never touches the shared one); after it is stopped, pages
+  are still served and their events are written to the database by the recorder's fallback.
+- PostgreSQL becomes unreachable for the worker that stores events: the worker reaches the
+  database through a loopback forwarder (``tests/tcp_proxy.py``) that the test cuts; pages
+  are still served, the batches wait in the broker and are stored once it is back.
+- A model version is activated while two web processes serve; a worker dies mid-training.
+- A short load run (the CI variant of ``make load``): every tracked page's event stored.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from django.urls import reverse
 from recommendations.models import Event
 from tests import factories
 from tests.conftest import BROWSER_UA, wait_for
+from tests.tcp_proxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [
@@ -123,6 +127,138 @@ def test_pages_are_served_and_every_event_kept_when_redis_dies(tmp_path):
         assert "writing" in (tmp_path / "web.log").read_text()  # the fallback said so in the log
     finally:
         for process in (web, worker, redis):
+            if process is not None and process.poll() is None:
+                stop(process)
+
+
+def test_events_wait_for_postgresql_and_are_stored_once_it_is_back(tmp_path):
+    """The design (RELIABILITY.md): a batch the worker cannot store stays in the broker and is
+    retried with backoff (``EVENT_WRITE_RETRIES``); only a batch given up on is dropped, and
+    counted in the metric the event admin shows. Here the outage is shorter than the retries."""
+    product = factories.product()
+    proxy = TcpProxy(
+        connection.settings_dict["HOST"] or "127.0.0.1", connection.settings_dict["PORT"] or 5432
+    )
+    proxy.start()
+    web_port, queue = free_port(), f"fault-pg-{os.getpid()}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "RECOMMENDATIONS_WORKER_DB_NAME": connection.settings_dict["NAME"],
+        "RECOMMENDATIONS_TEST_QUEUE": queue,
+        "RECOMMENDATIONS_TEST_RECORDER": "recommendations.recorders.CeleryRecorder",
+        "RECOMMENDATIONS_TEST_FLUSH_INTERVAL": "0.5",
+    }
+    python = Path(sys.executable)
+    worker = web = None
+    try:
+        worker = start(
+            [str(python), "-m", "celery", "-A", "config", "worker", "--pool=solo", "--queues", queue,
+             "--without-gossip", "--without-mingle", "--loglevel=WARNING"],
+            {**env, "POSTGRES_PORT": str(proxy.port)},  # the worker's way to the database
+            tmp_path / "worker.log",
+        )  # fmt: skip
+        web = start(
+            [str(python.parent / "gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{web_port}",
+             "--workers", "1", "--log-level", "warning"],
+            env,
+            tmp_path / "web.log",
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{web_port}{reverse('shop:product', kwargs={'pk': product.pk})}"
+        assert wait_for(lambda: _answers(url), timeout=60), (tmp_path / "web.log").read_text()
+        views = Event.objects.filter(event_type="view")
+        assert wait_for(lambda: views.count() == 1, timeout=60), (tmp_path / "worker.log").read_text()
+
+        proxy.cut()
+        answers = [get(url) for _ in range(10)]
+        assert [status for status, _ in answers] == [200] * 10  # the same page, as fast
+        assert max(seconds for _, seconds in answers) < 1
+        worker_log = tmp_path / "worker.log"
+        assert wait_for(lambda: "Could not store" in worker_log.read_text(), timeout=30)
+        time.sleep(2)
+        assert views.count() == 1  # nothing reached the database meanwhile
+
+        proxy.restore()
+        assert wait_for(lambda: views.count() == 11, timeout=90), worker_log.read_text()
+        time.sleep(1)
+        stored = list(views.values_list("client_event_id", flat=True))
+        assert len(stored) == len(set(stored)) == 11  # every event once
+        assert "Dropped" not in worker_log.read_text()
+    finally:
+        for process in (web, worker):
+            if process is not None and process.poll() is None:
+                stop(process)
+        proxy.cut()
+
+
+def test_a_short_load_run_stores_every_event(tmp_path):
+    """The CI variant of ``make load``: 8 s of tracked product views from 4 threads against
+    gunicorn (2 workers) with the Celery recorder and a real worker; stored = served."""
+    import threading
+
+    products = [factories.product() for _ in range(20)]
+    web_port, queue = free_port(), f"load-{os.getpid()}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "RECOMMENDATIONS_WORKER_DB_NAME": connection.settings_dict["NAME"],
+        "RECOMMENDATIONS_TEST_QUEUE": queue,
+        "RECOMMENDATIONS_TEST_RECORDER": "recommendations.recorders.CeleryRecorder",
+        "RECOMMENDATIONS_TEST_FLUSH_INTERVAL": "0.5",
+    }
+    python = Path(sys.executable)
+    worker = web = None
+    try:
+        worker = start(
+            [str(python), "-m", "celery", "-A", "config", "worker", "--pool=solo", "--queues", queue,
+             "--without-gossip", "--without-mingle", "--loglevel=WARNING"],
+            env,
+            tmp_path / "worker.log",
+        )  # fmt: skip
+        web = start(
+            [str(python.parent / "gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{web_port}",
+             "--workers", "2", "--log-level", "warning"],
+            env,
+            tmp_path / "web.log",
+        )  # fmt: skip
+        urls = [
+            f"http://127.0.0.1:{web_port}{reverse('shop:product', kwargs={'pk': product.pk})}"
+            for product in products
+        ]
+        assert wait_for(lambda: _answers(urls[0]), timeout=60), (tmp_path / "web.log").read_text()
+        views = Event.objects.filter(event_type="view")
+        assert wait_for(lambda: views.count() == 1, timeout=60)
+        served, failed, latencies = [], [], []
+        deadline = time.monotonic() + 8
+
+        def shopper(offset: int) -> None:
+            n = offset
+            while time.monotonic() < deadline:
+                n += 1
+                try:
+                    status, seconds = get(urls[n % len(urls)])
+                except OSError as exc:
+                    failed.append(repr(exc))
+                    continue
+                (served if status == 200 else failed).append(status)
+                latencies.append(seconds)
+
+        threads = [threading.Thread(target=shopper, args=(i * 5,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        latencies.sort()
+        print(
+            f"load: {len(served)} pages in 8 s ({len(served) / 8:.0f}/s), "
+            f"p99 {latencies[int(len(latencies) * 0.99)] * 1000:.0f} ms"
+        )
+        assert failed == [] and len(served) > 50
+        assert wait_for(lambda: views.count() >= 1 + len(served), timeout=120)
+        time.sleep(2)
+        assert views.count() == 1 + len(served)  # every event once, nothing more
+    finally:
+        for process in (web, worker):
             if process is not None and process.poll() is None:
                 stop(process)
 
