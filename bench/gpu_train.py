@@ -62,7 +62,8 @@ DEFAULTS = {
     "n_negatives": 1024,
     "weight_decay": 0.0,
     "repeat": True,
-    "n_neighbours": 50,
+    "n_neighbours": 20,
+    "prior_window": 5,
     "random_state": 0,
 }
 
@@ -182,6 +183,7 @@ def build_model(data: dict[str, Any], n_items: int, params: dict[str, Any], seed
         "n_priors": 2 if params["n_neighbours"] else 0,
         "n_neighbours": params["n_neighbours"],
         "item_bias_init": data["bias"].tolist(),
+        "prior_window": params["prior_window"],
     }
     accepted = inspect.signature(NextItemModel).parameters
     model = NextItemModel(**{name: value for name, value in wanted.items() if name in accepted})

@@ -124,6 +124,48 @@ def test_sampled_softmax_trains_above_the_threshold():
     assert model.history_[-1]["loss"] < model.history_[0]["loss"]
 
 
+def test_sampled_logits_are_the_full_logits_of_each_candidate_once():
+    """The sampled head, column by column, against the full softmax of the same weights: each
+    candidate's first column is its full logit (history terms included) minus log Q; later
+    duplicates and the target drawn as a negative are masked; column 0 is the target's."""
+    import keras
+
+    frame = planted(n_items=300, n_sessions=600)
+    model = NextItemRecommender(
+        epochs=1, scalar_epochs=1, sampled_softmax_above=100, n_negatives=64, prior_window=3, **SMALL
+    ).fit(frame, 300)
+    net = model.model_
+    cases = evaluation_cases(frame.iloc[:2000], frame.iloc[2000:2400], max_history=20).cases.take(
+        slice(0, 32)
+    )
+    x = model._inputs(cases)
+    x["target"] = cases.targets.astype(np.int32)
+    state = keras.ops.convert_to_numpy(net.seed_generator.state)
+    sampled = keras.ops.convert_to_numpy(net(x))
+    net.seed_generator.state.assign(state)  # the same draws again
+    candidates = keras.ops.convert_to_numpy(net.candidates(keras.ops.convert_to_tensor(x["target"])))
+    log_q = keras.ops.convert_to_numpy(net.log_inclusion(len(candidates)))
+    net.sampled = False
+    full = keras.ops.convert_to_numpy(net(x))
+    net.sampled = True
+    rows = np.arange(len(cases))
+    np.testing.assert_allclose(
+        sampled[:, 0], full[rows, x["target"]] - log_q[x["target"]], rtol=1e-4, atol=1e-4
+    )
+    seen = set()
+    for column, item in enumerate(candidates, start=1):
+        masked = sampled[:, column] < -1e8
+        if item in seen:
+            assert masked.all()  # a duplicate counts once
+            continue
+        seen.add(item)
+        expected = full[:, item] - log_q[item]
+        hit = x["target"] == item
+        assert masked[hit].all()  # the target is no negative of its own case
+        np.testing.assert_allclose(sampled[~hit, column], expected[~hit], rtol=1e-4, atol=1e-4)
+    assert len(seen) < len(candidates)  # the draws did repeat items: the masking was exercised
+
+
 JAX_SCRIPT = textwrap.dedent(
     """
     import os, sys

@@ -57,6 +57,7 @@ class NextItemModel(keras.Model):
         n_priors: int = 0,
         n_neighbours: int = 0,
         item_bias_init: list[float] | None = None,
+        prior_window: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -84,6 +85,9 @@ class NextItemModel(keras.Model):
         self.n_priors = int(n_priors) if n_neighbours else 0
         self.n_neighbours = int(n_neighbours) if self.n_priors else 0
         self.item_bias_init_list = None if item_bias_init is None else [float(b) for b in item_bias_init]
+        # Priors read only the last ``prior_window`` history positions (0: all): the neighbour
+        # lookup costs L x k terms per case, and older positions add little.
+        self.prior_window = int(prior_window) if 0 < int(prior_window) < self.history_length else 0
 
         init = keras.initializers.RandomNormal(stddev=0.05, seed=seed)
         self.item_embedding = keras.layers.Embedding(
@@ -235,6 +239,10 @@ class NextItemModel(keras.Model):
             )
             all_items.append(items)
             all_values.append((value + mix[:, :1]) * mask)
+        if self.n_priors and self.prior_window and length > self.prior_window:
+            window = self.prior_window
+            items, types, ages = items[:, -window:], types[:, -window:], ages[:, -window:]
+            mask, positions, length = mask[:, -window:], positions[-window:], window
         for m in range(self.n_priors):
             weight = SCALAR_SCALE * (
                 ops.take(self.prior_type[m], types)
@@ -249,10 +257,15 @@ class NextItemModel(keras.Model):
         return ops.concatenate(all_items, axis=1), ops.concatenate(all_values, axis=1)
 
     def _add_terms(self, logits: Any, columns: Any, values: Any) -> Any:
-        """``logits[b, columns[b, j]] += values[b, j]``, summing duplicates."""
-        rows = ops.broadcast_to(ops.arange(ops.shape(columns)[0])[:, None], ops.shape(columns))
-        indices = ops.stack([ops.reshape(rows, (-1,)), ops.reshape(columns, (-1,))], axis=1)
-        return ops.scatter_update(logits, indices, ops.reshape(values, (-1,)), reduction="add")
+        """``logits[b, columns[b, j]] += values[b, j]``, summing duplicates.
+
+        A segment sum over the flattened matrix, not a scatter: 4x faster on TensorFlow's CPU
+        kernels (21 against 77 ms for 4,096 x 221 terms into 4,096 x 1,536 logits).
+        """
+        rows, width = ops.shape(logits)[0], ops.shape(logits)[1]
+        index = ops.reshape(ops.arange(rows, dtype="int32")[:, None] * width + columns, (-1,))
+        added = ops.segment_sum(ops.reshape(values, (-1,)), index, num_segments=rows * width)
+        return logits + ops.reshape(added, ops.shape(logits))
 
     def call(self, inputs: dict[str, Any], training: bool = False) -> Any:
         user, mix = self.tower(inputs, training=training)
@@ -268,38 +281,50 @@ class NextItemModel(keras.Model):
             padding = ops.cast(ops.arange(self.n_items + 1) == 0, "float32")
             return logits + padding * NEG_INF
         target = ops.cast(inputs["target"], "int32")
-        # Popularity negatives by inverse CDF: O(S log N), where categorical() costs O(S N).
+        candidates = self.candidates(target)
+        count = ops.shape(candidates)[0]
+        # Each item counts once among the candidates: its first column holds its logit, later
+        # duplicates are masked. log Q is then the chance that the item is drawn at all.
+        column = ops.arange(count, dtype="int32")
+        # Each item's first column: the segment max of -column (backends fill absent items
+        # differently, so a lookup is checked against the candidates before it is used).
+        first = ops.clip(-ops.segment_max(-column, candidates, num_segments=self.n_items + 1), 0, count - 1)
+        is_first = ops.take(first, candidates) == column
+        log_q = self.log_inclusion(count)
+        column_bias = ops.where(is_first, ops.take(bias, candidates) - ops.take(log_q, candidates), NEG_INF)
+        candidate_logits = ops.matmul(user, ops.transpose(ops.take(table, candidates, axis=0))) + column_bias
+        positive = ops.sum(user * ops.take(table, target, axis=0), axis=-1) + ops.take(bias, target, axis=0)
+        positive = positive - ops.take(log_q, target)
+        # One scatter into the candidate columns adds the history terms and masks accidental
+        # hits (the target drawn as a negative); term items that are not candidates drop out.
+        items, values = target[:, None], ops.full((ops.shape(target)[0], 1), NEG_INF)
+        if extra:
+            items = ops.concatenate([term_items, items], axis=1)
+            values = ops.concatenate([term_values, values], axis=1)
+            on_target = ops.cast(ops.equal(term_items, target[:, None]), "float32")
+            positive = positive + ops.sum(term_values * on_target, axis=1)
+        columns = ops.take(first, items)
+        found = ops.take(candidates, columns) == items
+        candidate_logits = self._add_terms(candidate_logits, columns, ops.where(found, values, 0.0))
+        return ops.concatenate([positive[:, None], candidate_logits], axis=1)
+
+    def candidates(self, target: Any) -> Any:
+        """Negatives: the batch's first targets (capped, so logits stay O(B)) and popularity draws."""
+        # Popularity draws by inverse CDF: O(S log N), where categorical() costs O(S N).
         cdf = ops.cumsum(ops.exp(self.item_log_probability))
         draws = keras.random.uniform((self.n_negatives,), seed=self.seed_generator) * cdf[-1]
         sampled = ops.clip(ops.searchsorted(cdf, draws, side="right"), 1, self.n_items)
-        # In-batch negatives: the batch's first targets (capped, so logits stay O(B), not O(B^2)),
-        # plus the popularity draws.
-        in_batch = target[: self.in_batch_negatives]
-        candidates = ops.concatenate([in_batch, ops.cast(sampled, "int32")], axis=0)
-        log_q = ops.take(self.item_log_probability, candidates, axis=0)
-        candidate_logits = (
-            ops.matmul(user, ops.transpose(ops.take(table, candidates, axis=0)))
-            + ops.take(bias, candidates, axis=0)
-            - log_q
-        )
-        positive = ops.sum(user * ops.take(table, target, axis=0), axis=-1) + ops.take(bias, target, axis=0)
-        positive = positive - ops.take(self.item_log_probability, target, axis=0)
-        if extra:
-            # Each item's first column among the candidates, so duplicates read the same sum.
-            count = ops.shape(candidates)[0]
-            first = ops.segment_max(
-                -ops.arange(count, dtype="int32"), candidates, num_segments=self.n_items + 1
-            )
-            column = ops.clip(-ops.take(first, term_items), 0, count - 1)
-            found = ops.cast(ops.take(candidates, column) == term_items, "float32")
-            dense = self._add_terms(ops.zeros((ops.shape(user)[0], count)), column, term_values * found)
-            own = -ops.take(first, candidates)
-            candidate_logits = candidate_logits + ops.take(dense, own, axis=1)
-            on_target = ops.cast(ops.equal(term_items, target[:, None]), "float32")
-            positive = positive + ops.sum(term_values * on_target, axis=1)
-        hits = ops.cast(ops.equal(candidates[None, :], target[:, None]), "float32")  # accidental hits
-        candidate_logits = candidate_logits + hits * NEG_INF
-        return ops.concatenate([positive[:, None], candidate_logits], axis=1)
+        return ops.concatenate([target[: self.in_batch_negatives], ops.cast(sampled, "int32")], axis=0)
+
+    def log_inclusion(self, count: Any) -> Any:
+        """log P(an item is among ``count`` draws) = log(1 - (1 - q)^count), for every item.
+
+        Both kinds of negatives are drawn from the same distribution (the targets' frequency):
+        the in-batch ones by the data, the others by ``candidates``.
+        """
+        q = ops.exp(self.item_log_probability)
+        miss = ops.cast(count, "float32") * ops.log1p(-ops.minimum(q, 1.0 - 1e-7))
+        return ops.log(ops.maximum(-ops.expm1(miss), 1e-30))
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -323,6 +348,7 @@ class NextItemModel(keras.Model):
             repeat=self.repeat,
             n_priors=self.n_priors,
             n_neighbours=self.n_neighbours,
+            prior_window=self.prior_window,
         )
         return config
 
@@ -351,6 +377,7 @@ def export_weights(model: NextItemModel) -> dict[str, np.ndarray]:
         "prior_position": model.prior_position * SCALAR_SCALE,
         "prior_items": model.prior_items,
         "prior_scores": model.prior_scores,
+        "prior_window": np.asarray(model.prior_window or model.history_length, np.int32),
     }
     for i, layer in enumerate(model.hidden):
         arrays[f"hidden_{i}_kernel"] = layer.kernel

@@ -79,7 +79,15 @@ class NumpyTower:
             + self.term_position[:, None, slots - length :]
             + mix.T[:, :, None]
         ) * (items > 0)
-        return terms[0], terms[1:]
+        priors = terms[1:]
+        window = self.prior_window(length)
+        if window < length:
+            priors[:, :, : length - window] = 0.0
+        return terms[0], priors
+
+    def prior_window(self, length: int) -> int:
+        """How many of the last history positions the priors read (all, for older models)."""
+        return min(int(self.weights.get("prior_window", length)), length)
 
     def scores(
         self,
@@ -103,12 +111,14 @@ class NumpyTower:
             repeat, priors = terms
             w = self.weights
             items = inputs["items"]
+            window = self.prior_window(items.shape[1])
+            prior_items, priors = items[:, -window:], priors[:, :, -window:]
             rows = np.arange(len(items))[None, :, None, None]
             # Each history position adds its weight x the prior score to its item's neighbours,
             # for every prior in one unbuffered add (the same neighbour may come from two
             # positions). Padding (item 0) only touches column 0, set to -inf below.
-            neighbours = w["prior_items"][:, items]  # [n_priors, n, L, k]
-            values = priors[..., None] * w["prior_scores"][:, items]
+            neighbours = w["prior_items"][:, prior_items]  # [n_priors, n, window, k]
+            values = priors[..., None] * w["prior_scores"][:, prior_items]
             np.add.at(scores, (np.broadcast_to(rows, neighbours.shape), neighbours), values)
             np.add.at(scores, (np.broadcast_to(rows[0, :, :, 0], items.shape), items), repeat)
         scores[:, 0] = -np.inf

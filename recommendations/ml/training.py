@@ -88,7 +88,8 @@ class NextItemRecommender(Recommender):
         weight_decay: float = 5.0,
         scalar_epochs: int = 10,
         repeat: bool = True,
-        n_neighbours: int = 50,
+        n_neighbours: int = 20,
+        prior_window: int = 5,
         random_state: int = 0,
         progress: Progress | None = None,
     ) -> None:
@@ -111,6 +112,7 @@ class NextItemRecommender(Recommender):
         self.scalar_epochs = scalar_epochs
         self.repeat = repeat
         self.n_neighbours = n_neighbours
+        self.prior_window = prior_window
         self.random_state = random_state
         self.progress = progress
 
@@ -118,7 +120,7 @@ class NextItemRecommender(Recommender):
         names = (
             "embedding_dim", "hidden_units", "attention_units", "dropout", "history_length", "epochs",
             "batch_size", "learning_rate", "patience", "validation_fraction", "sampled_softmax_above",
-            "n_negatives", "max_categories", "min_steps_per_epoch", "sampled_batch_size", "weight_decay", "scalar_epochs", "repeat", "n_neighbours", "random_state",
+            "n_negatives", "max_categories", "min_steps_per_epoch", "sampled_batch_size", "weight_decay", "scalar_epochs", "repeat", "n_neighbours", "prior_window", "random_state",
         )  # fmt: skip
         params = {name: getattr(self, name) for name in names}
         params["hidden_units"] = list(params["hidden_units"])
@@ -176,6 +178,7 @@ class NextItemRecommender(Recommender):
             n_priors=2 if self.n_neighbours else 0,
             n_neighbours=self.n_neighbours,
             item_bias_init=bias.tolist(),
+            prior_window=self.prior_window,
         )
         x, y = self._xy(fit_cases)
         self.model_({name: value[:1] for name, value in x.items()})  # build, then set the priors
