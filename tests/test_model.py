@@ -132,7 +132,13 @@ def test_sampled_logits_are_the_full_logits_of_each_candidate_once():
 
     frame = planted(n_items=300, n_sessions=600)
     model = NextItemRecommender(
-        epochs=1, scalar_epochs=1, sampled_softmax_above=100, n_negatives=64, prior_window=3, **SMALL
+        epochs=1,
+        scalar_epochs=1,
+        sampled_softmax_above=100,
+        n_negatives=64,
+        prior_window=3,
+        mixture=False,
+        **SMALL,
     ).fit(frame, 300)
     net = model.model_
     cases = evaluation_cases(frame.iloc[:2000], frame.iloc[2000:2400], max_history=20).cases.take(
@@ -164,6 +170,34 @@ def test_sampled_logits_are_the_full_logits_of_each_candidate_once():
         assert masked[hit].all()  # the target is no negative of its own case
         np.testing.assert_allclose(sampled[~hit, column], expected[~hit], rtol=1e-4, atol=1e-4)
     assert len(seen) < len(candidates)  # the draws did repeat items: the masking was exercised
+
+
+def test_the_repeat_explore_mixture_is_a_distribution_and_ranks_the_session_first():
+    """Mixture mode: outputs are log-probabilities over the catalogue (they sum to one), the
+    gate is the only thing between the two parts, and in the sampled head the target's
+    probability is a probability too."""
+    import keras
+
+    frame = planted(n_items=300, n_sessions=600)
+    model = NextItemRecommender(epochs=1, scalar_epochs=1, **SMALL).fit(frame, 300)
+    assert model.model_.mixture
+    cases = evaluation_cases(frame.iloc[:2000], frame.iloc[2000:2400], max_history=20).cases.take(
+        slice(0, 32)
+    )
+    x = model._inputs(cases)
+    log_p = keras.ops.convert_to_numpy(model.model_(x))
+    np.testing.assert_allclose(np.log(np.exp(log_p.astype(np.float64)).sum(axis=1)), 0.0, atol=1e-4)
+    served = model.score(cases)  # the numpy tower: the same distribution
+    np.testing.assert_allclose(served[:, 1:], log_p[:, 1:], rtol=1e-4, atol=1e-4)
+
+    sampled = NextItemRecommender(
+        epochs=1, scalar_epochs=1, sampled_softmax_above=100, n_negatives=64, **SMALL
+    ).fit(frame, 300)
+    x = sampled._inputs(cases)
+    x["target"] = cases.targets.astype(np.int32)
+    pair = keras.ops.convert_to_numpy(sampled.model_(x))
+    assert pair.shape == (32, 2)
+    np.testing.assert_allclose(np.exp(pair.astype(np.float64)).sum(axis=1), 1.0, atol=1e-4)
 
 
 JAX_SCRIPT = textwrap.dedent(

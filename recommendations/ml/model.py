@@ -58,6 +58,7 @@ class NextItemModel(keras.Model):
         n_neighbours: int = 0,
         item_bias_init: list[float] | None = None,
         prior_window: int = 0,
+        mixture: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -88,6 +89,9 @@ class NextItemModel(keras.Model):
         # Priors read only the last ``prior_window`` history positions (0: all): the neighbour
         # lookup costs L x k terms per case, and older positions add little.
         self.prior_window = int(prior_window) if 0 < int(prior_window) < self.history_length else 0
+        # Repeat or explore (RepeatNet): p(i) = g P_repeat(i) + (1 - g) P_explore(i), with the
+        # gate g per case (mix column 0). Without it the repeat logit is added to the item's.
+        self.mixture = bool(mixture) and self.repeat
 
         init = keras.initializers.RandomNormal(stddev=0.05, seed=seed)
         self.item_embedding = keras.layers.Embedding(
@@ -231,14 +235,9 @@ class NextItemModel(keras.Model):
         length = ops.shape(items)[1]
         positions = ops.arange(self.history_length - length, self.history_length)
         all_items, all_values = [], []
-        if self.repeat:
-            value = SCALAR_SCALE * (
-                ops.take(self.repeat_type, types)
-                + ops.take(self.repeat_age, ages)
-                + ops.take(self.repeat_position, positions)[None, :]
-            )
+        if self.repeat and not self.mixture:
             all_items.append(items)
-            all_values.append((value + mix[:, :1]) * mask)
+            all_values.append((self.repeat_values(types, ages, positions) + mix[:, :1]) * mask)
         if self.n_priors and self.prior_window and length > self.prior_window:
             window = self.prior_window
             items, types, ages = items[:, -window:], types[:, -window:], ages[:, -window:]
@@ -256,6 +255,32 @@ class NextItemModel(keras.Model):
             all_values.append(ops.reshape(scores, (-1, length * self.n_neighbours)))
         return ops.concatenate(all_items, axis=1), ops.concatenate(all_values, axis=1)
 
+    def repeat_values(self, types: Any, ages: Any, positions: Any) -> Any:
+        """Repeat logit of each history position [B, L] (before the per-case offset or gate)."""
+        return SCALAR_SCALE * (
+            ops.take(self.repeat_type, types)
+            + ops.take(self.repeat_age, ages)
+            + ops.take(self.repeat_position, positions)[None, :]
+        )
+
+    def repeat_probabilities(self, inputs: dict[str, Any]) -> tuple[Any, Any, Any]:
+        """(history items [B, L], P_repeat of each position [B, L], whether a history exists [B])."""
+        items = ops.cast(inputs["items"], "int32")
+        mask = ops.cast(items > 0, "float32")
+        length = ops.shape(items)[1]
+        positions = ops.arange(self.history_length - length, self.history_length)
+        values = self.repeat_values(
+            ops.cast(inputs["types"], "int32"), ops.cast(inputs["ages"], "int32"), positions
+        )
+        probabilities = ops.softmax(ops.where(mask > 0, values, NEG_INF), axis=-1) * mask
+        return items, probabilities, ops.max(mask, axis=1) > 0
+
+    def gate(self, mix: Any, has_history: Any) -> tuple[Any, Any]:
+        """(log g, log (1 - g)) [B, 1]; no history means no repeat (g = 0)."""
+        log_g = ops.where(has_history, ops.log_sigmoid(mix[:, 0]), NEG_INF)
+        log_not = ops.where(has_history, ops.log_sigmoid(-mix[:, 0]), 0.0)
+        return log_g[:, None], log_not[:, None]
+
     def _add_terms(self, logits: Any, columns: Any, values: Any) -> Any:
         """``logits[b, columns[b, j]] += values[b, j]``, summing duplicates.
 
@@ -271,7 +296,7 @@ class NextItemModel(keras.Model):
         user, mix = self.tower(inputs, training=training)
         table = self.item_embedding.embeddings
         bias = ops.squeeze(self.item_bias.embeddings, axis=-1)
-        extra = self.repeat or self.n_priors
+        extra = (self.repeat and not self.mixture) or self.n_priors
         if extra:
             term_items, term_values = self.history_terms(inputs, mix)
         if not self.sampled or "target" not in inputs:
@@ -279,7 +304,38 @@ class NextItemModel(keras.Model):
             if extra:
                 logits = self._add_terms(logits, term_items, term_values)
             padding = ops.cast(ops.arange(self.n_items + 1) == 0, "float32")
-            return logits + padding * NEG_INF
+            logits = logits + padding * NEG_INF
+            if not self.mixture:
+                return logits
+            # log p = log(g P_repeat + (1 - g) P_explore), over every item: a normalized output.
+            log_explore = logits - ops.logsumexp(logits, axis=1, keepdims=True)
+            items, probabilities, has_history = self.repeat_probabilities(inputs)
+            repeat = self._add_terms(ops.zeros_like(logits), items, probabilities)
+            log_repeat = ops.where(repeat > 0, ops.log(ops.maximum(repeat, 1e-30)), NEG_INF)
+            log_g, log_not = self.gate(mix, has_history)
+            return ops.logaddexp(log_g + log_repeat, log_not + log_explore)
+        explore = self.sampled_logits(
+            user, table, bias, inputs, term_items if extra else None, term_values if extra else None
+        )
+        if not self.mixture:
+            return explore
+        # The target's log p, with P_explore normalized over the sampled candidates; returned
+        # as two logits [log p, log(1 - p)] so that cross-entropy on column 0 is -log p.
+        target = ops.cast(inputs["target"], "int32")
+        log_explore = explore[:, 0] - ops.logsumexp(explore, axis=1)
+        items, probabilities, has_history = self.repeat_probabilities(inputs)
+        repeat = ops.sum(probabilities * ops.cast(items == target[:, None], "float32"), axis=1)
+        log_repeat = ops.where(repeat > 0, ops.log(ops.maximum(repeat, 1e-30)), NEG_INF)
+        log_g, log_not = self.gate(mix, has_history)
+        log_p = ops.minimum(ops.logaddexp(log_g[:, 0] + log_repeat, log_not[:, 0] + log_explore), -1e-6)
+        return ops.stack([log_p, ops.log(-ops.expm1(log_p))], axis=1)
+
+    def sampled_logits(
+        self, user: Any, table: Any, bias: Any, inputs: dict[str, Any], term_items: Any, term_values: Any
+    ) -> Any:
+        """[B, 1 + candidates]: column 0 the target's logit, then each negative candidate's,
+        all less log Q (sampled softmax); the explore part when the model is a mixture."""
+        extra = term_items is not None
         target = ops.cast(inputs["target"], "int32")
         candidates = self.candidates(target)
         count = ops.shape(candidates)[0]
@@ -349,6 +405,7 @@ class NextItemModel(keras.Model):
             n_priors=self.n_priors,
             n_neighbours=self.n_neighbours,
             prior_window=self.prior_window,
+            mixture=self.mixture,
         )
         return config
 
@@ -378,6 +435,7 @@ def export_weights(model: NextItemModel) -> dict[str, np.ndarray]:
         "prior_items": model.prior_items,
         "prior_scores": model.prior_scores,
         "prior_window": np.asarray(model.prior_window or model.history_length, np.int32),
+        "mixture": np.asarray(model.mixture, np.int32),
     }
     for i, layer in enumerate(model.hidden):
         arrays[f"hidden_{i}_kernel"] = layer.kernel

@@ -20,6 +20,7 @@ class NumpyTower:
         )
         self.item_table = self.weights["item_embedding"].astype(np.float32, copy=False)
         self.item_bias = self.weights["item_bias"].astype(np.float32, copy=False)
+        self.mixture = bool(int(weights.get("mixture", 0)))
         self.unit_items = self.item_table / np.maximum(
             np.linalg.norm(self.item_table, axis=1, keepdims=True), 1e-9
         )
@@ -73,11 +74,14 @@ class NumpyTower:
             return None
         items = inputs["items"]
         length, slots = items.shape[1], self.term_position.shape[1]
+        offsets = mix.T[:, :, None].copy()
+        if self.mixture:
+            offsets[0] = 0.0  # mix column 0 is the gate, not an offset of the repeat logit
         terms = (
             self.term_type[:, inputs["types"]]
             + self.term_age[:, inputs["ages"]]
             + self.term_position[:, None, slots - length :]
-            + mix.T[:, :, None]
+            + offsets
         ) * (items > 0)
         priors = terms[1:]
         window = self.prior_window(length)
@@ -120,9 +124,40 @@ class NumpyTower:
             neighbours = w["prior_items"][:, prior_items]  # [n_priors, n, window, k]
             values = priors[..., None] * w["prior_scores"][:, prior_items]
             np.add.at(scores, (np.broadcast_to(rows, neighbours.shape), neighbours), values)
+            if self.mixture:
+                scores[:, 0] = -np.inf
+                return self.mix_repeat(scores, items, repeat, mix)
             np.add.at(scores, (np.broadcast_to(rows[0, :, :, 0], items.shape), items), repeat)
         scores[:, 0] = -np.inf
         return scores
+
+    def mix_repeat(
+        self, explore: np.ndarray, items: np.ndarray, repeat: np.ndarray, mix: np.ndarray
+    ) -> np.ndarray:
+        """log(g P_repeat + (1 - g) P_explore), as ``NextItemModel.call`` in mixture mode.
+
+        Only history items have a repeat probability: every other item is log(1 - g) +
+        log P_explore, so the dense work is one log-softmax.
+        """
+        top = explore.max(axis=1, keepdims=True)
+        explore -= top + np.log(np.exp(explore - top).sum(axis=1, keepdims=True))  # log P_explore
+        present = items > 0
+        top = np.max(repeat, axis=1, keepdims=True, initial=-np.inf, where=present)
+        weights = np.where(present, np.exp(repeat - np.where(np.isfinite(top), top, 0.0)), 0.0)
+        has_history = present.any(axis=1)
+        weights /= np.where(has_history, weights.sum(axis=1), 1.0)[:, None]
+        gate = np.where(has_history, 1.0 / (1.0 + np.exp(-mix[:, 0])), 0.0)[:, None]
+        rows = np.broadcast_to(np.arange(len(items))[:, None], items.shape)
+        repeat_p = np.zeros(explore.shape, np.float64)
+        np.add.at(repeat_p, (rows[present], items[present]), weights[present])
+        columns = np.unique(items[present])
+        with np.errstate(divide="ignore"):
+            explore += np.log1p(-gate).astype(np.float32)
+            touched = explore[:, columns]
+            explore[:, columns] = np.logaddexp(
+                touched, np.log(gate * repeat_p[:, columns]).astype(np.float32)
+            )
+        return explore
 
     def contributions(
         self,
