@@ -229,12 +229,9 @@ def quality_rows(quality: list[dict[str, Any]]) -> list[dict[str, Any]]:
             baseline, baseline_mrr = best_of(models, "baseline")
             peer, peer_mrr = best_of(models, "peer")
             vs_baseline, vs_peer = ratio(ours, baseline_mrr), ratio(ours, peer_mrr)
-            met = (
-                vs_baseline is not None
-                and vs_peer is not None
-                and vs_baseline >= MRR_TARGET
-                and vs_peer >= MRR_TARGET
-            )
+            met_baseline = vs_baseline is not None and vs_baseline >= MRR_TARGET
+            met_peer = vs_peer is not None and vs_peer >= MRR_TARGET
+            met = met_baseline and met_peer
             rows.append(
                 {
                     "dataset": item["dataset"],
@@ -247,6 +244,8 @@ def quality_rows(quality: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "peer": peer,
                     "peer_mrr": peer_mrr,
                     "vs_peer": vs_peer,
+                    "met_baseline": met_baseline,
+                    "met_peer": met_peer,
                     "met": met,
                 }
             )
@@ -549,7 +548,7 @@ def render_quality(quality: list[dict[str, Any]], chart: Path, chart_bytes: int)
                 "ratio",
                 "best peer",
                 "ratio",
-                "target met",
+                "met vs baseline / vs peer",
             ],
             [
                 [
@@ -561,7 +560,7 @@ def render_quality(quality: list[dict[str, Any]], chart: Path, chart_bytes: int)
                     f"**{fmt_ratio(row['vs_baseline'])}**",
                     f"{row['peer']} {fmt(row['peer_mrr'])}",
                     f"**{fmt_ratio(row['vs_peer'])}**",
-                    "yes" if row["met"] else "**no**",
+                    " / ".join("yes" if ok else "**no**" for ok in (row["met_baseline"], row["met_peer"])),
                 ]
                 for row in rows
             ],
@@ -573,9 +572,13 @@ def render_quality(quality: list[dict[str, Any]], chart: Path, chart_bytes: int)
     if len(met) == len(rows):
         verdict = f"Target **met** in all {len(rows)} (data set, variant) pairs."
     else:
+        by_kind = "; ".join(
+            f"≥ 1.10 x the best {kind} in {sum(row[key] for row in rows)} of {len(rows)}"
+            for kind, key in (("baseline", "met_baseline"), ("peer", "met_peer"))
+        )
         verdict = (
-            f"Target **missed**: met in {len(met)} of {len(rows)} (data set, variant) pairs; "
-            f"missed in {', '.join(missed)}."
+            f"Target **missed**: met in {len(met)} of {len(rows)} (data set, variant) pairs "
+            f"({by_kind}); missed in {', '.join(missed)}."
         )
     out += [verdict, ""]
 
