@@ -64,6 +64,7 @@ DEFAULTS = {
     "repeat": True,
     "n_neighbours": 20,
     "prior_window": 5,
+    "mixture": True,
     "random_state": 0,
 }
 
@@ -184,6 +185,7 @@ def build_model(data: dict[str, Any], n_items: int, params: dict[str, Any], seed
         "n_neighbours": params["n_neighbours"],
         "item_bias_init": data["bias"].tolist(),
         "prior_window": params["prior_window"],
+        "mixture": params["mixture"],
     }
     accepted = inspect.signature(NextItemModel).parameters
     model = NextItemModel(**{name: value for name, value in wanted.items() if name in accepted})
