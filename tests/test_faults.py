@@ -61,6 +61,51 @@ def stop(process: subprocess.Popen) -> None:
         process.wait(timeout=10)
 
 
+def server_env(**extra: str) -> dict[str, str]:
+    """Environment of a server process of these tests: the test database, tests' settings."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "RECOMMENDATIONS_WORKER_DB_NAME": connection.settings_dict["NAME"],
+        **extra,
+    }
+
+
+def celery_recorder_env(queue: str, **extra: str) -> dict[str, str]:
+    """As in production: the Celery recorder, handed events by a background thread."""
+    return server_env(
+        RECOMMENDATIONS_TEST_QUEUE=queue,
+        RECOMMENDATIONS_TEST_RECORDER="recommendations.recorders.CeleryRecorder",
+        RECOMMENDATIONS_TEST_FLUSH_INTERVAL="0.5",
+        **extra,
+    )
+
+
+def start_worker(queue: str, env: dict[str, str], log: Path) -> subprocess.Popen:
+    return start(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--queues", queue,
+         "--without-gossip", "--without-mingle", "--loglevel=WARNING"],
+        env,
+        log,
+    )  # fmt: skip
+
+
+def start_web(port: int, env: dict[str, str], log: Path, workers: int = 1) -> subprocess.Popen:
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    return start(
+        [gunicorn, "config.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+         "--log-level", "warning"],
+        env,
+        log,
+    )  # fmt: skip
+
+
+def stop_all(*processes: subprocess.Popen | None) -> None:
+    for process in processes:
+        if process is not None and process.poll() is None:
+            stop(process)
+
+
 def get(url: str) -> tuple[int, float]:
     request = urllib.request.Request(url, headers={"User-Agent": BROWSER_UA})  # noqa: S310 (loopback)
     started = time.monotonic()
@@ -77,37 +122,16 @@ def test_pages_are_served_and_every_event_kept_when_redis_dies(tmp_path):
     redis_port, web_port = free_port(), free_port()
     broker = f"redis://127.0.0.1:{redis_port}/0"
     queue = f"fault-{os.getpid()}"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "RECOMMENDATIONS_WORKER_DB_NAME": connection.settings_dict["NAME"],
-        "RECOMMENDATIONS_TEST_BROKER": broker,
-        "RECOMMENDATIONS_TEST_QUEUE": queue,
-        "RECOMMENDATIONS_TEST_RECORDER": "recommendations.recorders.CeleryRecorder",
-        # As in production: a background thread hands the events over, never the page.
-        "RECOMMENDATIONS_TEST_FLUSH_INTERVAL": "0.5",
-        "CELERY_BROKER_URL": broker,
-    }
+    env = celery_recorder_env(queue, RECOMMENDATIONS_TEST_BROKER=broker, CELERY_BROKER_URL=broker)
     redis = start(
         [redis_server, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         env,
         tmp_path / "redis.log",
     )
-    python = Path(sys.executable)
     worker = web = None
     try:
-        worker = start(
-            [str(python), "-m", "celery", "-A", "config", "worker", "--pool=solo", "--queues", queue,
-             "--without-gossip", "--without-mingle", "--loglevel=WARNING"],
-            env,
-            tmp_path / "worker.log",
-        )  # fmt: skip
-        web = start(
-            [str(python.parent / "gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{web_port}",
-             "--workers", "1", "--log-level", "warning"],
-            env,
-            tmp_path / "web.log",
-        )  # fmt: skip
+        worker = start_worker(queue, env, tmp_path / "worker.log")
+        web = start_web(web_port, env, tmp_path / "web.log")
         url = f"http://127.0.0.1:{web_port}{reverse('shop:product', kwargs={'pk': product.pk})}"
         assert wait_for(lambda: _answers(url), timeout=60), (tmp_path / "web.log").read_text()
 
@@ -126,9 +150,7 @@ def test_pages_are_served_and_every_event_kept_when_redis_dies(tmp_path):
         assert wait_for(lambda: Event.objects.filter(event_type="view").count() == 11, timeout=30)
         assert "writing" in (tmp_path / "web.log").read_text()  # the fallback said so in the log
     finally:
-        for process in (web, worker, redis):
-            if process is not None and process.poll() is None:
-                stop(process)
+        stop_all(web, worker, redis)
 
 
 def test_events_wait_for_postgresql_and_are_stored_once_it_is_back(tmp_path):
@@ -141,29 +163,12 @@ def test_events_wait_for_postgresql_and_are_stored_once_it_is_back(tmp_path):
     )
     proxy.start()
     web_port, queue = free_port(), f"fault-pg-{os.getpid()}"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "RECOMMENDATIONS_WORKER_DB_NAME": connection.settings_dict["NAME"],
-        "RECOMMENDATIONS_TEST_QUEUE": queue,
-        "RECOMMENDATIONS_TEST_RECORDER": "recommendations.recorders.CeleryRecorder",
-        "RECOMMENDATIONS_TEST_FLUSH_INTERVAL": "0.5",
-    }
-    python = Path(sys.executable)
+    env = celery_recorder_env(queue)
     worker = web = None
     try:
-        worker = start(
-            [str(python), "-m", "celery", "-A", "config", "worker", "--pool=solo", "--queues", queue,
-             "--without-gossip", "--without-mingle", "--loglevel=WARNING"],
-            {**env, "POSTGRES_PORT": str(proxy.port)},  # the worker's way to the database
-            tmp_path / "worker.log",
-        )  # fmt: skip
-        web = start(
-            [str(python.parent / "gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{web_port}",
-             "--workers", "1", "--log-level", "warning"],
-            env,
-            tmp_path / "web.log",
-        )  # fmt: skip
+        # The worker's way to the database goes through the forwarder.
+        worker = start_worker(queue, {**env, "POSTGRES_PORT": str(proxy.port)}, tmp_path / "worker.log")
+        web = start_web(web_port, env, tmp_path / "web.log")
         url = f"http://127.0.0.1:{web_port}{reverse('shop:product', kwargs={'pk': product.pk})}"
         assert wait_for(lambda: _answers(url), timeout=60), (tmp_path / "web.log").read_text()
         views = Event.objects.filter(event_type="view")
@@ -185,9 +190,7 @@ def test_events_wait_for_postgresql_and_are_stored_once_it_is_back(tmp_path):
         assert len(stored) == len(set(stored)) == 11  # every event once
         assert "Dropped" not in worker_log.read_text()
     finally:
-        for process in (web, worker):
-            if process is not None and process.poll() is None:
-                stop(process)
+        stop_all(web, worker)
         proxy.cut()
 
 
@@ -198,29 +201,11 @@ def test_a_short_load_run_stores_every_event(tmp_path):
 
     products = [factories.product() for _ in range(20)]
     web_port, queue = free_port(), f"load-{os.getpid()}"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "RECOMMENDATIONS_WORKER_DB_NAME": connection.settings_dict["NAME"],
-        "RECOMMENDATIONS_TEST_QUEUE": queue,
-        "RECOMMENDATIONS_TEST_RECORDER": "recommendations.recorders.CeleryRecorder",
-        "RECOMMENDATIONS_TEST_FLUSH_INTERVAL": "0.5",
-    }
-    python = Path(sys.executable)
+    env = celery_recorder_env(queue)
     worker = web = None
     try:
-        worker = start(
-            [str(python), "-m", "celery", "-A", "config", "worker", "--pool=solo", "--queues", queue,
-             "--without-gossip", "--without-mingle", "--loglevel=WARNING"],
-            env,
-            tmp_path / "worker.log",
-        )  # fmt: skip
-        web = start(
-            [str(python.parent / "gunicorn"), "config.wsgi:application", "--bind", f"127.0.0.1:{web_port}",
-             "--workers", "2", "--log-level", "warning"],
-            env,
-            tmp_path / "web.log",
-        )  # fmt: skip
+        worker = start_worker(queue, env, tmp_path / "worker.log")
+        web = start_web(web_port, env, tmp_path / "web.log", workers=2)
         urls = [
             f"http://127.0.0.1:{web_port}{reverse('shop:product', kwargs={'pk': product.pk})}"
             for product in products
@@ -258,9 +243,7 @@ def test_a_short_load_run_stores_every_event(tmp_path):
         time.sleep(2)
         assert views.count() == 1 + len(served)  # every event once, nothing more
     finally:
-        for process in (web, worker):
-            if process is not None and process.poll() is None:
-                stop(process)
+        stop_all(web, worker)
 
 
 def _answers(url: str) -> bool:
@@ -278,22 +261,9 @@ def test_two_web_processes_switch_versions_without_a_failed_request(served_model
     from recommendations import registry
     from tests.serving_world import install_version, items_of
 
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "RECOMMENDATIONS_WORKER_DB_NAME": connection.settings_dict["NAME"],
-        "DJANGO_MEDIA_ROOT": str(settings.MEDIA_ROOT),
-    }
+    env = server_env(DJANGO_MEDIA_ROOT=str(settings.MEDIA_ROOT))
     ports = [free_port(), free_port()]
-    gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    servers = [
-        start(
-            [gunicorn, "config.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
-            env,
-            tmp_path / f"web-{port}.log",
-        )
-        for port in ports
-    ]
+    servers = [start_web(port, env, tmp_path / f"web-{port}.log") for port in ports]
     device = "device-two-processes"
     factories.event("view", item_id=items_of("electronics.smartphone")[0], session_key=f"device:{device}")
     failures: list[str] = []
@@ -345,19 +315,8 @@ def test_a_worker_killed_in_the_middle_of_a_training(served_model, settings, rec
     store_history()
     queue = f"killed-{os.getpid()}"
     recorder_settings(CELERY_QUEUE=queue, MODEL={"epochs": 50, "min_steps_per_epoch": 50})
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "RECOMMENDATIONS_WORKER_DB_NAME": connection.settings_dict["NAME"],
-        "RECOMMENDATIONS_TEST_QUEUE": queue,
-        "DJANGO_MEDIA_ROOT": str(settings.MEDIA_ROOT),
-    }
-    worker = start(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--queues", queue,
-         "--without-gossip", "--without-mingle", "--loglevel=INFO"],
-        env,
-        tmp_path / "worker.log",
-    )  # fmt: skip
+    env = server_env(RECOMMENDATIONS_TEST_QUEUE=queue, DJANGO_MEDIA_ROOT=str(settings.MEDIA_ROOT))
+    worker = start_worker(queue, env, tmp_path / "worker.log")
     try:
         version, created = registry.request_training({"epochs": 50, "min_steps_per_epoch": 50})
         assert created

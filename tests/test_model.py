@@ -189,6 +189,9 @@ def test_the_repeat_explore_mixture_is_a_distribution_and_ranks_the_session_firs
     np.testing.assert_allclose(np.log(np.exp(log_p.astype(np.float64)).sum(axis=1)), 0.0, atol=1e-4)
     served = model.score(cases)  # the numpy tower: the same distribution
     np.testing.assert_allclose(served[:, 1:], log_p[:, 1:], rtol=1e-4, atol=1e-4)
+    weights = model.tower_.weights  # a gate near 1 still ranks every item (no -inf)
+    weights["mix_bias"] = weights["mix_bias"] + np.eye(1, len(weights["mix_bias"]), dtype=np.float32)[0] * 100
+    assert np.isfinite(model.score(cases)[:, 1:]).all()
 
     sampled = NextItemRecommender(
         epochs=1, scalar_epochs=1, sampled_softmax_above=100, n_negatives=64, **SMALL

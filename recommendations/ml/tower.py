@@ -146,17 +146,17 @@ class NumpyTower:
         weights = np.where(present, np.exp(repeat - np.where(np.isfinite(top), top, 0.0)), 0.0)
         has_history = present.any(axis=1)
         weights /= np.where(has_history, weights.sum(axis=1), 1.0)[:, None]
-        gate = np.where(has_history, 1.0 / (1.0 + np.exp(-mix[:, 0])), 0.0)[:, None]
-        rows = np.broadcast_to(np.arange(len(items))[:, None], items.shape)
-        repeat_p = np.zeros(explore.shape, np.float64)
-        np.add.at(repeat_p, (rows[present], items[present]), weights[present])
+        gate = mix[:, 0].astype(np.float64)  # log g and log(1 - g), stable for any gate logit
+        log_g = np.where(has_history, -np.logaddexp(0.0, -gate), -np.inf)[:, None]
+        explore += np.where(has_history, -np.logaddexp(0.0, gate), 0.0)[:, None].astype(np.float32)
         columns = np.unique(items[present])
-        with np.errstate(divide="ignore"):
-            explore += np.log1p(-gate).astype(np.float32)
-            touched = explore[:, columns]
-            explore[:, columns] = np.logaddexp(
-                touched, np.log(gate * repeat_p[:, columns]).astype(np.float32)
-            )
+        if len(columns):
+            rows = np.broadcast_to(np.arange(len(items))[:, None], items.shape)
+            repeat_p = np.zeros((len(items), len(columns)))  # only the history's items
+            np.add.at(repeat_p, (rows[present], np.searchsorted(columns, items[present])), weights[present])
+            with np.errstate(divide="ignore"):
+                log_repeat = (log_g + np.log(repeat_p)).astype(np.float32)
+            explore[:, columns] = np.logaddexp(explore[:, columns], log_repeat)
         return explore
 
     def contributions(

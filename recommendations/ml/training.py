@@ -113,8 +113,12 @@ class NextItemRecommender(Recommender):
         self.weight_decay = weight_decay
         self.scalar_epochs = scalar_epochs
         self.repeat = repeat
+        # Co-occurrence priors: the n_neighbours best neighbours of each of the shopper's last
+        # prior_window items (0: every position) add to those neighbours' explore scores.
         self.n_neighbours = n_neighbours
         self.prior_window = prior_window
+        # p = g P_repeat + (1 - g) P_explore with a gate per case (RepeatNet); False adds the
+        # repeat logit to the item's score instead (the first design: weaker on repeat cases).
         self.mixture = mixture
         # Added to the repeat gate's logit after training. The mixture is fitted for likelihood,
         # which spreads probability over the catalogue; a ranked list does better when the
