@@ -138,6 +138,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "recommendations.rebuild_suggestions",
         "schedule": crontab(minute=40),
     },
+    # Trending and popular, recomputed off the request path; keep the interval below
+    # RECOMMENDATIONS["POPULARITY_CACHE_SECONDS"] x 2 (the task caches them that long).
+    "recommendations-rankings": {
+        "task": "recommendations.refresh_rankings",
+        "schedule": 240.0,
+    },
     # Deletes events older than RECOMMENDATIONS["RETENTION_DAYS"] (nothing while it is None).
     "recommendations-retention-daily": {
         "task": "recommendations.purge_expired_events",

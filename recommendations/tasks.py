@@ -92,3 +92,12 @@ def purge_expired_events() -> int:
     from .privacy import purge_expired_events as purge
 
     return purge()
+
+
+@shared_task(name="recommendations.refresh_rankings", ignore_result=True, expires=600)
+def refresh_rankings() -> None:
+    """Recompute trending and popular into the cache (beat, every few minutes), so that no
+    shopper's request pays for them when their cache entry expires."""
+    from .serving.popularity import refresh_rankings as refresh
+
+    refresh()

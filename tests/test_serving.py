@@ -136,6 +136,21 @@ def test_popular_fills_in_when_trending_is_short(catalogue, recorder_settings):
     assert [r.reason for r in result] == ["Trending now", "Popular in the shop"]
 
 
+def test_the_beat_task_keeps_rankings_cached_off_the_request_path(catalogue, recorder_settings, monkeypatch):
+    from recommendations import tasks
+
+    factories.event("view", item_id=PHONES[0], timestamp=timezone.now())
+    popularity.clear()
+    recorder_settings(POPULARITY_CACHE_SECONDS=60)
+    tasks.refresh_rankings.apply()
+    computed = []
+    for name in ("_trending_now", "_popular_now"):
+        monkeypatch.setattr(popularity, name, lambda name=name: computed.append(name))
+    assert [item for item, _, _ in popularity.trending().items] == [PHONES[0]]
+    assert [item for item, _, _ in popularity.popular().items] == [PHONES[0]]
+    assert computed == []  # served from what the task cached, no request computed them
+
+
 def test_no_history_with_a_model_gives_trending(served_model):
     store_history()
     result = services.for_you(Shopper(visitor="someone-new"), limit=3)

@@ -55,51 +55,62 @@ def trending() -> Ranking:
     The window ends at the newest event rather than at the clock, so a shop with a quiet
     week (or a demo on an old log) still has a trend to show.
     """
-
-    def compute() -> Ranking:
-        events = Event.objects.filter(event_type__in=TYPE_WEIGHTS).exclude(item_id="")
-        newest = events.aggregate(newest=Max("timestamp"))["newest"]
-        if newest is None:
-            return Ranking()
-        since = newest - timedelta(days=app_settings.TRENDING_DAYS)
-        half_life = app_settings.TRENDING_HALF_LIFE_HOURS * 3600.0
-        rows = (
-            events.filter(timestamp__gte=since)
-            .order_by("-timestamp")
-            .values_list("item_id", "event_type", "timestamp", "category_id")[:MAX_ROWS]
-        )
-        scores: dict[str, float] = defaultdict(float)
-        categories: dict[str, str] = {}
-        for item, event_type, timestamp, category in rows:
-            age = (newest - timestamp).total_seconds()
-            scores[item] += TYPE_WEIGHTS[event_type] * math.pow(0.5, age / half_life)
-            if category:
-                categories.setdefault(item, category)
-        return _rank(scores, categories)
-
-    return _cached("trending", compute)
+    return _cached("trending", _trending_now)
 
 
 def popular() -> Ranking:
     """All-time weighted event counts (the last fallback)."""
+    return _cached("popular", _popular_now)
 
-    def compute() -> Ranking:
-        rows = (
-            Event.objects.filter(event_type__in=TYPE_WEIGHTS)
-            .exclude(item_id="")
-            .values("item_id", "event_type", "category_id")
-            .annotate(n=Count("id"))
-            .order_by()
-        )
-        scores: dict[str, float] = defaultdict(float)
-        categories: dict[str, str] = {}
-        for row in rows.iterator(chunk_size=5000):
-            scores[row["item_id"]] += TYPE_WEIGHTS[row["event_type"]] * row["n"]
-            if row["category_id"]:
-                categories.setdefault(row["item_id"], row["category_id"])
-        return _rank(scores, categories)
 
-    return _cached("popular", compute)
+def refresh_rankings() -> None:
+    """Recompute the shop-wide rankings into the cache (the beat task ``refresh_rankings``).
+
+    They read up to ``MAX_ROWS`` events or the whole table, too much for the request that
+    happens to find the cache expired: run every ``POPULARITY_CACHE_SECONDS`` or so, this
+    keeps them cached for twice that, so requests only compute them on a cold start.
+    """
+    for key, compute in (("trending", _trending_now), ("popular", _popular_now)):
+        cache.set(CACHE_PREFIX + key, compute(), 2 * app_settings.POPULARITY_CACHE_SECONDS)
+
+
+def _trending_now() -> Ranking:
+    events = Event.objects.filter(event_type__in=TYPE_WEIGHTS).exclude(item_id="")
+    newest = events.aggregate(newest=Max("timestamp"))["newest"]
+    if newest is None:
+        return Ranking()
+    since = newest - timedelta(days=app_settings.TRENDING_DAYS)
+    half_life = app_settings.TRENDING_HALF_LIFE_HOURS * 3600.0
+    rows = (
+        events.filter(timestamp__gte=since)
+        .order_by("-timestamp")
+        .values_list("item_id", "event_type", "timestamp", "category_id")[:MAX_ROWS]
+    )
+    scores: dict[str, float] = defaultdict(float)
+    categories: dict[str, str] = {}
+    for item, event_type, timestamp, category in rows:
+        age = (newest - timestamp).total_seconds()
+        scores[item] += TYPE_WEIGHTS[event_type] * math.pow(0.5, age / half_life)
+        if category:
+            categories.setdefault(item, category)
+    return _rank(scores, categories)
+
+
+def _popular_now() -> Ranking:
+    rows = (
+        Event.objects.filter(event_type__in=TYPE_WEIGHTS)
+        .exclude(item_id="")
+        .values("item_id", "event_type", "category_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    scores: dict[str, float] = defaultdict(float)
+    categories: dict[str, str] = {}
+    for row in rows.iterator(chunk_size=5000):
+        scores[row["item_id"]] += TYPE_WEIGHTS[row["event_type"]] * row["n"]
+        if row["category_id"]:
+            categories.setdefault(row["item_id"], row["category_id"])
+    return _rank(scores, categories)
 
 
 def _sessions_with(item_id: str, types) -> list[str]:
