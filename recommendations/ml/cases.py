@@ -81,7 +81,7 @@ def _gather(
     return hist_items, hist_types, hist_times, in_session
 
 
-def _seconds(timestamps: pd.Series) -> np.ndarray:
+def unix_seconds(timestamps: pd.Series) -> np.ndarray:
     """Unix seconds as float64, whatever the resolution of the datetime column."""
     if not len(timestamps):
         return np.zeros(0)
@@ -115,7 +115,7 @@ def training_cases(frame: pd.DataFrame, max_history: int = 20) -> CaseBatch:
         case_rows = positions
     items = events["item_idx"].to_numpy(np.int32)
     types = events["type_idx"].to_numpy(np.int8)
-    times = _seconds(events["timestamp"])
+    times = unix_seconds(events["timestamp"])
     hist = _gather(group, items, types, times, sessions, case_rows, max_history)
     new = _first_in_session(events.assign(_s=sessions), "_s")
     return CaseBatch(
@@ -174,7 +174,7 @@ def evaluation_cases(train: pd.DataFrame, test: pd.DataFrame, max_history: int =
     session_rows = positions[in_session]
     new[session_rows] = _first_in_session(combined.iloc[session_rows], "group")
 
-    times = _seconds(combined["timestamp"])
+    times = unix_seconds(combined["timestamp"])
     types = combined["type_idx"].to_numpy(np.int8)
     hist = _gather(group, items, types, times, sessions, case_rows, max_history)
     cases = CaseBatch(
