@@ -219,6 +219,48 @@ JAX_SCRIPT = textwrap.dedent(
 )
 
 
+def test_each_prior_finds_the_planted_neighbour():
+    from recommendations.ml.features import PRIORS, item_priors
+
+    frame = planted(n_items=60, n_sessions=600)
+    items, scores = item_priors(frame, 60, tuple(PRIORS), k=5)
+    assert items.shape == scores.shape == (len(PRIORS), 61, 5)
+    for name, table, score in zip(PRIORS, items, scores, strict=True):
+        # Item 20 is always followed by 21 and preceded by 19: those two are its best neighbours
+        # (the transitions prior only looks forward: 21, then 22).
+        expected = {21, 22} if name == "transitions" else {19, 21}
+        assert set(table[20, :2]) == expected, name
+        assert (np.diff(score[20]) <= 0).all() and score[20, 0] > 0, name
+        assert (table[0] == 0).all(), name  # padding has no neighbours
+    # EASE's table is scaled so an item's best neighbour scores about 1, like the others.
+    ease = scores[list(PRIORS).index("ease")]
+    assert 0.5 < ease[1:, 0][ease[1:, 0] > 0].mean() < 1.5
+
+
+def test_priors_are_counted_without_the_validation_slice_while_the_model_learns(monkeypatch):
+    import recommendations.ml.training as training
+
+    seen = []
+    counting = training.item_priors
+
+    def spy(frame, *args, **kwargs):
+        seen.append(frame["timestamp"].max())
+        return counting(frame, *args, **kwargs)
+
+    monkeypatch.setattr(training, "item_priors", spy)
+    frame = planted(n_items=60, n_sessions=400)
+    model = NextItemRecommender(**SMALL, epochs=1, scalar_epochs=1).fit(frame, 60)
+    cut = pd.Timestamp(model.prior_cut_, unit="s", tz="UTC")
+    # While learning: only events before the first validation case; at the end: all of them.
+    assert seen[0] < cut <= frame["timestamp"].max() == seen[-1]
+    assert len(seen) == 2
+
+
+def test_unknown_priors_are_refused():
+    with pytest.raises(ValueError, match="unknown priors"):
+        NextItemRecommender(**SMALL, priors=("cooccurrence", "nearest")).fit(planted(), 200)
+
+
 def test_one_epoch_on_the_jax_backend():
     import importlib.util
 

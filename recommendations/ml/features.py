@@ -156,18 +156,18 @@ def _top_k(head: np.ndarray, tail: np.ndarray, score: np.ndarray, n_items: int, 
     return items, scores
 
 
-def cooccurrence_priors(
-    frame: pd.DataFrame, n_items: int, k: int = 50, window: int = 10, steps: int = 3
-) -> tuple[np.ndarray, np.ndarray]:
-    """Item-item neighbours from training sessions, [2, n_items + 1, k] (items, scores).
-
-    Prior 0: cosine of session co-occurrence within ``window`` positions (as ``item_knn``).
-    Prior 1: what follows an item within ``steps`` events in a shopper's timeline, as a
-    share of the item's transitions (order matters for the next item). The model learns
-    how much each prior counts; the arrays travel in its exported weights.
-    """
+def _item_timeline(frame: pd.DataFrame) -> pd.DataFrame:
+    """Item events of ``frame`` (known item, item event type), by shopper, session and time."""
     events = frame[(frame["item_idx"].to_numpy() > 0) & (frame["type_idx"].to_numpy() > 0)]
-    events = events.sort_values(["shopper", "session", "timestamp"], kind="stable")
+    return events.sort_values(["shopper", "session", "timestamp"], kind="stable")
+
+
+def cooccurrence_prior(
+    frame: pd.DataFrame, n_items: int, k: int = 20, window: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
+    """[n_items + 1, k] (items, scores): cosine of session co-occurrence within ``window``
+    positions (as ``baselines.ItemKNN``)."""
+    events = _item_timeline(frame)
     size = n_items + 1
     session = pd.factorize(events["shopper"].astype(str) + "\x1f" + events["session"].astype(str))[0]
     items = events["item_idx"].to_numpy(np.int64)
@@ -186,9 +186,17 @@ def cooccurrence_priors(
     )
     head, tail = codes // size, codes % size
     cosine = co / np.sqrt(np.maximum(n_with[head] * n_with[tail], 1.0))
-    result = [_top_k(head, tail, cosine, n_items, k)]
+    return _top_k(head, tail, cosine, n_items, k)
 
-    events = events.sort_values(["shopper", "timestamp"], kind="stable")
+
+def transition_prior(
+    frame: pd.DataFrame, n_items: int, k: int = 20, steps: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
+    """[n_items + 1, k] (items, scores): what follows an item within ``steps`` events of a
+    shopper's timeline (weighted 1 / distance), as a share of the item's transitions; order
+    matters for the next item."""
+    events = _item_timeline(frame).sort_values(["shopper", "timestamp"], kind="stable")
+    size = n_items + 1
     shopper = pd.factorize(events["shopper"].astype(str))[0]
     items = events["item_idx"].to_numpy(np.int64)
     change = np.r_[True, (items[1:] != items[:-1]) | (shopper[1:] != shopper[:-1])]
@@ -206,5 +214,46 @@ def cooccurrence_priors(
     total = np.bincount(inverse, weights=weight, minlength=len(unique))
     head, tail = unique // size, unique % size
     out = np.bincount(head, weights=total, minlength=size)
-    result.append(_top_k(head, tail, total / (out[head] + 1.0), n_items, k))
-    return np.stack([r[0] for r in result]), np.stack([r[1] for r in result])
+    return _top_k(head, tail, total / (out[head] + 1.0), n_items, k)
+
+
+def ease_prior(
+    frame: pd.DataFrame, n_items: int, k: int = 20, max_items: int = 5000
+) -> tuple[np.ndarray, np.ndarray]:
+    """[n_items + 1, k] (items, scores): EASE's item-item weights.
+
+    EASE (``baselines.EASE``) is the strongest baseline on ``new`` next items: a linear model
+    whose score is the history times ``B``. Its ``k`` largest positive weights per row, over the
+    ``max_items`` most popular items (``B`` is dense and quadratic), make a prior the model
+    weighs like the others. One scale for the whole table (the mean best weight becomes 1, as
+    for the other priors), so the learned prior weights start in the same range.
+    """
+    from .baselines import EASE
+
+    ease = EASE(max_items=max_items).fit(frame, n_items)
+    weights = ease.weights_[: len(ease.items_)]  # [m, m] over local ids
+    width = min(k, weights.shape[1])
+    if width == 0:
+        return _top_k(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), n_items, k)
+    best = np.argpartition(-weights, width - 1, axis=1)[:, :width]
+    score = np.take_along_axis(weights, best, axis=1).reshape(-1)
+    head, tail = np.repeat(ease.items_, width), ease.items_[best.reshape(-1)]
+    keep = score > 0
+    items, scores = _top_k(head[keep], tail[keep], score[keep], n_items, k)
+    tops = scores[:, 0][scores[:, 0] > 0]
+    return items, scores / np.float32(tops.mean() if len(tops) else 1.0)
+
+
+#: The item-item priors a model can blend into its scores, by name. Each maps the item a
+#: shopper interacted with to ``k`` neighbours and a score (about 1 for the best); the model
+#: learns how much each counts by event type, age and position, and the arrays travel in its
+#: exported weights.
+PRIORS = {"cooccurrence": cooccurrence_prior, "transitions": transition_prior, "ease": ease_prior}
+
+
+def item_priors(
+    frame: pd.DataFrame, n_items: int, names: tuple[str, ...], k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The priors ``names`` stacked, [len(names), n_items + 1, k] (items, scores)."""
+    tables = [PRIORS[name](frame, n_items, k) for name in names]
+    return np.stack([t[0] for t in tables]), np.stack([t[1] for t in tables])

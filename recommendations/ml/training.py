@@ -15,7 +15,7 @@ from typing import Any
 from ..extras import require
 from .base import Recommender
 from .cases import CaseBatch, training_cases, unix_seconds
-from .features import FeatureSpec, ItemFeatures, cooccurrence_priors, featurize
+from .features import PRIORS, FeatureSpec, ItemFeatures, featurize, item_priors
 from .tower import NumpyTower
 
 keras = require("ml", "keras")
@@ -92,6 +92,7 @@ class NextItemRecommender(Recommender):
         prior_window: int = 5,
         mixture: bool = True,
         gate_shift: float = 3.0,
+        priors: tuple[str, ...] = ("transitions", "ease"),
         random_state: int = 0,
         progress: Progress | None = None,
     ) -> None:
@@ -125,6 +126,10 @@ class NextItemRecommender(Recommender):
         # shopper's own items come first more often. 3 was chosen on validation windows of the
         # training side of both benchmark logs (3 and 4 tied, 0 was worst), never on test data.
         self.gate_shift = gate_shift
+        # Item-item priors by name (``features.PRIORS``): "cooccurrence" (session cosine),
+        # "transitions" (what follows an item), "ease" (EASE's weights, the strongest baseline
+        # on new items; over the 5,000 most popular items).
+        self.priors = priors
         self.random_state = random_state
         self.progress = progress
 
@@ -132,10 +137,11 @@ class NextItemRecommender(Recommender):
         names = (
             "embedding_dim", "hidden_units", "attention_units", "dropout", "history_length", "epochs",
             "batch_size", "learning_rate", "patience", "validation_fraction", "sampled_softmax_above",
-            "n_negatives", "max_categories", "min_steps_per_epoch", "sampled_batch_size", "weight_decay", "scalar_epochs", "repeat", "n_neighbours", "prior_window", "mixture", "gate_shift", "random_state",
+            "n_negatives", "max_categories", "min_steps_per_epoch", "sampled_batch_size", "weight_decay", "scalar_epochs", "repeat", "n_neighbours", "prior_window", "mixture", "gate_shift", "priors", "random_state",
         )  # fmt: skip
         params = {name: getattr(self, name) for name in names}
         params["hidden_units"] = list(params["hidden_units"])
+        params["priors"] = list(params["priors"])
         return params
 
     def _inputs(self, cases: CaseBatch) -> dict[str, np.ndarray]:
@@ -145,6 +151,10 @@ class NextItemRecommender(Recommender):
         self, train: pd.DataFrame, n_items: int, item_features: ItemFeatures | None = None
     ) -> NextItemRecommender:
         started = time.perf_counter()
+        unknown = [name for name in self.priors if name not in PRIORS]
+        if unknown:
+            raise ValueError(f"unknown priors {unknown}; expected some of {', '.join(PRIORS)}")
+        self.priors_ = tuple(self.priors)
         keras.utils.set_random_seed(self.random_state)
         self.n_items_ = int(n_items)
         self.item_features_ = item_features or ItemFeatures.unknown(n_items)
@@ -192,7 +202,7 @@ class NextItemRecommender(Recommender):
             seed=self.random_state,
             history_length=self.history_length,
             repeat=self.repeat,
-            n_priors=2 if self.n_neighbours else 0,
+            n_priors=len(self.priors) if self.n_neighbours else 0,
             n_neighbours=self.n_neighbours,
             item_bias_init=bias.tolist(),
             prior_window=self.prior_window,
@@ -204,7 +214,7 @@ class NextItemRecommender(Recommender):
             prior_events = train
             if self.prior_cut_ is not None:
                 prior_events = train[unix_seconds(train["timestamp"]) < self.prior_cut_]
-            self.model_.set_priors(*cooccurrence_priors(prior_events, n_items, k=self.n_neighbours))
+            self.model_.set_priors(*item_priors(prior_events, n_items, self.priors_, self.n_neighbours))
         # Big catalogues (sampled softmax) take big batches: each step updates the whole item
         # table, so steps are what cost. Small data: smaller batches, so an epoch still takes
         # enough optimizer steps.
@@ -255,7 +265,7 @@ class NextItemRecommender(Recommender):
                 self.model_.set_weights(before)
             best = min(best, stage_best)
         if self.prior_cut_ is not None:
-            self.model_.set_priors(*cooccurrence_priors(train, n_items, k=self.n_neighbours))
+            self.model_.set_priors(*item_priors(train, n_items, self.priors_, self.n_neighbours))
         if self.model_.mixture and self.gate_shift:
             shift = np.eye(1, self.model_.mix.units, dtype=np.float32)[0] * np.float32(self.gate_shift)
             self.model_.mix.bias.assign(self.model_.mix.bias + shift)
