@@ -7,6 +7,6 @@ in BENCHMARKS.md, keeping the others. Add a suite by writing its module and nami
 """
 
 #: Suites run by default, in the order of their sections in BENCHMARKS.md.
-SUITES: tuple[str, ...] = ("capture", "learning", "serving", "suggest")
+SUITES: tuple[str, ...] = ("capture", "learning", "selection", "serving", "suggest")
 #: Suites run only when named: ``load`` writes its section into RELIABILITY.md (``make load``).
 EXTRA_SUITES: tuple[str, ...] = ("load",)

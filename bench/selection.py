@@ -1,0 +1,125 @@
+"""Selection suite: how the model's defaults were chosen, on the training side only.
+
+The quality table of the learning suite is measured on the later part of each log, which
+nothing may be tuned on. Choices are made here instead: each benchmark log's *training side*
+(the events before the learning suite's split) is split again by time, at the
+``DEV_QUANTILE`` of its event times; every candidate setting of ``NextItemRecommender`` is
+fitted on the earlier part and measured on the later ("dev") part, beside the strongest
+baselines, with the same ``run_evaluation`` as everywhere. The test part is never read.
+
+Each candidate changes one parameter of the defaults, so the table says what each choice
+is worth. ``--quick`` trains one epoch per candidate on the first data set: a smoke run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bench import common
+from bench.learning import DATASETS, K, fmt, fmt_ratio, ratio
+
+#: Where each training side is split again: the dev part is its latest 30 % of events.
+DEV_QUANTILE = 0.7
+#: The baselines the candidates are compared with (the strongest in each variant).
+BASELINES = ("session_recency", "ease", "item_knn")
+#: (label, parameters that differ from the defaults); the first row is the defaults.
+CANDIDATES: tuple[tuple[str, Mapping[str, Any]], ...] = (
+    ("defaults", {}),
+    ("priors: session co-occurrence + transitions", {"priors": ("cooccurrence", "transitions")}),
+    ("priors: all three", {"priors": ("cooccurrence", "transitions", "ease")}),
+    ("no priors", {"n_neighbours": 0}),
+    ("prior_window 3", {"prior_window": 3}),
+    ("prior_window 10", {"prior_window": 10}),
+    ("n_neighbours 30", {"n_neighbours": 30}),
+    ("gate_shift 0", {"gate_shift": 0.0}),
+    ("gate_shift 5", {"gate_shift": 5.0}),
+    ("no mixture (repeat logit added)", {"mixture": False}),
+)
+QUICK_PARAMS = {"epochs": 1, "scalar_epochs": 1}
+
+
+def evaluate_candidates(dataset: Any, quick: bool) -> dict[str, Any]:
+    from recommendations.ml.baselines import BASELINES as ALL_BASELINES
+    from recommendations.ml.evaluation import run_evaluation
+    from recommendations.ml.frames import read_events, split_at
+    from recommendations.ml.training import NextItemRecommender
+
+    train, _ = split_at(read_events(dataset.path, dataset.format), dataset.split)  # test side unused
+    cut = train["timestamp"].quantile(DEV_QUANTILE)
+    fit, dev = split_at(train, cut)
+    common.progress(f"{dataset.label}: {len(fit):,} events before {cut}, {len(dev):,} dev events after")
+    models: dict[str, Any] = {name: ALL_BASELINES[name]() for name in BASELINES}
+    labels = {}
+    for i, (label, params) in enumerate(CANDIDATES):
+        model = NextItemRecommender(**{**params, **(QUICK_PARAMS if quick else {})})
+        model.name = f"candidate_{i}"
+        models[model.name] = model
+        labels[model.name] = label
+    result = run_evaluation(fit, dev, k=K, models=models, progress=common.progress)
+    return {"dataset": dataset, "cut": cut, "fit": len(fit), "dev": len(dev), "result": result, "labels": labels}
+
+
+def render(runs: list[dict[str, Any]]) -> list[str]:
+    out = [
+        f"**Target of the learning suite, checked here first: MRR@{K} ≥ {1.10:.2f} x the best baseline in "
+        "both variants.** Each row changes one parameter of the defaults; ratios are to the best of "
+        f"{', '.join(f'`{name}`' for name in BASELINES)} on the same dev cases.",
+        "",
+    ]
+    metric = f"mrr@{K}"
+    for run in runs:
+        dataset, result = run["dataset"], run["result"]
+        variants = result["variants"]
+        out += [
+            f"#### {dataset.label}",
+            "",
+            f"Training side before {dataset.split} split again at {run['cut']:%Y-%m-%d %H:%M:%S} UTC: "
+            f"{run['fit']:,} events to fit, {run['dev']:,} dev events; "
+            + ", ".join(f"{variants[v]['n_cases']:,} `{v}` cases" for v in ("all", "new"))
+            + ".",
+            "",
+        ]
+        best = {
+            v: max((variants[v]["models"][name][metric], name) for name in BASELINES) for v in ("all", "new")
+        }
+        rows = [
+            [
+                f"baseline `{name}`",
+                *[fmt(variants[v]["models"][name][metric]) for v in ("all", "new")],
+                "",
+                "",
+            ]
+            for name in BASELINES
+        ]
+        for name, label in run["labels"].items():
+            scores = [variants[v]["models"][name][metric] for v in ("all", "new")]
+            ratios = [ratio(score, best[v][0]) for score, v in zip(scores, ("all", "new"), strict=True)]
+            shown = f"**{label}**" if label == "defaults" else label
+            rows.append([shown, *[fmt(s) for s in scores], *[fmt_ratio(r) for r in ratios]])
+        out += [
+            common.table(
+                ["model", f"all MRR@{K}", f"new MRR@{K}", "all vs best baseline", "new vs best baseline"],
+                rows,
+            ),
+            "",
+        ]
+    return out
+
+
+def run(quick: bool) -> str:
+    """Run the selection suite and return its Markdown section."""
+    common.setup_django()
+    datasets = DATASETS[:1] if quick else DATASETS
+    runs = [evaluate_candidates(dataset, quick) for dataset in datasets]
+    method = (
+        "each log's training side (before the learning suite's split) split again by time at the "
+        f"{DEV_QUANTILE:.0%} quantile of its events; candidates fitted on the earlier part, measured on the "
+        "later part with `run_evaluation`, beside the strongest baselines; the test part is never read. "
+        "Details: docstring of `bench/selection.py`."
+    )
+    out = [
+        common.section_header("Model selection on the training side (dev splits)", method, quick=quick),
+        *render(runs),
+    ]
+    return "\n".join(out)
