@@ -57,7 +57,14 @@ def evaluate_candidates(dataset: Any, quick: bool) -> dict[str, Any]:
         models[model.name] = model
         labels[model.name] = label
     result = run_evaluation(fit, dev, k=K, models=models, progress=common.progress)
-    return {"dataset": dataset, "cut": cut, "fit": len(fit), "dev": len(dev), "result": result, "labels": labels}
+    return {
+        "dataset": dataset,
+        "cut": cut,
+        "fit": len(fit),
+        "dev": len(dev),
+        "result": result,
+        "labels": labels,
+    }
 
 
 def render(runs: list[dict[str, Any]]) -> list[str]:
