@@ -57,6 +57,17 @@ def test_for_you_follows_what_was_viewed_a_moment_ago(served_model, browser):
     assert second["items"][0]["score"] > second["items"][-1]["score"] > 0
 
 
+def test_a_reason_names_only_a_history_event_that_explains_the_item(served_model, browser):
+    view(browser, *PHONES[:3])
+    entries = for_you(browser, limit=20)["items"]
+    reasons = {ITEMS[entry["item_id"]]: entry["reason"] for entry in entries}
+    # Phones follow the phones just viewed; nothing viewed explains a sofa or a kettle (the
+    # world's visits never mix categories), so they must not claim a phone as their reason.
+    assert reasons["electronics.smartphone"].startswith("Because you viewed “Smartphone 50")
+    others = [entry["reason"] for entry in entries if ITEMS[entry["item_id"]] != "electronics.smartphone"]
+    assert others and all(reason == "Picked for you" for reason in others)
+
+
 def test_for_you_excludes_cart_purchases_stock_outs_inactive_and_hidden(
     served_model, browser, recorder_settings
 ):
@@ -352,7 +363,9 @@ def test_version_page_shows_sample_recommendations_and_click_through(served_mode
     page = admin_client.get(
         reverse("admin:recommendations_modelversion_change", args=[served_model.pk])
     ).content.decode()
-    assert "Sample recommendations" in page and "Because you viewed" in page
+    # The sofas follow the click on a sofa ("Because you chose …"); no reason names a view
+    # that does not explain its item.
+    assert "Sample recommendations" in page and "Because you chose “Sofa" in page
     assert "<td>for_you</td><td>1</td><td>1</td><td>100.0%</td>" in page
 
 

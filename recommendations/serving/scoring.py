@@ -18,6 +18,13 @@ from ..ml.features import featurize
 from .history import HistoryEvent
 from .loader import ServingModel
 
+#: The least a history event must add to an item's logit (x1.65 its probability) to be named
+#: as the reason. Below it the item is there for its own popularity or the user vector as a
+#: whole, and the largest share is noise (e.g. the cosine of embeddings the model barely
+#: trained), which would name an unrelated product ("Because you viewed “Sneakers”" under a
+#: phone). Those items keep the generic reason.
+MIN_REASON_CONTRIBUTION = 0.5
+
 
 @dataclass
 class ShopperScores:
@@ -62,7 +69,7 @@ class ShopperScores:
         result = {}
         for column, ((item, _), position) in enumerate(zip(known, best, strict=True)):
             event = self.history[position]
-            if event is not None and np.isfinite(contributions[position, column]):
+            if event is not None and contributions[position, column] >= MIN_REASON_CONTRIBUTION:
                 result[item] = event
         return result
 
