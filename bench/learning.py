@@ -55,6 +55,7 @@ PREP_TARGET_SECONDS = 5.0
 PREP_TARGET_EVENTS = 1_000_000
 GPU_TARGET = 500_000.0
 MODEL_NAME = "mlp_attention"
+BOOTSTRAP_REPEATS = 2000
 #: The chart BENCHMARKS.md links; a ``--quick`` run draws into the git-ignored ``bench/out/`` instead.
 CHART_PATH = common.ROOT / "docs" / "benchmarks" / "quality.png"
 OUT_DIR = common.ROOT / "bench" / "out"
@@ -197,7 +198,8 @@ def measure_quality(dataset: Dataset, sizes: Sizes) -> dict[str, Any]:
     models = {MODEL_NAME: model}
     models.update({name: cls() for name, cls in BASELINES.items()})
     models.update({name: cls() for name, cls in PEERS.items()})
-    result = run_evaluation(train, test, k=K, models=models, progress=common.progress)
+    result = run_evaluation(train, test, k=K, models=models, progress=common.progress, per_case=True)
+    ranks = {variant: data.pop("reciprocal_ranks") for variant, data in result["variants"].items()}
     common.progress(f"{dataset.label}:\n{format_table(result)}")
     history = list(getattr(model, "history_", []) or [])
     return {
@@ -206,6 +208,7 @@ def measure_quality(dataset: Dataset, sizes: Sizes) -> dict[str, Any]:
         "test_events": len(test),
         "result": result,
         "history": history,
+        "reciprocal_ranks": ranks,
     }
 
 
@@ -216,6 +219,33 @@ def best_of(models: Mapping[str, Mapping[str, Any]], kind: str) -> tuple[str | N
         return None, None
     name = max(names, key=lambda n: models[n][mrr])
     return name, models[name][mrr]
+
+
+def ratio_interval(
+    ours: Any, other: Any, repeats: int = BOOTSTRAP_REPEATS, seed: int = 0
+) -> tuple[float, float] | None:
+    """95 % paired bootstrap interval of mean(ours) / mean(other) over the same cases.
+
+    Cases are drawn with replacement, the same draw for both models, so the interval shows
+    how much of a ratio the few hundred cases of a small log can move.
+    """
+    import numpy as np
+
+    ours, other = np.asarray(ours, np.float64), np.asarray(other, np.float64)
+    if len(ours) == 0 or len(ours) != len(other):
+        return None
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(ours), size=(repeats, len(ours)))
+    top, bottom = ours[draws].mean(axis=1), other[draws].mean(axis=1)
+    ratios = top[bottom > 0] / bottom[bottom > 0]
+    if len(ratios) == 0:
+        return None
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def fmt_interval(interval: tuple[float, float] | None) -> str:
+    return "-" if interval is None else f"{interval[0]:.2f} to {interval[1]:.2f}"
 
 
 def quality_rows(quality: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -229,6 +259,13 @@ def quality_rows(quality: list[dict[str, Any]]) -> list[dict[str, Any]]:
             baseline, baseline_mrr = best_of(models, "baseline")
             peer, peer_mrr = best_of(models, "peer")
             vs_baseline, vs_peer = ratio(ours, baseline_mrr), ratio(ours, peer_mrr)
+            ranks = item.get("reciprocal_ranks", {}).get(variant, {})
+            intervals = {
+                name: ratio_interval(ranks[MODEL_NAME], ranks[name])
+                if MODEL_NAME in ranks and name in ranks
+                else None
+                for name in (baseline, peer)
+            }
             met_baseline = vs_baseline is not None and vs_baseline >= MRR_TARGET
             met_peer = vs_peer is not None and vs_peer >= MRR_TARGET
             met = met_baseline and met_peer
@@ -244,6 +281,8 @@ def quality_rows(quality: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "peer": peer,
                     "peer_mrr": peer_mrr,
                     "vs_peer": vs_peer,
+                    "interval_baseline": intervals.get(baseline),
+                    "interval_peer": intervals.get(peer),
                     "met_baseline": met_baseline,
                     "met_peer": met_peer,
                     "met": met,
@@ -484,7 +523,8 @@ def save_results(quality: list, prep: dict, training: list, smoke: dict | None, 
     data = {
         "command": common.command_line(),
         "quality": [
-            {key: value for key, value in item.items() if key != "dataset"} | {"dataset": item["dataset"].key}
+            {key: value for key, value in item.items() if key not in ("dataset", "reciprocal_ranks")}
+            | {"dataset": item["dataset"].key}
             for item in quality
         ],
         "preprocessing": prep,
@@ -538,6 +578,11 @@ def render_quality(quality: list[dict[str, Any]], chart: Path, chart_bytes: int)
     out += [
         "**Target: our MRR@20 ≥ 1.10 x the best baseline and ≥ 1.10 x the best peer, in both variants.**",
         "",
+        f"Each ratio's 95% interval is a paired bootstrap over the cases ({BOOTSTRAP_REPEATS:,} draws of the "
+        "same cases for both models): how far the ratio could move with another sample of shoppers of the "
+        "same size. The defaults were chosen on dev splits of the training side (section *Model selection* "
+        "below), never on these cases.",
+        "",
         common.table(
             [
                 "data set",
@@ -546,8 +591,10 @@ def render_quality(quality: list[dict[str, Any]], chart: Path, chart_bytes: int)
                 f"{MODEL_NAME} MRR@{K}",
                 "best baseline",
                 "ratio",
+                "95% interval",
                 "best peer",
                 "ratio",
+                "95% interval",
                 "met vs baseline / vs peer",
             ],
             [
@@ -558,8 +605,10 @@ def render_quality(quality: list[dict[str, Any]], chart: Path, chart_bytes: int)
                     f"**{fmt(row['ours'])}**",
                     f"{row['baseline']} {fmt(row['baseline_mrr'])}",
                     f"**{fmt_ratio(row['vs_baseline'])}**",
+                    fmt_interval(row["interval_baseline"]),
                     f"{row['peer']} {fmt(row['peer_mrr'])}",
                     f"**{fmt_ratio(row['vs_peer'])}**",
+                    fmt_interval(row["interval_peer"]),
                     " / ".join("yes" if ok else "**no**" for ok in (row["met_baseline"], row["met_peer"])),
                 ]
                 for row in rows

@@ -89,8 +89,9 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 class _Tally:
     """Running sums of one model in one variant, so chunks never need to be kept."""
 
-    def __init__(self, n_items: int, k: int, surprise: np.ndarray) -> None:
+    def __init__(self, n_items: int, k: int, surprise: np.ndarray, per_case: bool = False) -> None:
         self.k, self.surprise = k, surprise
+        self.ranks: list[np.ndarray] | None = [] if per_case else None
         self.n = 0
         self.hits = self.reciprocal = self.gain = self.novelty = 0.0
         self.recommended = 0
@@ -102,6 +103,10 @@ class _Tally:
         match = (items == targets[:, None]) & valid
         hit = match.any(axis=1)
         rank = match.argmax(axis=1)[hit] + 1.0
+        if self.ranks is not None:
+            reciprocal = np.zeros(len(targets), np.float32)
+            reciprocal[hit] = 1.0 / rank
+            self.ranks.append(reciprocal)
         self.n += len(targets)
         self.hits += float(hit.sum())
         self.reciprocal += float((1.0 / rank).sum())
@@ -132,6 +137,7 @@ def evaluate(
     n_items: int,
     train_seconds: Mapping[str, float] | None = None,
     batch_size: int = 2048,
+    per_case: bool = False,
 ) -> dict[str, Any]:
     """Metrics of fitted models on ``cases``, in both variants, scoring each chunk once.
 
@@ -141,6 +147,9 @@ def evaluate(
     share of the catalogue recommended at least once; novelty is the mean ``-log2`` of the
     recommended items' training popularity share, smoothed by +1 per item. The arrays
     ``score`` returns are masked in place, so a model must return a fresh array each call.
+    ``per_case`` adds each variant's ``reciprocal_ranks``: model name -> float32 [n_cases]
+    (1 / rank of the target, 0 beyond k), the same cases for every model, for paired
+    comparisons such as bootstrap intervals (numpy arrays: not JSON).
     """
     if k < 1:
         raise ValueError("k must be at least 1")
@@ -155,7 +164,7 @@ def evaluate(
     # Scores are [rows, n_items + 1] float32: keep a chunk near 256 MB on big catalogues.
     batch_size = max(1, min(batch_size, MAX_CHUNK_CELLS // (n_items + 1)))
     for name, model in models.items():
-        tallies = {variant: _Tally(n_items, k, surprise) for variant in VARIANTS}
+        tallies = {variant: _Tally(n_items, k, surprise, per_case) for variant in VARIANTS}
         for start in range(0, len(cases), batch_size):
             chunk = cases.take(slice(start, start + batch_size))
             scores = np.asarray(model.score(chunk), dtype=np.float32)
@@ -180,6 +189,11 @@ def evaluate(
             seconds = train_seconds.get(name)
             metrics["train_seconds"] = None if seconds is None else float(seconds)
             result[variant]["models"][name] = metrics
+            ranks = tallies[variant].ranks
+            if ranks is not None:
+                result[variant].setdefault("reciprocal_ranks", {})[name] = (
+                    np.concatenate(ranks) if ranks else np.zeros(0, np.float32)
+                )
     return result
 
 
@@ -194,12 +208,14 @@ def run_evaluation(
     max_history: int = 50,
     progress: Progress | None = None,
     preprocessor: Any = None,
+    per_case: bool = False,
 ) -> dict[str, Any]:
     """Fit on ``train_frame``, evaluate on ``test_frame`` (canonical frames, split by time).
 
     ``models``: names, unfitted ``Recommender`` instances, or a name -> instance mapping;
     ``None`` runs every baseline and the learned model when it can be imported. Pass an
-    unfitted ``preprocessor`` to keep it (fitted here) for the model's files.
+    unfitted ``preprocessor`` to keep it (fitted here) for the model's files. ``per_case``:
+    see ``evaluate``.
     """
     from .preprocessing import Preprocessor
 
@@ -252,6 +268,7 @@ def run_evaluation(
         item_popularity=preprocessor.item_popularity_,
         n_items=n_items,
         train_seconds=seconds,
+        per_case=per_case,
     )
     return {
         "n_cases": len(cases),
