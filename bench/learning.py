@@ -378,6 +378,26 @@ def shopper_subset(frame: Any, n_cases: int, validation_fraction: float, seed: i
     return frame[frame["shopper"].isin(chosen)]
 
 
+def machine_gflops(size: int = 1024, repeats: int = 15) -> float:
+    """Median float32 matrix-product GFLOP/s on this machine now (numpy, all its BLAS threads).
+
+    The host is shared, and the same training code has run at twice the rate of another
+    run an hour later; this figure, taken just before and after each main fit, says how
+    fast the machine itself was at the time.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a, b = rng.random((size, size), np.float32), rng.random((size, size), np.float32)
+    a @ b  # warm-up
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - started)
+    return 2 * size**3 / common.median(times) / 1e9
+
+
 def steady_rate(history: list[dict[str, Any]]) -> tuple[float | None, float | None]:
     """(first epoch's samples/s, median of the later epochs'), skipping each stage's first epoch."""
     rates, first = [], None
@@ -449,7 +469,9 @@ def measure_training(base: Any, sizes: Sizes) -> list[dict[str, Any]]:
             rate = probe["steady"] or probe["first"] or 0.0
             affordable = int(rate * sizes.epoch_budget_s / max(sizes.speed_epochs, 1))
             n_cases = max(sizes.probe_cases, min(sizes.speed_cases, affordable))
+        before = machine_gflops()
         main = fit_speed(data, n_cases, sizes, label, seed)
+        main["gflops"] = (before, machine_gflops())
         main["role"] = "main"
         main["capped"] = n_cases < sizes.speed_cases
         main["shape"] = data["shape"]
@@ -768,6 +790,12 @@ def render_training(runs: list[dict[str, Any]], sizes: Sizes) -> list[str]:
                 f"Wall time for {sampled['n_train']:,} training cases x {sampled['epochs']} epochs: "
                 f"{sampled['train_seconds']:.1f} s (whole `fit`, preprocessing excluded)."
             )
+    if sampled and sampled.get("gflops"):
+        before, after = sampled["gflops"]
+        lines.append(
+            f"Machine speed around that fit (float32 1024 x 1024 matrix products, `machine_gflops`): "
+            f"{before:.0f} GFLOP/s before, {after:.0f} after; the shared host's speed moves the rate with it."
+        )
     if sampled and full and sampled["steady"] and full["steady"]:
         lines.append(
             f"Side by side in this run: the sampled softmax on {sampled['n_items']:,} items trains "
