@@ -139,9 +139,12 @@ def test_per_case_reciprocal_ranks_are_the_mrr_case_by_case(batch_size):
     assert every.mean() == pytest.approx(result["all"]["models"]["fixed"]["mrr@3"])
     # new: rows 0 and 2; row 2 loses session item 1, so target 4 moves up to rank 3.
     assert result["new"]["reciprocal_ranks"]["fixed"].tolist() == pytest.approx([1.0, 1 / 3])
-    assert "reciprocal_ranks" not in evaluate(
-        {"fixed": FixedScores(TABLE)}, metric_cases(), k=3, item_popularity=POPULARITY, n_items=5
-    )["all"]
+    assert (
+        "reciprocal_ranks"
+        not in evaluate(
+            {"fixed": FixedScores(TABLE)}, metric_cases(), k=3, item_popularity=POPULARITY, n_items=5
+        )["all"]
+    )
 
 
 def test_new_variant_counts_only_new_targets_and_drops_session_items():
