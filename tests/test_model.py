@@ -278,3 +278,8 @@ def test_one_epoch_on_the_jax_backend():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "JAX OK 1" in result.stdout
+
+
+def test_no_priors_named_trains_without_priors():
+    model = NextItemRecommender(**SMALL, epochs=1, scalar_epochs=0, priors=()).fit(planted(), 200)
+    assert model.model_.n_priors == 0 and model.prior_cut_ is None

@@ -124,7 +124,8 @@ class NextItemRecommender(Recommender):
         # Added to the repeat gate's logit after training. The mixture is fitted for likelihood,
         # which spreads probability over the catalogue; a ranked list does better when the
         # shopper's own items come first more often. 3 was chosen on validation windows of the
-        # training side of both benchmark logs (3 and 4 tied, 0 was worst), never on test data.
+        # training side of both benchmark logs (3 and 4 tied, 0 was worst), never on test data;
+        # ``python -m bench selection`` shows the comparison.
         self.gate_shift = gate_shift
         # Item-item priors by name (``features.PRIORS``): "cooccurrence" (session cosine),
         # "transitions" (what follows an item), "ease" (EASE's weights, the strongest baseline
@@ -154,7 +155,7 @@ class NextItemRecommender(Recommender):
         unknown = [name for name in self.priors if name not in PRIORS]
         if unknown:
             raise ValueError(f"unknown priors {unknown}; expected some of {', '.join(PRIORS)}")
-        self.priors_ = tuple(self.priors)
+        self.priors_ = tuple(self.priors) if self.n_neighbours else ()  # no neighbours: no priors
         keras.utils.set_random_seed(self.random_state)
         self.n_items_ = int(n_items)
         self.item_features_ = item_features or ItemFeatures.unknown(n_items)
@@ -174,7 +175,7 @@ class NextItemRecommender(Recommender):
         # only the events before the validation slice (``prior_cut_``); the final model's priors
         # count every training event. (Tried on dev splits of the training side: also holding
         # the priors' events out of the fitting cases, 30-70 % of them, was worse on new items.)
-        self.prior_cut_ = float(val_cases.now.min()) if self.n_neighbours and n_val else None
+        self.prior_cut_ = float(val_cases.now.min()) if self.priors_ and n_val else None
 
         counts = np.bincount(fit_cases.targets, minlength=n_items + 1).astype(np.float64) + 1.0
         counts[0] = 0.0
@@ -202,7 +203,7 @@ class NextItemRecommender(Recommender):
             seed=self.random_state,
             history_length=self.history_length,
             repeat=self.repeat,
-            n_priors=len(self.priors) if self.n_neighbours else 0,
+            n_priors=len(self.priors_),
             n_neighbours=self.n_neighbours,
             item_bias_init=bias.tolist(),
             prior_window=self.prior_window,
@@ -210,7 +211,7 @@ class NextItemRecommender(Recommender):
         )
         x, y = self._xy(fit_cases)
         self.model_({name: value[:1] for name, value in x.items()})  # build, then set the priors
-        if self.n_neighbours:
+        if self.priors_:
             prior_events = train
             if self.prior_cut_ is not None:
                 prior_events = train[unix_seconds(train["timestamp"]) < self.prior_cut_]
