@@ -101,17 +101,16 @@ def metric_cases() -> CaseBatch:
     )
 
 
+def evaluate_table(**options) -> dict:
+    """``evaluate`` of the hand-computed ``TABLE`` on ``metric_cases()`` at k = 3."""
+    return evaluate(
+        {"fixed": FixedScores(TABLE)}, metric_cases(), k=3, item_popularity=POPULARITY, n_items=5, **options
+    )
+
+
 @pytest.mark.parametrize("batch_size", [2048, 2, 1])
 def test_metrics_match_hand_computed_values(batch_size):
-    result = evaluate(
-        {"fixed": FixedScores(TABLE)},
-        metric_cases(),
-        k=3,
-        item_popularity=POPULARITY,
-        n_items=5,
-        train_seconds={"fixed": 1.5},
-        batch_size=batch_size,
-    )
+    result = evaluate_table(train_seconds={"fixed": 1.5}, batch_size=batch_size)
     every = result["all"]
     assert every["n_cases"] == 3
     m = every["models"]["fixed"]
@@ -125,32 +124,17 @@ def test_metrics_match_hand_computed_values(batch_size):
 
 @pytest.mark.parametrize("batch_size", [2048, 2])
 def test_per_case_reciprocal_ranks_are_the_mrr_case_by_case(batch_size):
-    result = evaluate(
-        {"fixed": FixedScores(TABLE)},
-        metric_cases(),
-        k=3,
-        item_popularity=POPULARITY,
-        n_items=5,
-        batch_size=batch_size,
-        per_case=True,
-    )
+    result = evaluate_table(batch_size=batch_size, per_case=True)
     every = result["all"]["reciprocal_ranks"]["fixed"]
     assert every.tolist() == pytest.approx([1.0, 1 / 3, 0.0])
     assert every.mean() == pytest.approx(result["all"]["models"]["fixed"]["mrr@3"])
     # new: rows 0 and 2; row 2 loses session item 1, so target 4 moves up to rank 3.
     assert result["new"]["reciprocal_ranks"]["fixed"].tolist() == pytest.approx([1.0, 1 / 3])
-    assert (
-        "reciprocal_ranks"
-        not in evaluate(
-            {"fixed": FixedScores(TABLE)}, metric_cases(), k=3, item_popularity=POPULARITY, n_items=5
-        )["all"]
-    )
+    assert "reciprocal_ranks" not in evaluate_table()["all"]
 
 
 def test_new_variant_counts_only_new_targets_and_drops_session_items():
-    result = evaluate(
-        {"fixed": FixedScores(TABLE)}, metric_cases(), k=3, item_popularity=POPULARITY, n_items=5
-    )
+    result = evaluate_table()
     new = result["new"]
     assert new["n_cases"] == 2
     m = new["models"]["fixed"]
