@@ -4,7 +4,7 @@
 # and, for maintainers:
 #   make bench  run the benchmarks and rewrite BENCHMARKS.md
 #   make load   the 60 s load run under gunicorn; rewrites its section of RELIABILITY.md
-#   make lint   ruff
+#   make lint   ruff, and the import contracts of pyproject.toml (lint-imports)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -34,6 +34,7 @@ demo: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 test-postgres: install
 	RECOMMENDATIONS_TEST_DB=postgres $(PY) -m pytest

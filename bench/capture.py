@@ -2,7 +2,7 @@
 
 1. Middleware overhead. The demo shop's product page (about 50 real products, in turn) is
    served in-process through ``django.test.Client`` with a browser User-Agent by two handlers
-   built side by side: one with ``recommendations.middleware.EventMiddleware`` and one
+   built side by side: one with ``recommendations.capture.middleware.EventMiddleware`` and one
    without. Both clients carry an established session, as a returning shopper does. Each
    round times N requests with the middleware and N without, alternating the order (ABBA),
    after a warm-up; a request is timed until ``client.get`` returns, which includes
@@ -46,9 +46,9 @@ from bench import common
 BROWSER_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 )
-EVENT_MIDDLEWARE = "recommendations.middleware.EventMiddleware"
-CELERY_RECORDER = "recommendations.recorders.CeleryRecorder"
-DATABASE_RECORDER = "recommendations.recorders.DatabaseRecorder"
+EVENT_MIDDLEWARE = "recommendations.capture.middleware.EventMiddleware"
+CELERY_RECORDER = "recommendations.capture.recorders.CeleryRecorder"
+DATABASE_RECORDER = "recommendations.capture.recorders.DatabaseRecorder"
 NULL_RECORDER = "bench.recorders.NullRecorder"
 RATIO_TARGET = 1.05
 INGEST_TARGET = 5000.0
@@ -291,8 +291,8 @@ def measure_handoff(products: Sequence[Any], sizes: Sizes) -> tuple[dict[str, li
     This is the step of a tracked request that differs between the recorders (``flush`` hands
     the request's buffer to the recorder); returns the samples, the events sent and stored.
     """
-    from recommendations.recorders import CeleryRecorder, DatabaseRecorder
-    from recommendations.tracking import build_record
+    from recommendations.capture.ingress import build_record
+    from recommendations.capture.recorders import CeleryRecorder, DatabaseRecorder
 
     common.progress(
         f"hand-off cost: {sizes.handoff_blocks} blocks x {sizes.handoff_calls} calls per recorder"
@@ -340,7 +340,7 @@ class IngestRun:
 
 def realistic_records(products: Sequence[Any], count: int, rng: random.Random) -> list[Any]:
     """``count`` events of a few thousand anonymous visitors, built by ``tracking.build_record``."""
-    from recommendations.tracking import build_record
+    from recommendations.capture.ingress import build_record
 
     visitors = [uuid.UUID(int=rng.getrandbits(128)).hex for _ in range(max(20, count // 25))]
     kinds = rng.choices(
@@ -372,7 +372,7 @@ def batched(records: Sequence[Any], size: int) -> list[list[Any]]:
 
 
 def ingest_bulk(batches: Sequence[Sequence[Any]]) -> IngestRun:
-    from recommendations.recorders import DatabaseRecorder
+    from recommendations.capture.recorders import DatabaseRecorder
 
     recorder = DatabaseRecorder()
     total = sum(len(batch) for batch in batches)
@@ -384,7 +384,7 @@ def ingest_bulk(batches: Sequence[Sequence[Any]]) -> IngestRun:
 
 
 def ingest_celery(batches: Sequence[Sequence[Any]]) -> IngestRun:
-    from recommendations.recorders import CeleryRecorder
+    from recommendations.capture.recorders import CeleryRecorder
 
     recorder = CeleryRecorder()
     total = sum(len(batch) for batch in batches)

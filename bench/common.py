@@ -71,6 +71,14 @@ def setup_django() -> None:
     call_command("migrate", interactive=False, verbosity=0)
 
 
+def read_events(path: Path | str, fmt: str):
+    """An event file (any importer format) as ml's canonical frame, validated like an import."""
+    from recommendations.capture.importers import parse_file
+    from recommendations.ml.frames import frame_from_records
+
+    return frame_from_records(parse_file(path, fmt))
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -187,9 +187,9 @@ def measure_quality(dataset: Dataset, sizes: Sizes) -> dict[str, Any]:
     from bench.peers import PEERS
     from recommendations.ml.baselines import BASELINES
     from recommendations.ml.evaluation import format_table, run_evaluation
-    from recommendations.ml.frames import read_events, split_at
+    from recommendations.ml.frames import split_at
 
-    frame = read_events(dataset.path, dataset.format)
+    frame = common.read_events(dataset.path, dataset.format)
     train, test = split_at(frame, dataset.split)
     common.progress(
         f"{dataset.label}: {len(train):,} training events before {dataset.split}, {len(test):,} after"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from recommendations.recorders import BaseRecorder, EventRecord
+from recommendations.capture.recorders import BaseRecorder
+from recommendations.records import EventRecord
 
 
 class NullRecorder(BaseRecorder):

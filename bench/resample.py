@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench import common
+
 #: The real data every resampled set is drawn from.
 REES46_PATH = (
     Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "rees46_oct2019_head" / "events.csv"
@@ -39,10 +41,8 @@ _NS = 1_000_000_000
 
 
 def load_base(path: Path | str = REES46_PATH, fmt: str = REES46_FORMAT) -> pd.DataFrame:
-    """The real events as a canonical frame (``frames.read_events``; needs Django set up)."""
-    from recommendations.ml.frames import read_events
-
-    return read_events(path, fmt)
+    """The real events as a canonical frame (``common.read_events``; needs Django set up)."""
+    return common.read_events(path, fmt)
 
 
 def resample_events(
@@ -55,7 +55,7 @@ def resample_events(
 ) -> pd.DataFrame:
     """A canonical frame of exactly ``n_events`` events over at most ``n_items`` item ids.
 
-    ``base`` is a canonical frame (``frames.read_events``). See the module docstring for how
+    ``base`` is a canonical frame (``common.read_events``). See the module docstring for how
     shoppers, times and items are resampled. Deterministic for a given ``seed``.
     """
     from recommendations.ml.frames import normalize_frame

@@ -42,10 +42,10 @@ QUICK_PARAMS = {"epochs": 1, "scalar_epochs": 1}
 def evaluate_candidates(dataset: Any, quick: bool) -> dict[str, Any]:
     from recommendations.ml.baselines import BASELINES as ALL_BASELINES
     from recommendations.ml.evaluation import run_evaluation
-    from recommendations.ml.frames import read_events, split_at
+    from recommendations.ml.frames import split_at
     from recommendations.ml.training import NextItemRecommender
 
-    train, _ = split_at(read_events(dataset.path, dataset.format), dataset.split)  # test side unused
+    train, _ = split_at(common.read_events(dataset.path, dataset.format), dataset.split)  # test side unused
     cut = train["timestamp"].quantile(DEV_QUANTILE)
     fit, dev = split_at(train, cut)
     common.progress(f"{dataset.label}: {len(fit):,} events before {cut}, {len(dev):,} dev events after")

@@ -71,12 +71,11 @@ def scaled_bundle(n_items: int, item_ids: list[str], category_ids: list[str], it
     """A model trained on the demo slice, its item tables resized to ``n_items`` rows."""
     import numpy as np
 
-    from recommendations import registry
-    from recommendations.ml.frames import read_events
+    from recommendations.lifecycle import registry
     from recommendations.ml.preprocessing import Preprocessor
     from recommendations.ml.training import NextItemRecommender
 
-    frame = read_events(common.ROOT / "shop/demo_data/rees46_oct2019_slice.csv.gz", "rees46")
+    frame = common.read_events(common.ROOT / "shop/demo_data/rees46_oct2019_slice.csv.gz", "rees46")
     preprocessor = Preprocessor()
     train = preprocessor.fit_transform(frame)
     model = NextItemRecommender(epochs=1, random_state=0).fit_preprocessed(train, preprocessor)
@@ -126,7 +125,8 @@ def build_world(sizes: Sizes, media: Path) -> tuple[int, list]:
     from django.core.management import call_command
     from django.utils import timezone
 
-    from recommendations import artifacts, registry
+    from recommendations import artifacts
+    from recommendations.lifecycle import registry
     from recommendations.models import Event, ModelVersion
     from shop.models import Category, Product
 
@@ -200,8 +200,9 @@ def measure_compute(sizes: Sizes) -> dict[str, list[float]]:
     """Per-request seconds of our path, the bare bound and the full service, interleaved."""
     import numpy as np
 
+    from recommendations.identity import Shopper
     from recommendations.serving import loader, services
-    from recommendations.serving.history import Shopper, recent_events
+    from recommendations.serving.history import recent_events
     from recommendations.serving.scoring import score_shopper
 
     model = loader.active_model()

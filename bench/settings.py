@@ -36,7 +36,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 RECOMMENDATIONS = {
     **RECOMMENDATIONS,
-    "RECORDER": "recommendations.recorders.CeleryRecorder",
+    "RECORDER": "recommendations.capture.recorders.CeleryRecorder",
     "CELERY_QUEUE": os.environ.get("RECOMMENDATIONS_BENCH_QUEUE", "recommendations-bench"),
 }
 

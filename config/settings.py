@@ -47,7 +47,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "recommendations.middleware.EventMiddleware",
+    "recommendations.capture.middleware.EventMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -175,9 +175,9 @@ RECOMMENDATIONS = {
     # With a real broker, events go through Celery; the one-process demo writes them directly.
     "RECORDER": os.environ.get(
         "RECOMMENDATIONS_RECORDER",
-        "recommendations.recorders.DatabaseRecorder"
+        "recommendations.capture.recorders.DatabaseRecorder"
         if CELERY_INPROCESS_WORKER
-        else "recommendations.recorders.CeleryRecorder",
+        else "recommendations.capture.recorders.CeleryRecorder",
     ),
     "CATALOGUE_ADAPTER": "shop.adapters.ShopCatalogueAdapter",
     "TRACKED_URLS": {

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from django.apps import apps
@@ -131,3 +132,12 @@ class CatalogueAdapter:
         """
         for item in self.item_queryset().iterator(chunk_size=2000):
             yield str(item), self.category_id(item), 1.0
+
+
+@lru_cache(maxsize=1)
+def get_adapter() -> CatalogueAdapter:
+    """The adapter named in ``CATALOGUE_ADAPTER`` (one instance, rebuilt when settings change)."""
+    return app_settings.get_class("CATALOGUE_ADAPTER")()
+
+
+app_settings.on_reload(get_adapter.cache_clear)

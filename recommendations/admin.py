@@ -23,8 +23,14 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from . import charts
+from .artifacts import ArtifactError
+from .capture.privacy import forget_user, forget_visitor
+from .capture.store import dropped_events
 from .conf import app_settings
+from .identity import Shopper
+from .lifecycle import registry
 from .models import Event, ModelVersion, SearchQuery, SearchWithoutResults, VisitorLink
+from .serving import history, insights, loader, services
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -77,8 +83,6 @@ class EventAdmin(ReadOnlyAdmin):
     )
     def forget_shoppers(self, request: HttpRequest, queryset) -> None:
         """Signed-in shoppers are forgotten entirely; anonymous visitors lose their events."""
-        from .privacy import forget_user, forget_visitor
-
         users = set(queryset.exclude(user=None).values_list("user_id", flat=True))
         visitors = set(
             queryset.filter(user=None).exclude(session_key="").values_list("session_key", flat=True)
@@ -90,8 +94,6 @@ class EventAdmin(ReadOnlyAdmin):
         )
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
-        from .recorders import dropped_events
-
         dropped = dropped_events()
         if dropped and request.method == "GET":
             messages.warning(
@@ -160,8 +162,6 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     def preview_view(self, request: HttpRequest) -> HttpResponse:
         """Any shopper's "for you" list with scores and reasons, and click-through by list."""
-        from .serving import history, insights, services
-
         if not self.has_view_permission(request):
             raise PermissionDenied
         wanted_user = request.GET.get("user", "").strip()
@@ -176,9 +176,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
             if found is None:
                 problem = f"No user {wanted_user!r}."
             else:
-                shopper = history.Shopper(user_id=found.pk)
+                shopper = Shopper(user_id=found.pk)
         elif wanted_visitor:
-            shopper = history.Shopper(visitor=wanted_visitor[:64])
+            shopper = Shopper(visitor=wanted_visitor[:64])
         context = {
             **self.admin_site.each_context(request),
             "title": "Preview recommendations",
@@ -201,14 +201,12 @@ class ModelVersionAdmin(admin.ModelAdmin):
         if not self.has_change_permission(request):
             messages.error(request, "You may not retrain models.")
             return HttpResponseRedirect(changelist)
-        from . import registry
-
         version, created = registry.request_training()
         if not created:
             messages.warning(request, f"Version {version.pk} is already training; it was not started twice.")
             return HttpResponseRedirect(changelist)
         try:
-            from . import tasks
+            from . import tasks  # the celery extra: only this button needs it
 
             transaction.on_commit(lambda: tasks.send(tasks.retrain, version.pk))
         except ImportError as exc:  # the celery extra is missing
@@ -230,8 +228,6 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Activate the selected version (also to roll back)")
     def activate_version(self, request: HttpRequest, queryset) -> None:
-        from . import registry
-
         if queryset.count() != 1:
             messages.error(request, "Select exactly one version to activate.")
             return
@@ -290,9 +286,6 @@ class ModelVersionAdmin(admin.ModelAdmin):
     @admin.display(description="sample recommendations")
     def sample_recommendations(self, obj: ModelVersion) -> str:
         """What this version recommends to the shoppers active last (scores and reasons)."""
-        from .artifacts import ArtifactError
-        from .serving import history, insights, loader, services
-
         if not obj.artifact_path:
             return "-"
         try:
@@ -320,8 +313,6 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.display(description="click-through (impressions → clicks)")
     def click_through(self, obj: ModelVersion) -> str:
-        from .serving import insights
-
         rows = insights.click_through(model_version=obj.pk)
         if not rows:
             return "No carousel shown with this version yet."

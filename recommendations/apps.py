@@ -1,3 +1,5 @@
+"""The app's composition root: the one place that wires the stages together at start-up."""
+
 from django.apps import AppConfig
 
 
@@ -7,6 +9,11 @@ class RecommendationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, receivers  # noqa: F401  (checks register themselves)
+        # Imported for their side effects: checks register themselves, receivers connect.
+        from . import checks  # noqa: F401
+        from .capture import checks as capture_checks  # noqa: F401
+        from .capture import receivers
+        from .serving import history  # noqa: F401  (listens to events_recorded, shopper_forgotten)
+        from .suggest import scheduling, services  # noqa: F401  (the same, for suggestions)
 
         receivers.connect()

@@ -2,7 +2,7 @@
 
 Every setting of the app lives in one dict in the host project's settings::
 
-    RECOMMENDATIONS = {"RECORDER": "recommendations.recorders.CeleryRecorder"}
+    RECOMMENDATIONS = {"RECORDER": "recommendations.capture.recorders.CeleryRecorder"}
 
 Read it through ``app_settings.NAME``. Defaults are documented below, next to each key.
 ``override_settings(RECOMMENDATIONS=...)`` works in tests: the cache is cleared on change.
@@ -10,6 +10,7 @@ Read it through ``app_settings.NAME``. Defaults are documented below, next to ea
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -17,11 +18,11 @@ from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
 DEFAULTS: dict[str, Any] = {
-    # Import string of the class that writes events (see recorders.py):
+    # Import string of the class that writes events (see capture/recorders.py):
     # DatabaseRecorder bulk-inserts a request's events once, after the response is sent;
     # CeleryRecorder enqueues them for a worker and falls back to the database when the
     # broker is unreachable.
-    "RECORDER": "recommendations.recorders.DatabaseRecorder",
+    "RECORDER": "recommendations.capture.recorders.DatabaseRecorder",
     # Import string of the catalogue adapter (see adapters.py): how item ids, categories,
     # prices and order lines are read from the host shop's objects.
     "CATALOGUE_ADAPTER": "recommendations.adapters.CatalogueAdapter",
@@ -186,6 +187,7 @@ class AppSettings:
 
     def __init__(self) -> None:
         self._cache: dict[str, Any] = {}
+        self._reload_hooks: list[Callable[[], Any]] = []
 
     @property
     def user_settings(self) -> dict[str, Any]:
@@ -211,6 +213,12 @@ class AppSettings:
 
     def reload(self) -> None:
         self._cache.clear()
+        for hook in self._reload_hooks:
+            hook()
+
+    def on_reload(self, hook: Callable[[], Any]) -> None:
+        """Call ``hook`` whenever the settings change (objects built from them drop their cache)."""
+        self._reload_hooks.append(hook)
 
 
 app_settings = AppSettings()
@@ -219,10 +227,6 @@ app_settings = AppSettings()
 def _reload_on_change(*, setting: str, **kwargs: Any) -> None:
     if setting == "RECOMMENDATIONS":
         app_settings.reload()
-        from . import recorders, tracking
-
-        recorders.get_recorder.cache_clear()
-        tracking.get_adapter.cache_clear()
 
 
 setting_changed.connect(_reload_on_change)

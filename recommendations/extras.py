@@ -1,12 +1,14 @@
-"""Optional dependencies stay optional: a missing extra says exactly what to install."""
+"""Optional dependencies stay optional: a missing extra says exactly what to install.
+
+Plain Python, no Django: ``ml`` imports it, and ``ml`` runs where Django is not installed
+(a GPU machine, a notebook).
+"""
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
 from types import ModuleType
-
-from django.core.exceptions import ImproperlyConfigured
 
 PACKAGE = "django-shop-recommendations"
 
@@ -18,7 +20,7 @@ EXTRAS = {
 }
 
 
-class MissingExtra(ImproperlyConfigured, ImportError):
+class MissingExtra(ImportError):
     """An optional feature was used without its extra installed."""
 
     def __init__(self, extra: str, module: str) -> None:

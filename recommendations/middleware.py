@@ -1,78 +1,14 @@
-"""``EventMiddleware``: product views, category views and searches, with no view changes.
+"""Deprecated path: use ``recommendations.capture.middleware.EventMiddleware``."""
 
-Pages are matched by URL name (``RECOMMENDATIONS["TRACKED_URLS"]``). The middleware also
-gives each request an event buffer for ``track()`` calls and writes it once, when the
-response is closed, i.e. after the page has gone to the shopper. Any error in here is
-logged and the response is returned untouched.
-"""
+import warnings
 
-from __future__ import annotations
+from .capture.middleware import EventMiddleware
 
-import logging
-from collections.abc import Callable
-from typing import Any
+warnings.warn(
+    "recommendations.middleware moved to recommendations.capture.middleware; "
+    "update MIDDLEWARE to 'recommendations.capture.middleware.EventMiddleware'.",
+    DeprecationWarning,
+    stacklevel=2,
+)
 
-from django.http import HttpRequest, HttpResponse
-
-from . import tracking
-from .conf import app_settings
-
-logger = logging.getLogger(__name__)
-#: A search URL with this GET parameter came from a picked suggestion (the autocomplete adds it).
-SUGGESTED_PARAM = "suggested"
-
-
-class EventMiddleware:
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        try:
-            tracking.begin(request)
-        except Exception:
-            logger.exception("Could not start event tracking for this request.")
-        response = self.get_response(request)
-        try:
-            self.track_page(request, response)
-            closers = getattr(response, "_resource_closers", None)
-            if closers is not None:
-                closers.append(lambda: tracking.flush(request))
-            else:
-                tracking.flush(request)
-        except Exception:
-            logger.exception("Event tracking failed; the page is returned unchanged.")
-        return response
-
-    def track_page(self, request: HttpRequest, response: HttpResponse) -> None:
-        match = getattr(request, "resolver_match", None)
-        if match is None or request.method != "GET" or not 200 <= response.status_code < 300:
-            return
-        rule = app_settings.TRACKED_URLS.get(match.view_name)
-        if rule is None or not tracking.is_trackable(request):
-            return
-        values: dict[str, Any] = {}
-        for field in ("item", "category"):
-            if rule.get(f"{field}_kwarg"):
-                values[field] = match.kwargs.get(rule[f"{field}_kwarg"])
-            elif rule.get(f"{field}_param"):
-                values[field] = request.GET.get(rule[f"{field}_param"], "")
-        if rule.get("query_param"):
-            values["query"] = request.GET.get(rule["query_param"], "").strip()
-            if not values["query"]:
-                return
-            values["result_count"] = result_count(response)
-            if request.GET.get(SUGGESTED_PARAM):  # the shopper picked a suggestion
-                values["scenario"] = "suggestion"
-        if rule["event"] == "category_view" and not values.get("category"):
-            return
-        tracking.track(request, rule["event"], **values)
-
-
-def result_count(response: HttpResponse) -> int | None:
-    """Number of results a list page found, read from its template context."""
-    context = getattr(response, "context_data", None) or {}
-    if context.get("paginator") is not None:
-        return context["paginator"].count
-    if context.get("object_list") is not None:
-        return len(context["object_list"])
-    return None
+__all__ = ["EventMiddleware"]

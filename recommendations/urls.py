@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import clicks
+from .capture import clicks
 
 app_name = "recommendations"
 

@@ -1,8 +1,8 @@
 """A simulated search log for the demo, from real query wording (WANDS) and the demo catalogue.
 
-See ``demo_data/README.md`` for what is real and what is simulated. Events go through the
-app's public ``EventRecord``/recorder path like any import, marked ``demo:simulated``, with
-ids derived from their content, so loading twice adds nothing.
+See ``demo_data/README.md`` for what is real and what is simulated. Events are imported
+through the app's importer (``import_records``) like any past log, marked
+``demo:simulated``, with ids derived from their content, so loading twice adds nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from pathlib import Path
 
 from django.db.models import Count
 
-from recommendations.recorders import EventRecord, write_events
+from recommendations.capture.importers import import_records
+from recommendations.records import EventRecord
 
 from .models import Category, Product
 from .search import search_products
@@ -90,7 +91,7 @@ def simulated_events(seed: int = 7) -> Iterator[EventRecord]:
 
 def load(stdout=None) -> int:
     records = list(simulated_events())
-    write_events(records)
+    import_records(records)
     if stdout is not None:
         stdout.write(f"Simulated search log: {len(records):,} events (queries from WANDS, counts simulated).")
     return len(records)

@@ -13,6 +13,8 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
+from recommendations.suggest.services import rerank_results
+
 from .models import Product
 
 MAX_SEARCH_TERMS = 8
@@ -49,8 +51,6 @@ def text_score(product: Product, terms: list[str]) -> float:
 
 def ranked_results(query: str, request: Any = None) -> list[Product]:
     """Matching products, best first for this shopper."""
-    from recommendations.suggest.services import rerank_results
-
     terms = terms_of(query)
     products = list(search_products(query).order_by("pk"))
     scores = [text_score(product, terms) for product in products]

@@ -16,6 +16,15 @@ ROOT = Path(__file__).resolve().parent.parent
 BROWSER_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
 )
+#: What a shop's mobile app sends (its HTTP library's name and version, as okhttp or CFNetwork do).
+APP_UA = "DemoShopApp/2.4 (Android 14; okhttp/4.12)"
+
+
+def app_client(**defaults):
+    """A REST API client that looks like the shop's mobile app (the same rules as pages: no bots)."""
+    from rest_framework.test import APIClient
+
+    return APIClient(HTTP_USER_AGENT=APP_UA, **defaults)
 
 
 @pytest.fixture

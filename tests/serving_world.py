@@ -12,7 +12,8 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from recommendations import artifacts, registry
+from recommendations import artifacts
+from recommendations.lifecycle import registry
 from recommendations.models import Event, ModelVersion
 from shop.models import Product
 from tests import factories

@@ -39,7 +39,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 RECOMMENDATIONS = {
     **RECOMMENDATIONS,
     # A server started by a fault test may ask for the Celery recorder.
-    "RECORDER": os.environ.get("RECOMMENDATIONS_TEST_RECORDER", "recommendations.recorders.DatabaseRecorder"),
+    "RECORDER": os.environ.get(
+        "RECOMMENDATIONS_TEST_RECORDER", "recommendations.capture.recorders.DatabaseRecorder"
+    ),
     # Tests see each request's events at once; the background batching has its own tests.
     "FLUSH_INTERVAL": float(os.environ.get("RECOMMENDATIONS_TEST_FLUSH_INTERVAL", "0")),
     "CELERY_QUEUE": os.environ.get("RECOMMENDATIONS_TEST_QUEUE", "recommendations-tests"),

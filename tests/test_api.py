@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 
 from recommendations.models import Event
 from tests import factories
+from tests.conftest import app_client
 from tests.serving_world import ITEMS, items_of
 
 PHONES = items_of("electronics.smartphone")
@@ -24,7 +25,7 @@ EVENTS = "/api/v1/events/"
 
 
 def device_client(device: str | None = None) -> APIClient:
-    client = APIClient()
+    client = app_client()
     client.credentials(HTTP_X_DEVICE_ID=device or f"device-{uuid.uuid4().hex[:12]}")
     return client
 
@@ -44,7 +45,7 @@ def led_by(payload, category: str) -> bool:
 
 def test_each_caller_gets_their_own_recommendations(served_model):
     alice, bob = factories.user("alice"), factories.user("bob", "pw-bob-123")
-    alice_client, bob_client = APIClient(), APIClient()
+    alice_client, bob_client = app_client(), app_client()
     alice_client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=alice).key}")
     bob_client.force_authenticate(bob)
     assert alice_client.post(EVENTS, views(*PHONES[:3]), format="json").status_code == 202
@@ -122,14 +123,14 @@ def test_oversized_malformed_and_deeply_nested_batches(db, recorder_settings):
     assert broken.status_code == 400 and "JSON parse error" in broken.json()["detail"]
     deep = client.post(EVENTS, "[" * 100_000 + "]" * 100_000, content_type="application/json")
     assert deep.status_code == 400
-    assert APIClient().post(EVENTS, views(PHONES[0]), format="json").status_code == 400  # who is it?
+    assert app_client().post(EVENTS, views(PHONES[0]), format="json").status_code == 400  # who is it?
     bad_device = device_client("no spaces allowed!")
     assert bad_device.post(EVENTS, views(PHONES[0]), format="json").status_code == 400
     assert not Event.objects.exists()
 
 
 def test_session_users_need_csrf_to_post(catalogue):
-    client = APIClient(enforce_csrf_checks=True)
+    client = app_client(enforce_csrf_checks=True)
     client.force_login(factories.user())
     response = client.post(EVENTS, views(PHONES[0]), format="json")
     assert response.status_code == 403 and "CSRF" in response.json()["detail"]

@@ -12,8 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from recommendations import track
+from recommendations.identity import VISITOR_SESSION_KEY
 from recommendations.models import Event, VisitorLink
-from recommendations.tracking import VISITOR_SESSION_KEY
 from tests import factories
 from tests.conftest import BROWSER_UA
 
@@ -140,8 +140,8 @@ def test_anonymous_history_is_merged_into_the_user_on_login(browser):
 
 def test_events_of_a_linked_visitor_written_later_belong_to_the_user(rf):
     """A queued batch written after the login still ends up with the user."""
-    from recommendations.recorders import write_events
-    from recommendations.tracking import build_record
+    from recommendations.capture.ingress import build_record
+    from recommendations.capture.store import write_events
 
     user = factories.user()
     VisitorLink.objects.create(session_key="v" * 32, user=user)
@@ -216,9 +216,10 @@ def test_an_exception_in_tracking_leaves_the_page_intact(browser, monkeypatch, c
     def broken(*args, **kwargs):
         raise RuntimeError("recommender is broken")
 
-    monkeypatch.setattr("recommendations.tracking.build_record", broken)
-    monkeypatch.setattr("recommendations.recorders.write_events", broken)
-    monkeypatch.setattr("recommendations.tracking.is_trackable", broken)
+    monkeypatch.setattr("recommendations.capture.ingress.build_record", broken)
+    monkeypatch.setattr("recommendations.capture.recorders.write_events", broken)
+    monkeypatch.setattr("recommendations.capture.ingress.is_trackable", broken)
+    monkeypatch.setattr("recommendations.capture.middleware.is_trackable", broken)
     with caplog.at_level(logging.ERROR, logger="recommendations"):
         response = browser.get(url)
         cart = browser.post(reverse("shop:cart_add", kwargs={"pk": product.pk}), {"quantity": 1})
@@ -234,7 +235,7 @@ def test_a_failing_recorder_does_not_break_the_page(browser, monkeypatch, caplog
         raise ConnectionError("database down")
 
     monkeypatch.setattr(
-        "recommendations.recorders.DatabaseRecorder.record", lambda self, records: broken(records)
+        "recommendations.capture.recorders.DatabaseRecorder.record", lambda self, records: broken(records)
     )
     product = factories.product()
     with caplog.at_level(logging.ERROR, logger="recommendations"):
@@ -258,7 +259,7 @@ def test_events_are_written_after_the_response_is_built(browser):
     product = factories.product()
     from django.test import RequestFactory
 
-    from recommendations.middleware import EventMiddleware
+    from recommendations.capture.middleware import EventMiddleware
 
     written_before_close = []
 
@@ -284,7 +285,7 @@ def test_per_request_event_cap(rf, recorder_settings, caplog):
     from django.contrib.auth.models import AnonymousUser
     from django.contrib.sessions.backends.db import SessionStore
 
-    from recommendations.middleware import EventMiddleware
+    from recommendations.capture.middleware import EventMiddleware
 
     recorder_settings(MAX_EVENTS_PER_REQUEST=3)
 

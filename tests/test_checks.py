@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from django.core import checks
 
-from recommendations.checks import url_name_exists
+from recommendations.capture.checks import url_name_exists
 
-MIDDLEWARE = "recommendations.middleware.EventMiddleware"
+MIDDLEWARE = "recommendations.capture.middleware.EventMiddleware"
 
 
 def ids() -> set[str]:
@@ -31,7 +31,7 @@ def test_middleware_before_sessions_and_auth_is_an_error(settings):
 @pytest.mark.parametrize(
     "values",
     [
-        {"RECORDER": "recommendations.recorders.NoSuchRecorder"},
+        {"RECORDER": "recommendations.capture.recorders.NoSuchRecorder"},
         {"RECORDER": "recommendations.adapters.CatalogueAdapter"},  # not a recorder
         {"CATALOGUE_ADAPTER": "nowhere.Adapter"},
         {"CONSENT_CHECK": "nowhere.consent"},
@@ -74,7 +74,7 @@ def test_bad_signals_are_errors(recorder_settings, signals):
 def test_celery_recorder_without_celery_is_an_error(recorder_settings, monkeypatch):
     from recommendations import extras
 
-    recorder_settings(RECORDER="recommendations.recorders.CeleryRecorder")
+    recorder_settings(RECORDER="recommendations.capture.recorders.CeleryRecorder")
     monkeypatch.setattr(extras, "is_installed", lambda extra: extra != "celery")
     assert "recommendations.E006" in ids()
 

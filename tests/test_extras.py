@@ -37,7 +37,7 @@ SCRIPT = textwrap.dedent(
         MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware",
                     "django.contrib.auth.middleware.AuthenticationMiddleware",
                     "django.contrib.messages.middleware.MessageMiddleware",
-                    "recommendations.middleware.EventMiddleware"],
+                    "recommendations.capture.middleware.EventMiddleware"],
         ROOT_URLCONF=__name__,
         TEMPLATES=[{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True,
                     "OPTIONS": {"context_processors": ["django.contrib.auth.context_processors.auth",
@@ -60,12 +60,12 @@ SCRIPT = textwrap.dedent(
     from recommendations.models import Event
 
     assert track(None, "purchase", "17", quantity=1)
-    from recommendations.recorders import get_recorder
+    from recommendations.capture.recorders import get_recorder
 
     get_recorder().batcher.flush()  # the default background batcher, flushed now
     assert Event.objects.get().item_id == "17"
     try:
-        from recommendations.recorders import CeleryRecorder
+        from recommendations.capture.recorders import CeleryRecorder
         CeleryRecorder()
     except ImportError as exc:
         print("MISSING:", exc)

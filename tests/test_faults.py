@@ -75,7 +75,7 @@ def celery_recorder_env(queue: str, **extra: str) -> dict[str, str]:
     """As in production: the Celery recorder, handed events by a background thread."""
     return server_env(
         RECOMMENDATIONS_TEST_QUEUE=queue,
-        RECOMMENDATIONS_TEST_RECORDER="recommendations.recorders.CeleryRecorder",
+        RECOMMENDATIONS_TEST_RECORDER="recommendations.capture.recorders.CeleryRecorder",
         RECOMMENDATIONS_TEST_FLUSH_INTERVAL="0.5",
         **extra,
     )
@@ -258,7 +258,7 @@ def test_two_web_processes_switch_versions_without_a_failed_request(served_model
     import json
     import threading
 
-    from recommendations import registry
+    from recommendations.lifecycle import registry
     from tests.serving_world import install_version, items_of
 
     env = server_env(DJANGO_MEDIA_ROOT=str(settings.MEDIA_ROOT))
@@ -307,7 +307,8 @@ def test_a_worker_killed_in_the_middle_of_a_training(served_model, settings, rec
     training shows no sign of life for TRAINING_TIMEOUT its version is failed and the lock freed."""
     import signal
 
-    from recommendations import registry, tasks
+    from recommendations import tasks
+    from recommendations.lifecycle import registry
     from recommendations.models import ModelVersion
     from recommendations.serving import loader
     from tests.serving_world import store_history

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from recommendations.importers import ImportRowError, import_events, parse_file
+from recommendations.capture.importers import ImportRowError, import_events, parse_file
 from recommendations.models import Event
 
 pytestmark = pytest.mark.django_db

@@ -354,7 +354,7 @@ def test_200k_events_fit_transform_quickly():
 
 @pytest.mark.django_db
 def test_events_frame_reads_event_rows_into_the_canonical_frame():
-    from recommendations.ml.events import events_frame
+    from recommendations.lifecycle.reading import events_frame
 
     from .factories import event, user
 

@@ -12,12 +12,13 @@ from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
-from rest_framework.test import APIClient
 
+from recommendations.capture.privacy import forget_user, purge_expired_events
+from recommendations.identity import Shopper
 from recommendations.models import Event, VisitorLink
-from recommendations.privacy import forget_user, purge_expired_events
-from recommendations.serving.history import OVERLAY_PREFIX, Shopper, recent_events
+from recommendations.serving.history import OVERLAY_PREFIX, recent_events
 from tests import factories
+from tests.conftest import app_client
 
 
 def shop_as(browser, user, products):
@@ -51,7 +52,7 @@ def test_forget_user_erases_events_links_and_cached_history(browser):
 @pytest.mark.django_db
 def test_forgotten_users_get_no_personal_api_lists_from_the_cache():
     user = factories.user("fay", "pw-fay-123")
-    client = APIClient()
+    client = app_client()
     client.force_authenticate(user)
     factories.product(id=41)
     batch = {"events": [{"event": "view", "item_id": "41", "client_event_id": uuid.uuid4().hex}]}
@@ -101,7 +102,7 @@ def test_retention_deletes_only_old_events(recorder_settings):
 def test_no_ip_address_is_stored(browser):
     product = factories.product()
     browser.get(reverse("shop:product", kwargs={"pk": product.pk}), REMOTE_ADDR="203.0.113.77")
-    APIClient(REMOTE_ADDR="203.0.113.77").post(
+    app_client(REMOTE_ADDR="203.0.113.77").post(
         "/api/v1/events/",
         {"events": [{"event": "view", "item_id": str(product.pk), "client_event_id": uuid.uuid4().hex}]},
         format="json",
@@ -127,7 +128,7 @@ def test_model_files_hold_no_shopper_ids(served_model):
 @pytest.mark.django_db
 def test_event_batches_and_suggestions_are_rate_limited(recorder_settings):
     recorder_settings(API_THROTTLE_RATES={"events": "3/minute", "suggest": "2/minute"})
-    client = APIClient(HTTP_X_DEVICE_ID="device-ratelimit")
+    client = app_client(HTTP_X_DEVICE_ID="device-ratelimit")
     answers = [
         client.post(
             "/api/v1/events/",
@@ -137,7 +138,7 @@ def test_event_batches_and_suggestions_are_rate_limited(recorder_settings):
         for _ in range(4)
     ]
     assert answers == [202, 202, 202, 429]
-    other_device = APIClient(HTTP_X_DEVICE_ID="device-another1")
+    other_device = app_client(HTTP_X_DEVICE_ID="device-another1")
     assert (
         other_device.post("/api/v1/events/", {"events": []}, format="json").status_code == 400
     )  # counted apart

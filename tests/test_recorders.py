@@ -9,13 +9,15 @@ from datetime import UTC, datetime
 import pytest
 from django.urls import reverse
 
+from recommendations.capture.ingress import build_record
+from recommendations.capture.recorders import DatabaseRecorder, get_recorder
+from recommendations.capture.store import write_events
 from recommendations.models import Event
-from recommendations.recorders import DatabaseRecorder, EventRecord, get_recorder, write_events
-from recommendations.tracking import build_record
+from recommendations.records import EventRecord
 from tests import factories
 from tests.conftest import wait_for
 
-CELERY_RECORDER = "recommendations.recorders.CeleryRecorder"
+CELERY_RECORDER = "recommendations.capture.recorders.CeleryRecorder"
 
 
 def records(n: int, **fields) -> list[EventRecord]:
@@ -182,7 +184,8 @@ def test_batcher_keeps_events_when_a_write_fails_and_retries(recorder_settings, 
 
 
 def test_batcher_bounds_what_it_holds_and_counts_the_rest(caplog):
-    from recommendations.recorders import Batcher, dropped_events, reset_dropped_events
+    from recommendations.capture.recorders import Batcher
+    from recommendations.capture.store import dropped_events, reset_dropped_events
 
     reset_dropped_events()
     batcher = Batcher(lambda batch: None, interval=30, size=10, max_pending=5)
@@ -202,8 +205,8 @@ def test_a_worker_retries_while_the_database_is_away_and_counts_a_batch_it_gives
     then counts the batch as dropped, and the event admin says so."""
     from django.db import OperationalError
 
-    from recommendations import tasks
-    from recommendations.recorders import dropped_events, reset_dropped_events
+    from recommendations.capture import tasks
+    from recommendations.capture.store import dropped_events, reset_dropped_events
 
     reset_dropped_events()
     recorder_settings(EVENT_WRITE_RETRIES=2)

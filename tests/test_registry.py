@@ -9,7 +9,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from recommendations import artifacts, registry
+from recommendations import artifacts
+from recommendations.lifecycle import registry
 from recommendations.models import Event, ModelVersion
 from tests import factories
 from tests.conftest import wait_for

@@ -12,11 +12,12 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from recommendations import artifacts, registry
-from recommendations.clicks import SALT, click_url
+from recommendations import artifacts
+from recommendations.capture.clicks import SALT, click_url
+from recommendations.identity import Shopper
+from recommendations.lifecycle import registry
 from recommendations.models import Event, ModelVersion
 from recommendations.serving import loader, popularity, services
-from recommendations.serving.history import Shopper
 from shop.models import Product
 from tests import factories
 from tests.conftest import wait_for

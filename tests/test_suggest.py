@@ -198,10 +198,10 @@ def test_the_service_refuses_bad_text_too():
 @pytest.mark.django_db
 def test_searches_schedule_one_rebuild(browser, monkeypatch):
     sent = []
-    from recommendations import tasks
+    from recommendations.suggest import scheduling
 
-    monkeypatch.setattr(tasks, "send", lambda task, *args, **options: sent.append((task.name, options)))
-    cache.delete(loader.PENDING_KEY)
+    monkeypatch.setattr(scheduling, "send", lambda task, *args, **options: sent.append((task.name, options)))
+    cache.delete(scheduling.PENDING_KEY)
     browser.get(reverse("shop:search"), {"q": "kettle"})
     browser.get(reverse("shop:search"), {"q": "kettles"})
     assert sent == [("recommendations.rebuild_suggestions", {"countdown": 60, "retry": False})]

@@ -13,7 +13,7 @@ import hashlib
 from rest_framework.throttling import SimpleRateThrottle
 
 from ..conf import app_settings
-from ..serving.history import valid_device_id
+from ..identity import valid_device_id
 
 
 class SettingsRateThrottle(SimpleRateThrottle):

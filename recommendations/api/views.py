@@ -24,10 +24,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ..capture.ingress import accept
 from ..conf import app_settings
+from ..identity import Shopper, user_id_of, valid_device_id
 from ..serving import history, services
 from ..serving.loader import active_model
-from ..tracking import build_record, get_recorder, remember, wants_no_tracking
+from ..suggest import services as suggest
 from .serializers import (
     ErrorSerializer,
     EventBatchResultSerializer,
@@ -67,16 +69,12 @@ class SafeJSONParser(JSONParser):
             raise ParseError("JSON parse error - the document is nested too deeply.") from None
 
 
-def shopper_of(request: Request) -> history.Shopper:
+def shopper_of(request: Request) -> Shopper:
     """The caller as a shopper; a malformed device id is a 400."""
     device = request.headers.get(DEVICE_HEADER)
-    if device is not None and not history.valid_device_id(device):
+    if device is not None and not valid_device_id(device):
         raise ValidationError({DEVICE_HEADER: "8 to 56 characters of A-Z a-z 0-9 . _ : - are expected."})
-    web = history.Shopper.from_request(request._request)
-    visitor = f"{history.DEVICE_PREFIX}{device}" if device else web.visitor
-    user = request.user
-    user_id = user.pk if user is not None and user.is_authenticated else None
-    return history.Shopper(user_id=user_id, visitor=visitor, request=request._request)
+    return Shopper.from_device(request, user_id_of(request), device)
 
 
 def refuse_empty_limit(request: Request) -> None:
@@ -230,37 +228,29 @@ class EventBatchView(APIView):
         shopper = shopper_of(request)
         if shopper.user_id is None and not shopper.visitor:
             raise ValidationError({DEVICE_HEADER: "Sign in, or send the app's device id in this header."})
-        if wants_no_tracking(request._request):
-            return Response({"accepted": 0, "tracked": False}, status=status.HTTP_202_ACCEPTED)
-        consent = app_settings.get_class("CONSENT_CHECK")
-        if consent is not None and not consent(request._request):
-            return Response({"accepted": 0, "tracked": False}, status=status.HTTP_202_ACCEPTED)
-        records = []
-        for event in batch.validated_data["events"]:
-            try:
-                records.append(
-                    build_record(
-                        event["event"],
-                        item=event.get("item_id") or None,
-                        user_id=shopper.user_id,
-                        session_key=shopper.visitor,
-                        category=event.get("category_id") or None,
-                        query=event.get("query", ""),
-                        result_count=event.get("result_count"),
-                        price=event.get("price"),
-                        quantity=event.get("quantity"),
-                        timestamp=event.get("timestamp"),
-                        client_event_id=event["client_event_id"],
-                        source="api",
-                        scenario=event.get("scenario", ""),
-                        model_version=event.get("model_version"),
-                    )
-                )
-            except ValueError as exc:
-                raise ValidationError({"events": str(exc)}) from None
-        remember(records)
-        get_recorder().record(records)
-        return Response({"accepted": len(records), "tracked": True}, status=status.HTTP_202_ACCEPTED)
+        events = [
+            {
+                "event": event["event"],
+                "item": event.get("item_id") or None,
+                "category": event.get("category_id") or None,
+                "query": event.get("query", ""),
+                "result_count": event.get("result_count"),
+                "price": event.get("price"),
+                "quantity": event.get("quantity"),
+                "timestamp": event.get("timestamp"),
+                "client_event_id": event["client_event_id"],
+                "scenario": event.get("scenario", ""),
+                "model_version": event.get("model_version"),
+            }
+            for event in batch.validated_data["events"]
+        ]
+        try:
+            accepted = accept(request, events, shopper=shopper, source="api")
+        except ValueError as exc:
+            raise ValidationError({"events": str(exc)}) from None
+        return Response(
+            {"accepted": accepted or 0, "tracked": accepted is not None}, status=status.HTTP_202_ACCEPTED
+        )
 
 
 class SuggestView(APIView):
@@ -271,8 +261,6 @@ class SuggestView(APIView):
     related = False
 
     def get(self, request: Request) -> Response:
-        from ..suggest import services as suggest
-
         refuse_empty_limit(request)
         query = SuggestQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)

@@ -20,6 +20,7 @@ from ..extras import require
 from .base import Recommender
 from .baselines import BASELINES
 from .cases import CaseBatch, evaluation_cases
+from .preprocessing import Preprocessor
 
 np = require("ml", "numpy")
 pd = require("ml", "pandas")
@@ -34,7 +35,7 @@ Progress = Callable[[str], None]
 
 def model_class() -> type[Recommender]:
     """The learned model's class; raises ``ImportError`` when it (or Keras) is unavailable."""
-    from .training import NextItemRecommender
+    from .training import NextItemRecommender  # Keras loads only when the model is evaluated
 
     return NextItemRecommender
 
@@ -217,7 +218,6 @@ def run_evaluation(
     unfitted ``preprocessor`` to keep it (fitted here) for the model's files. ``per_case``:
     see ``evaluate``.
     """
-    from .preprocessing import Preprocessor
 
     def say(message: str) -> None:
         if progress:

@@ -228,7 +228,7 @@ def ease_prior(
     weighs like the others. One scale for the whole table (the mean best weight becomes 1, as
     for the other priors), so the learned prior weights start in the same range.
     """
-    from .baselines import EASE
+    from .baselines import EASE  # pandas: features is on the serving path, EASE is training only
 
     ease = EASE(max_items=max_items).fit(frame, n_items)
     weights = ease.weights_[: len(ease.items_)]  # [m, m] over local ids

@@ -3,20 +3,17 @@
 Columns (``FRAME_COLUMNS``): ``timestamp`` (datetime64[ns, UTC]), ``user`` (str, "" when
 unknown), ``session`` (str), ``event`` (str), ``item`` (str, "" for searches and category
 views), ``category`` (str), ``price`` (float, NaN when unknown), ``quantity`` (float),
-``query`` (str). Files are read through the importers, so they get the same validation and
-the same error messages as an import, without touching the database.
+``query`` (str). Files are read by capture's importers (``parse_file``), so they get the
+same validation and error messages as an import; ``frame_from_records`` turns those records
+(anything with ``EventRecord``'s attributes) into the frame, without touching the database.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from ..extras import require
-
-if TYPE_CHECKING:  # the ml package needs no configured Django; records come from the importers
-    from ..recorders import EventRecord
 
 pd = require("ml", "pandas")
 np = require("ml", "numpy")
@@ -24,7 +21,8 @@ np = require("ml", "numpy")
 FRAME_COLUMNS = ("timestamp", "user", "session", "event", "item", "category", "price", "quantity", "query")
 
 
-def frame_from_records(records: Iterable[EventRecord]) -> pd.DataFrame:
+def frame_from_records(records: Iterable[Any]) -> pd.DataFrame:
+    """The canonical frame of event records (``EventRecord`` or anything with its attributes)."""
     rows = [
         (
             r.timestamp,
@@ -66,13 +64,6 @@ def _as_text(values: pd.Series) -> pd.Series:
         if (finite == finite.round()).all():
             values = values.astype("Int64")
     return values.astype("string").fillna("").astype(str)
-
-
-def read_events(path: Path | str, format: str = "canonical") -> pd.DataFrame:
-    """Read and validate an event file (any importer format) into the canonical frame."""
-    from ..importers import parse_file
-
-    return frame_from_records(parse_file(path, format))
 
 
 def split_at(frame: pd.DataFrame, timestamp: str | pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:

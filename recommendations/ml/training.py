@@ -16,6 +16,7 @@ from ..extras import require
 from .base import Recommender
 from .cases import CaseBatch, training_cases, unix_seconds
 from .features import PRIORS, FeatureSpec, ItemFeatures, featurize, item_priors
+from .model import NextItemModel, export_weights
 from .tower import NumpyTower
 
 keras = require("ml", "keras")
@@ -184,8 +185,6 @@ class NextItemRecommender(Recommender):
         bias = log_probability - log_probability[1:].mean()
         bias[0] = 0.0
         self.sampled_ = n_items > self.sampled_softmax_above
-        from .model import NextItemModel
-
         self.model_ = NextItemModel(
             n_items=n_items,
             item_category=self.item_features_.category.tolist(),
@@ -292,8 +291,6 @@ class NextItemRecommender(Recommender):
         return x, cases.targets.astype(np.int32)
 
     def export_weights(self) -> dict[str, np.ndarray]:
-        from .model import export_weights
-
         return export_weights(self.model_)
 
     def score(self, cases: CaseBatch) -> np.ndarray:

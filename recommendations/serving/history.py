@@ -5,73 +5,31 @@ writes in batches, or through a Celery worker). So that a product viewed a secon
 already shapes the next page, each tracked item event is also appended to a short list
 in Django's cache under the shopper's key ("remember"); history = stored rows + that
 list, without duplicates. The list's counter is the shopper's "generation": cached API
-responses carry it in their key, so a new event of theirs invalidates them at once.
+responses carry it in their key, so a new event of theirs invalidates them at once. The
+list hears of new events through capture's ``events_recorded`` signal, and of erasure
+through ``shopper_forgotten``.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import cache
 from django.db import connection
-from django.http import HttpRequest
+from django.dispatch import receiver
 
 from ..conf import app_settings
+from ..identity import Shopper
 from ..models import Event, EventType
-from ..recorders import EventRecord
+from ..records import EventRecord
+from ..signals import events_recorded, shopper_forgotten
 
 #: Item events that make a history (impressions and searches do not name what was wanted).
 HISTORY_TYPES = (EventType.VIEW, EventType.CART, EventType.PURCHASE, EventType.CLICK)
 OVERLAY_PREFIX = "recommendations:recent:"
 OVERLAY_SECONDS = 3600
-DEVICE_PREFIX = "device:"
-DEVICE_ID = re.compile(r"^[A-Za-z0-9._:-]{8,56}$")
-
-
-@dataclass(frozen=True)
-class Shopper:
-    """A signed-in user, an anonymous web visitor, or a mobile device; never someone else."""
-
-    user_id: int | None = None
-    visitor: str = ""  # web visitor id, or "device:<id>" for the mobile API
-    request: HttpRequest | None = None
-
-    @classmethod
-    def from_request(cls, request: HttpRequest | None) -> Shopper:
-        """The shopper behind a page request (no visitor id is created just to read)."""
-        if request is None:
-            return cls()
-        from ..tracking import VISITOR_SESSION_KEY
-
-        user = getattr(request, "user", None)
-        user_id = user.pk if user is not None and user.is_authenticated else None
-        session = getattr(request, "session", None)
-        visitor = session.get(VISITOR_SESSION_KEY, "") if session is not None else ""
-        return cls(user_id=user_id, visitor=visitor or "", request=request)
-
-    @property
-    def keys(self) -> list[str]:
-        """Overlay keys of this shopper: the account's, and the anonymous visitor's."""
-        keys = [f"u:{self.user_id}"] if self.user_id is not None else []
-        if self.visitor:
-            keys.append(f"s:{self.visitor}")
-        return keys
-
-    @property
-    def key(self) -> str:
-        """One stable key (cache keys, logs never see more than this opaque id)."""
-        return self.keys[0] if self.keys else ""
-
-    @property
-    def is_known(self) -> bool:
-        return bool(self.keys)
-
-
-def valid_device_id(value: str) -> bool:
-    return bool(DEVICE_ID.match(value or ""))
 
 
 @dataclass(frozen=True)
@@ -124,9 +82,19 @@ def remember(records: Iterable[EventRecord]) -> None:
     cache.set_many(updates, OVERLAY_SECONDS)
 
 
+@receiver(events_recorded, dispatch_uid="recommendations.serving.remember")
+def on_events_recorded(sender: Any, records: Sequence[EventRecord], **kwargs: Any) -> None:
+    remember(records)
+
+
 def forget(shoppers: Iterable[Shopper]) -> None:
     """Drop these shoppers' recent-event lists from the cache (erasure)."""
     cache.delete_many([_overlay_key(key) for shopper in shoppers for key in shopper.keys])
+
+
+@receiver(shopper_forgotten, dispatch_uid="recommendations.serving.forget")
+def on_shopper_forgotten(sender: Any, shoppers: Sequence[Shopper], **kwargs: Any) -> None:
+    forget(shoppers)
 
 
 def _overlay(shopper: Shopper) -> dict[str, dict]:

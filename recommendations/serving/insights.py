@@ -7,8 +7,9 @@ from datetime import datetime
 
 from django.db.models import Count, Q
 
+from ..identity import Shopper
 from ..models import Event, EventType
-from .history import HISTORY_TYPES, Shopper
+from .history import HISTORY_TYPES
 
 
 @dataclass(frozen=True)

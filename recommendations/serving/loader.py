@@ -1,7 +1,7 @@
 """The active model version in this process: loaded once, swapped when another is activated.
 
 ``active_model()`` costs one cache read every ``MODEL_CHECK_INTERVAL`` seconds. When the
-active version id changes (``registry.activate`` writes it to the cache; a process with a
+active version id changes (``lifecycle.registry.activate`` writes it to the cache; a process with a
 private cache reads it from the database), one thread loads the new files while the
 others keep serving the old model; the swap is one reference assignment, so no request
 sees half a model. A version whose files cannot be loaded is logged, its error written
@@ -20,7 +20,9 @@ from typing import Any
 
 from django.core.cache import cache
 
+from .. import artifacts, extras
 from ..conf import app_settings
+from ..keys import ACTIVE_VERSION
 from ..models import ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -48,6 +50,7 @@ class ServingModel:
 
     @classmethod
     def from_bundle(cls, version_id: int, bundle: Any) -> ServingModel:
+        # numpy (the ml extra) loads only once a version is served: a shop without it still starts.
         from ..ml.features import FeatureSpec, ItemFeatures
         from ..ml.tower import NumpyTower
 
@@ -75,8 +78,6 @@ class ServingModel:
 
 def load_version(version: ModelVersion) -> ServingModel:
     """Read and verify a version's files (raises ``artifacts.ArtifactError`` or ``ValueError``)."""
-    from .. import artifacts, extras
-
     extras.require("ml", "numpy")
     if not version.artifact_path:
         raise artifacts.ArtifactError(f"version {version.pk} has no files")
@@ -101,16 +102,14 @@ class ActiveModel:
             self._model, self._checked_at, self._failed = None, float("-inf"), {}
 
     def _active_id(self) -> int | None:
-        from ..registry import ACTIVE_VERSION_CACHE_KEY
-
-        value = cache.get(ACTIVE_VERSION_CACHE_KEY)
+        value = cache.get(ACTIVE_VERSION)
         if value is None:
             active = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).values_list(
                 "pk", flat=True
             )
             value = active.first() or 0
             # Short-lived: a process whose cache is private still notices a change within seconds.
-            cache.set(ACTIVE_VERSION_CACHE_KEY, value, app_settings.MODEL_CHECK_INTERVAL)
+            cache.set(ACTIVE_VERSION, value, app_settings.MODEL_CHECK_INTERVAL)
         return int(value) or None
 
     def get(self) -> ServingModel | None:
@@ -145,12 +144,10 @@ class ActiveModel:
         failed_at = self._failed.get(wanted)
         if failed_at is not None and time.monotonic() - failed_at < RETRY_FAILED_SECONDS:
             return
-        from ..artifacts import ArtifactError
-
         try:
             version = ModelVersion.objects.get(pk=wanted)
             model = load_version(version)
-        except ArtifactError as exc:
+        except artifacts.ArtifactError as exc:
             # The files are bad: say so on the version, and do not retry at every request.
             self._failed[wanted] = time.monotonic()
             logger.error("Model version %s cannot be served (%s); using fallbacks.", wanted, exc)

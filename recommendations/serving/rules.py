@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..adapters import get_adapter
 from ..conf import app_settings
-from ..tracking import get_adapter
 
 
 @dataclass

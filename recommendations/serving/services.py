@@ -22,14 +22,27 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.timesince import timesince
 
+from ..adapters import get_adapter
 from ..conf import app_settings
-from ..tracking import get_adapter
+from ..identity import Shopper, as_shopper
 from . import popularity
-from .history import Activity, HistoryEvent, Shopper, activity, purchased_item_ids, recent_events
+from .history import Activity, HistoryEvent, activity, purchased_item_ids, recent_events
 from .loader import ServingModel, active_model
 from .rules import Candidate, Recommendation, category_matches, finalize
 
 logger = logging.getLogger(__name__)
+
+#: The public read API: template tags, the REST API, the admin and a shop's own views call these.
+__all__ = [
+    "RecommendationList",
+    "UnknownItem",
+    "bought_together",
+    "for_you",
+    "recently_viewed",
+    "recommend",
+    "similar_items",
+    "trending",
+]
 
 SCENARIOS = ("for_you", "similar", "bought_together", "trending", "recently_viewed")
 VERBS = {"view": "viewed", "cart": "added", "purchase": "bought", "click": "chose"}
@@ -67,12 +80,6 @@ def clean_limit(limit: Any) -> int:
     if not 1 <= value <= app_settings.MAX_LIMIT:
         raise ValueError(f"limit must be between 1 and {app_settings.MAX_LIMIT}")
     return value
-
-
-def as_shopper(who: HttpRequest | Shopper | None) -> Shopper:
-    if isinstance(who, Shopper):
-        return who
-    return Shopper.from_request(who)
 
 
 def resolve_item(item: Any) -> tuple[str, Any]:
@@ -231,7 +238,7 @@ def for_you(
     model = model if model is not None else active_model()
     if model is not None and events:
         try:
-            from .scoring import score_shopper
+            from .scoring import score_shopper  # numpy: only once a model is active
 
             scores = score_shopper(model, events, current, exclude)
         except Exception:
@@ -278,7 +285,7 @@ def similar_items(
     weight = float(app_settings.SIMILAR_EMBEDDING_WEIGHT)
     index = model.index_of.get(item_id) if model is not None else None
     if index:
-        import numpy as np
+        import numpy as np  # the ml extra: only once a model is active
 
         unit = model.tower.unit_items
         cosine = unit @ unit[index]

@@ -10,17 +10,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable
+from typing import Any
 
 from django.core.cache import cache
 from django.db.models import Count, Max
 
 from ..conf import app_settings
 from ..models import SearchQuery
-from .index import SuggestionIndex
+from .index import Entry, SuggestionIndex
 
 logger = logging.getLogger(__name__)
 VERSION_KEY = "recommendations:suggest-version"
-PENDING_KEY = "recommendations:suggest-rebuild-pending"
 
 
 def _stored_version() -> str:
@@ -33,23 +34,19 @@ def publish() -> None:
     cache.set(VERSION_KEY, _stored_version(), None)
 
 
-def schedule_rebuild() -> bool:
-    """Queue one rebuild ``REBUILD_DELAY`` seconds from now, unless one is already queued.
-
-    Searches arriving meanwhile join that rebuild. Without the ``celery`` extra nothing is
-    queued: run ``manage.py recommendations_rebuild_suggestions`` from cron instead.
-    """
-    from .. import extras
-
-    if not extras.is_installed("celery"):
-        return False
-    delay = int(app_settings.SUGGEST["REBUILD_DELAY"])
-    if not cache.add(PENDING_KEY, 1, max(delay, 1)):
-        return False
-    from .. import tasks
-
-    tasks.send(tasks.rebuild_suggestions, countdown=delay, retry=False)
-    return True
+def entries(rows: Iterable[Any]):
+    """``index.Entry`` values of ``SearchQuery`` rows that may be suggested."""
+    for row in rows:
+        if row.found_nothing:
+            continue
+        yield Entry(
+            key=row.key,
+            text=row.text,
+            score=row.score,
+            categories=dict(row.categories or {}),
+            related=tuple(row.related or ()),
+            source=row.source,
+        )
 
 
 class _Holder:
@@ -77,8 +74,6 @@ class _Holder:
             self.lock.release()
 
     def _refresh(self, interval: float) -> None:
-        from .stats import entries
-
         version = cache.get(VERSION_KEY)
         if version is None:
             version = _stored_version()

@@ -18,17 +18,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import cache
+from django.dispatch import receiver
 from django.http import HttpRequest
 
+from ..adapters import get_adapter
 from ..conf import app_settings
+from ..identity import Shopper, as_shopper
 from ..models import Event, EventType
-from ..serving.history import Shopper, activity, generation
+from ..serving.history import activity, generation
 from ..serving.loader import active_model
-from ..tracking import get_adapter
+from ..signals import shopper_forgotten
 from .loader import current_index
 from .text import MAX_QUERY_LENGTH, has_control_characters, normalize
 
 logger = logging.getLogger(__name__)
+
+#: The public read API: template tags, the REST API, the admin and a shop's own views call these.
+__all__ = ["Suggestion", "related", "rerank_results", "suggest"]
 PROFILE_PREFIX = "recommendations:suggest-profile:"
 PROFILE_SECONDS = 600
 OWN_SEARCHES = 20
@@ -66,7 +72,7 @@ def _model_categories(shopper: Shopper, events: list) -> dict[str, float]:
     if model is None or not events:
         return {}
     try:
-        import numpy as np
+        import numpy as np  # the ml extra: only once a model is active
 
         from ..serving.scoring import score_shopper
 
@@ -83,19 +89,30 @@ def _model_categories(shopper: Shopper, events: list) -> dict[str, float]:
         return {}
 
 
+def _profile_key(shopper_key: str) -> str:
+    return PROFILE_PREFIX + hashlib.sha256(shopper_key.encode()).hexdigest()
+
+
 def profile_key(shopper: Shopper) -> str:
-    """Cache key of the shopper's profile: it changes with each new event of theirs."""
-    return PROFILE_PREFIX + hashlib.sha256(f"{shopper.key}:{generation(shopper)}".encode()).hexdigest()
+    """Cache key of the shopper's profile (an opaque hash of their key)."""
+    return _profile_key(shopper.key)
+
+
+@receiver(shopper_forgotten, dispatch_uid="recommendations.suggest.forget_profiles")
+def forget_profiles(sender: Any, shoppers: Sequence[Shopper], **kwargs: Any) -> None:
+    """Erasure: drop the cached profiles of every key of these shoppers."""
+    cache.delete_many([_profile_key(key) for shopper in shoppers for key in shopper.keys])
 
 
 def profile(shopper: Shopper) -> Profile:
-    """What the shopper is into, cached until their next event."""
+    """What the shopper is into, cached until their next event (the entry holds the event
+    generation it was computed at)."""
     if not shopper.is_known:
         return Profile({}, frozenset())
-    key = profile_key(shopper)
+    key, current = profile_key(shopper), generation(shopper)
     cached = cache.get(key)
-    if cached is not None:
-        return cached
+    if cached is not None and cached[0] == current:
+        return cached[1]
     events = activity(shopper).recent
     # Page views recorded by URL carry no category: the catalogue names it (one query).
     unknown = {event.item_id for event in events if not event.category and event.item_id}
@@ -121,7 +138,7 @@ def profile(shopper: Shopper) -> Profile:
         for text in searches.order_by("-timestamp").values_list("query", flat=True)[:OWN_SEARCHES]
     )
     result = Profile(_with_parents(blended), searched)
-    cache.set(key, result, PROFILE_SECONDS)
+    cache.set(key, (current, result), PROFILE_SECONDS)
     return result
 
 
@@ -162,8 +179,6 @@ def rank(matches: Sequence[Any], shopper_profile: Profile, limit: int) -> list[S
 
 def suggest(who: HttpRequest | Shopper | None, text: str, limit: int | None = None) -> list[Suggestion]:
     """Completions of ``text`` for the shopper behind ``who``, best first."""
-    from ..serving.services import as_shopper
-
     text = clean_query(text)
     limit = limit or int(app_settings.SUGGEST["LIMIT"])
     matches = current_index().lookup(text, int(app_settings.SUGGEST["CANDIDATES"]))
@@ -196,8 +211,6 @@ def rerank_results(
     score is scaled to [0, 1] (equal matches stay equal) and the model's score becomes a rank
     in [0, 1], so neither scale dominates; ``RERANK_WEIGHT`` is the model's share.
     """
-    from ..serving.services import as_shopper
-
     weight = float(app_settings.SUGGEST["RERANK_WEIGHT"])
     order = sorted(range(len(items)), key=lambda i: -text_scores[i])
     shopper = as_shopper(who)
@@ -205,7 +218,7 @@ def rerank_results(
     if weight <= 0 or model is None or not shopper.is_known or len(items) < 2:
         return [items[i] for i in order]
     events = activity(shopper).recent
-    from ..serving.scoring import score_shopper
+    from ..serving.scoring import score_shopper  # numpy: only once a model is active
 
     scores = score_shopper(model, events, shopper.visitor)
     if scores is None:

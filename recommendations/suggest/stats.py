@@ -13,16 +13,17 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from itertools import islice
-from typing import Any
 
 from django.db import transaction
 from django.db.models import Max
 
+from ..adapters import get_adapter
 from ..conf import app_settings
 from ..models import Event, EventType, SearchQuery
+from .loader import publish
 from .text import normalize
 
 logger = logging.getLogger(__name__)
@@ -138,8 +139,6 @@ def log_statistics(since: datetime | None = None, now: datetime | None = None) -
 
 def catalogue_statistics(known: set[str]) -> list[SearchQuery]:
     """Product and category names the shop sells, as low-scored suggestions."""
-    from ..tracking import get_adapter
-
     rows: dict[str, SearchQuery] = {}
     for text, category, weight in get_adapter().suggestion_terms():
         key = normalize(text)[:255]
@@ -167,8 +166,6 @@ def rebuild() -> int:
     with transaction.atomic():
         SearchQuery.objects.all().delete()
         SearchQuery.objects.bulk_create(rows, batch_size=2000)
-    from .loader import publish
-
     publish()
     logger.info(
         "Suggestions rebuilt: %d queries from the log, %d catalogue names.",
@@ -176,20 +173,3 @@ def rebuild() -> int:
         len(rows) - len(logged),
     )
     return len(rows)
-
-
-def entries(rows: Iterable[Any]):
-    """``index.Entry`` values of ``SearchQuery`` rows that may be suggested."""
-    from .index import Entry
-
-    for row in rows:
-        if row.found_nothing:
-            continue
-        yield Entry(
-            key=row.key,
-            text=row.text,
-            score=row.score,
-            categories=dict(row.categories or {}),
-            related=tuple(row.related or ()),
-            source=row.source,
-        )

@@ -19,9 +19,9 @@ from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.html import format_html
 
-from ..clicks import click_url
+from ..capture.clicks import click_url
+from ..capture.ingress import track
 from ..serving import services
-from ..tracking import track
 
 logger = logging.getLogger(__name__)
 register = template.Library()

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from recommendations.importers import FORMATS, ImportRowError
+from recommendations.capture.importers import FORMATS, ImportRowError, parse_file
 
 
 class Command(BaseCommand):
@@ -41,8 +41,9 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # pandas and Keras load only when the command runs, not at every manage.py start.
         from recommendations.ml.evaluation import MODEL_NAME, build_models, format_table, run_evaluation
-        from recommendations.ml.frames import read_events, split_at
+        from recommendations.ml.frames import frame_from_records, split_at
 
         def say(message: str) -> None:
             self.stderr.write(message)
@@ -92,7 +93,7 @@ class Command(BaseCommand):
         try:
             if split_mode:
                 say(f"Reading {options['events']} ({fmt}) ...")
-                frame = read_events(options["events"], fmt)
+                frame = frame_from_records(parse_file(options["events"], fmt))
                 try:
                     train, test = split_at(frame, options["split_at"])
                 except (ValueError, TypeError) as exc:
@@ -102,8 +103,8 @@ class Command(BaseCommand):
                 where = f"the split at {options['split_at']}"
             else:
                 say(f"Reading {options['train']} and {options['test']} ({fmt}) ...")
-                train = read_events(options["train"], fmt)
-                test = read_events(options["test"], fmt)
+                train = frame_from_records(parse_file(options["train"], fmt))
+                test = frame_from_records(parse_file(options["test"], fmt))
                 where = "the given files"
         except ImportRowError as exc:
             raise CommandError(f"Cannot read events. {exc}") from exc

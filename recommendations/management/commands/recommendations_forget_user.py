@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from recommendations.privacy import forget_user
+from recommendations.capture.privacy import forget_user
 
 
 class Command(BaseCommand):

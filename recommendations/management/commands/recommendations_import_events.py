@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from recommendations.importers import FORMATS, ImportRowError, import_events
+from recommendations.capture.importers import FORMATS, ImportRowError, import_events
 
 
 class Command(BaseCommand):

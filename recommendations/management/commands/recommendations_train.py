@@ -8,8 +8,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from recommendations import registry
+from recommendations.conf import app_settings
 from recommendations.extras import MissingExtra
+from recommendations.lifecycle import registry
 
 
 class _StdoutHandler(logging.Handler):
@@ -35,8 +36,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from recommendations.conf import app_settings
-
         if options["if_none_active"] and registry.active_version() is not None:
             self.stdout.write(f"Version {registry.active_version().pk} is active; nothing to do.")
             return
@@ -57,7 +56,7 @@ class Command(BaseCommand):
         handler = _StdoutHandler(self.stdout.write)
         loggers = [
             logging.getLogger("recommendations.ml.training"),
-            logging.getLogger("recommendations.registry"),
+            logging.getLogger("recommendations.lifecycle.registry"),
         ]
         levels = [logger.level for logger in loggers]
         for logger in loggers:

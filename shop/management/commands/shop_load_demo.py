@@ -21,6 +21,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
+from shop import demo_search
 from shop.models import Category, Order, Product
 
 DATA_FILE = Path(__file__).resolve().parents[2] / "demo_data" / "rees46_oct2019_slice.csv.gz"
@@ -146,8 +147,6 @@ class Command(BaseCommand):
         if not options["no_events"]:
             self.stdout.write("Importing the events ...")
             call_command("recommendations_import_events", str(DATA_FILE), format="rees46", stdout=self.stdout)
-            from shop import demo_search
-
             demo_search.load(self.stdout)
             call_command("recommendations_rebuild_suggestions", stdout=self.stdout)
         self.stdout.write("For the admin, create a superuser: python manage.py createsuperuser")

@@ -16,17 +16,19 @@ from django.db import connections, router, transaction
 from django.dispatch import Signal
 from django.utils.module_loading import import_string
 
-from . import tracking
-from .conf import app_settings
-from .models import Event, VisitorLink
-from .recorders import lock_visitors
+from ..adapters import get_adapter
+from ..conf import app_settings
+from ..identity import VISITOR_SESSION_KEY
+from ..models import Event, VisitorLink
+from .ingress import track
+from .store import lock_visitors
 
 logger = logging.getLogger(__name__)
 
 
 def on_cart(sender: Any, request: Any = None, **kwargs: Any) -> None:
     item = kwargs.get("item", kwargs.get("product"))
-    tracking.track(
+    track(
         request,
         "cart",
         item,
@@ -42,10 +44,10 @@ def on_purchase(sender: Any, order: Any = None, request: Any = None, **kwargs: A
     if order is None:
         return
     try:
-        adapter = tracking.get_adapter()
+        adapter = get_adapter()
         user = adapter.order_user(order) if request is None else None
         for line in adapter.order_lines(order):
-            tracking.track(
+            track(
                 request,
                 "purchase",
                 line.item,
@@ -84,7 +86,7 @@ def merge_visitor_into_user(sender: Any, request: Any, user: Any, **kwargs: Any)
     """
     try:
         session = getattr(request, "session", None)
-        session_key = session.get(tracking.VISITOR_SESSION_KEY) if session is not None else None
+        session_key = session.get(VISITOR_SESSION_KEY) if session is not None else None
         if not session_key or user is None or user.pk is None:
             return
         with transaction.atomic():

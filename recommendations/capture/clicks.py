@@ -18,7 +18,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from .tracking import track
+from .ingress import track
 
 logger = logging.getLogger(__name__)
 SALT = "recommendations.click"

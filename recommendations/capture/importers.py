@@ -20,7 +20,7 @@ import hashlib
 import io
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -29,8 +29,8 @@ from pathlib import Path
 from django.db import transaction
 from django.utils.dateparse import parse_datetime
 
-from .models import ITEM_EVENTS, Event, EventType
-from .recorders import EventRecord
+from ..models import ITEM_EVENTS, Event, EventType
+from ..records import EventRecord
 
 CANONICAL_COLUMNS = (
     "timestamp",
@@ -417,7 +417,17 @@ def import_events(
     progress: Callable[[int, int], None] | None = None,
 ) -> ImportResult:
     """Import a whole file, or nothing of it; rows already imported are not added again."""
-    records = parse_file(path, format)
+    return import_records(parse_file(path, format), batch_size=batch_size, progress=progress)
+
+
+def import_records(
+    records: Sequence[EventRecord],
+    *,
+    batch_size: int = 5000,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportResult:
+    r"""Store validated records of a past log in one transaction; known ``client_event_id``\ s
+    are skipped, so importing the same records twice adds nothing."""
     added = 0
     with transaction.atomic():
         for start in range(0, len(records), batch_size):

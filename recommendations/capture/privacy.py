@@ -1,9 +1,10 @@
 """The right to erasure and a retention limit: what the app keeps about a shopper, and for how long.
 
 ``forget_user`` deletes a user's events, the events of every anonymous visitor id linked to
-them, those links, and the per-shopper cache entries (recent events, suggestion profile);
-the cached API lists and profiles are keyed by the shopper's event generation, which the
-deletion changes, so none of them is served again. What remains is aggregate: model
+them and those links, then sends ``shopper_forgotten``: serving drops the shopper's recent
+events and the suggestions their profile from the cache. The cached API lists and profiles
+are keyed by the shopper's event generation, which that changes, so none of them is served
+again. What remains is aggregate: model
 weights (item and category ids only, no shopper ids) and search-query counts.
 ``purge_expired_events`` deletes events older than ``RETENTION_DAYS``.
 """
@@ -15,12 +16,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from .conf import app_settings
-from .models import Event, VisitorLink
+from ..conf import app_settings
+from ..identity import Shopper
+from ..models import Event, VisitorLink
+from ..signals import shopper_forgotten
 
 logger = logging.getLogger(__name__)
 
@@ -33,22 +35,16 @@ class Erasure:
 
 def forget_user(user: Any) -> Erasure:
     """Erase what the app holds about ``user`` (an instance or a primary key)."""
-    from .serving.history import Shopper, forget
-    from .suggest.services import profile_key
-
     user_id = getattr(user, "pk", user)
     with transaction.atomic():
         visitors = list(VisitorLink.objects.filter(user_id=user_id).values_list("session_key", flat=True))
-        profile_keys = [
-            profile_key(Shopper(user_id=user_id, visitor=visitor)) for visitor in visitors or [""]
-        ]
         deleted, _ = Event.objects.filter(user_id=user_id).delete()
         if visitors:
             anonymous, _ = Event.objects.filter(session_key__in=visitors, user__isnull=True).delete()
             deleted += anonymous
         VisitorLink.objects.filter(user_id=user_id).delete()
-    forget([Shopper(user_id=user_id)] + [Shopper(visitor=visitor) for visitor in visitors])
-    cache.delete_many(profile_keys)
+    shoppers = [Shopper(user_id=user_id, visitor=visitor) for visitor in visitors or [""]]
+    shopper_forgotten.send_robust(sender=None, shoppers=shoppers)
     # No user id in the log line: the count is what an operator needs.
     logger.info("Erased %d events and %d visitor links of one user on request.", deleted, len(visitors))
     return Erasure(events=deleted, visitors=len(visitors))
@@ -56,14 +52,8 @@ def forget_user(user: Any) -> Erasure:
 
 def forget_visitor(session_key: str) -> Erasure:
     """Erase an anonymous visitor's (or app install's) events and cache entries."""
-    from .serving.history import Shopper, forget
-    from .suggest.services import profile_key
-
-    shopper = Shopper(visitor=session_key)
-    key = profile_key(shopper)
     deleted, _ = Event.objects.filter(session_key=session_key, user__isnull=True).delete()
-    forget([shopper])
-    cache.delete(key)
+    shopper_forgotten.send_robust(sender=None, shoppers=[Shopper(visitor=session_key)])
     return Erasure(events=deleted, visitors=1)
 
 

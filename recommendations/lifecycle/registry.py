@@ -20,14 +20,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from . import artifacts
-from .conf import app_settings
-from .models import Event, ModelVersion
+from .. import artifacts
+from ..conf import app_settings
+from ..keys import ACTIVE_VERSION
+from ..models import Event, ModelVersion
 
 logger = logging.getLogger(__name__)
-
-#: Cache key holding the id of the active version; serving compares it to what it loaded.
-ACTIVE_VERSION_CACHE_KEY = "recommendations:active-version"
 
 Status = ModelVersion.Status
 
@@ -97,12 +95,13 @@ def train_version(version_id: int) -> ModelVersion:
 
 
 def _train(version: ModelVersion) -> None:
-    from .ml.baselines import BASELINES
-    from .ml.evaluation import MODEL_NAME, run_evaluation
-    from .ml.events import events_frame
-    from .ml.frames import split_at
-    from .ml.preprocessing import Preprocessor
-    from .ml.training import NextItemRecommender
+    # pandas and Keras load in the training worker only, never in a web process that imports this module.
+    from ..ml.baselines import BASELINES
+    from ..ml.evaluation import MODEL_NAME, run_evaluation
+    from ..ml.frames import split_at
+    from ..ml.preprocessing import Preprocessor
+    from ..ml.training import NextItemRecommender
+    from .reading import events_frame
 
     _report(version.pk, stage="reading events")
     since = None
@@ -153,7 +152,7 @@ def _train(version: ModelVersion) -> None:
 
 def bundle_of(model: Any, preprocessor: Any) -> artifacts.Bundle:
     """What a fitted ``NextItemRecommender`` leaves for serving: weights, vocabularies, Keras file."""
-    from .ml.evaluation import MODEL_NAME
+    from ..ml.evaluation import MODEL_NAME
 
     return artifacts.Bundle(
         weights=model.export_weights(),
@@ -187,7 +186,7 @@ def activate(version: ModelVersion, note: str = "") -> ModelVersion:
         ModelVersion.objects.filter(pk=version.pk).update(
             status=Status.ACTIVE, activated_at=timezone.now(), promotion_note=note or version.promotion_note
         )
-        transaction.on_commit(lambda: cache.set(ACTIVE_VERSION_CACHE_KEY, version.pk, None))
+        transaction.on_commit(lambda: cache.set(ACTIVE_VERSION, version.pk, None))
     version.refresh_from_db()
     return version
 

@@ -1,7 +1,7 @@
-"""Stored events as a DataFrame: the one place where ``ml`` reads the database.
+"""Stored events as a DataFrame: the one place where training reads the database.
 
 ``Event`` rows (written by the recorders) become the canonical events frame of
-``frames`` here, so everything after this module (preprocessing, training, evaluation)
+``ml.frames`` here, so everything after this module (preprocessing, training, evaluation)
 is plain pandas and numpy and runs the same on a file, a test frame or the live table.
 Rows are streamed in chunks, so a large table never sits in memory as model instances.
 """
@@ -14,8 +14,8 @@ from itertools import islice
 from django.db.models import QuerySet
 
 from ..extras import require
+from ..ml.frames import FRAME_COLUMNS, normalize_frame
 from ..models import Event
-from .frames import FRAME_COLUMNS, normalize_frame
 
 pd = require("ml", "pandas")
 np = require("ml", "numpy")

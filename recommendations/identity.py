@@ -1,0 +1,90 @@
+"""Who a shopper is: a signed-in user, an anonymous web visitor, or a mobile app install.
+
+The visitor id lives in the Django session under ``VISITOR_SESSION_KEY`` (it survives the
+session-key rotation at login); an app install is ``device:<id>`` from the API's
+``X-Device-Id`` header. A device or visitor id is a credential: it reads only anonymous
+events, never a signed-in user's.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+from django.http import HttpRequest
+
+#: Session key under which the anonymous visitor id is kept (survives login's key rotation).
+VISITOR_SESSION_KEY = "_recommendations_visitor"
+DEVICE_PREFIX = "device:"
+DEVICE_ID = re.compile(r"^[A-Za-z0-9._:-]{8,56}$")
+
+
+def valid_device_id(value: str) -> bool:
+    return bool(DEVICE_ID.match(value or ""))
+
+
+def user_id_of(request: HttpRequest | None) -> int | None:
+    """The signed-in user's id behind ``request``, or None."""
+    user = getattr(request, "user", None)
+    return user.pk if user is not None and user.is_authenticated else None
+
+
+def visitor_id(request: HttpRequest) -> str:
+    """The anonymous visitor id of this browser session, created on first use."""
+    session = getattr(request, "session", None)
+    if session is None:
+        return ""
+    value = session.get(VISITOR_SESSION_KEY)
+    if not value:
+        value = uuid.uuid4().hex
+        session[VISITOR_SESSION_KEY] = value
+    return value
+
+
+@dataclass(frozen=True)
+class Shopper:
+    """A signed-in user, an anonymous web visitor, or a mobile device; never someone else."""
+
+    user_id: int | None = None
+    visitor: str = ""  # web visitor id, or "device:<id>" for the mobile API
+    request: HttpRequest | None = None
+
+    @classmethod
+    def from_request(cls, request: HttpRequest | None) -> Shopper:
+        """The shopper behind a page request (no visitor id is created just to read)."""
+        if request is None:
+            return cls()
+        session = getattr(request, "session", None)
+        visitor = session.get(VISITOR_SESSION_KEY, "") if session is not None else ""
+        return cls(user_id=user_id_of(request), visitor=visitor or "", request=request)
+
+    @classmethod
+    def from_device(cls, request: HttpRequest, user_id: int | None, device: str | None) -> Shopper:
+        """The caller of the mobile API: ``device`` (already validated) stands for the visitor."""
+        visitor = f"{DEVICE_PREFIX}{device}" if device else cls.from_request(request).visitor
+        return cls(user_id=user_id, visitor=visitor, request=request)
+
+    @property
+    def keys(self) -> list[str]:
+        """Per-shopper keys: the account's, and the anonymous visitor's."""
+        keys = [f"u:{self.user_id}"] if self.user_id is not None else []
+        if self.visitor:
+            keys.append(f"s:{self.visitor}")
+        return keys
+
+    @property
+    def key(self) -> str:
+        """One stable key (cache keys, logs never see more than this opaque id)."""
+        return self.keys[0] if self.keys else ""
+
+    @property
+    def is_known(self) -> bool:
+        return bool(self.keys)
+
+
+def as_shopper(who: HttpRequest | Shopper | None) -> Shopper:
+    """A ``Shopper`` as it is, or the shopper behind a request (None: nobody known)."""
+    if isinstance(who, Shopper):
+        return who
+    return Shopper.from_request(who)
