@@ -18,6 +18,12 @@ def test_the_demo_configuration_passes():
     assert not {i for i in ids() if i.startswith("recommendations.")}
 
 
+def test_the_old_middleware_path_still_counts_as_installed(settings):
+    old = "recommendations.middleware.EventMiddleware"
+    settings.MIDDLEWARE = [old if m == MIDDLEWARE else m for m in settings.MIDDLEWARE]
+    assert not {"recommendations.W001", "recommendations.E002"} & ids()
+
+
 def test_missing_middleware_warns(settings):
     settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != MIDDLEWARE]
     assert "recommendations.W001" in ids()
@@ -95,6 +101,7 @@ def test_unknown_keys_warn_and_a_non_dict_is_an_error(settings):
         {"MAX_PENDING_EVENTS": 1.5},
         {"EVENT_WRITE_RETRIES": -1},
         {"EVENT_WRITE_RETRIES": True},
+        {"API_MAX_BATCH_EVENTS": 300, "MAX_EVENTS_PER_REQUEST": 200},  # a batch would be cut short
     ],
 )
 def test_bad_capture_numbers_are_errors(recorder_settings, bad):

@@ -1,4 +1,4 @@
-"""Who is asking, and what they did: a shopper's recent item events at request time.
+"""What a shopper did: their recent item events at request time (who they are: ``identity``).
 
 Events reach the database a moment after the page that produced them (the recorder
 writes in batches, or through a Celery worker). So that a product viewed a second ago
