@@ -16,6 +16,7 @@ words it the same way.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -153,7 +154,7 @@ def cell_text(cell: Cell) -> str:
         return "-"
     if isinstance(cell, bool):
         return "yes" if cell else "no"
-    if isinstance(cell, int):
+    if isinstance(cell, numbers.Integral):  # numpy's integers too
         return f"{cell:,}"
     if isinstance(cell, str):
         return cell
