@@ -82,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         progress(f"suite {name}{' (quick)' if args.quick else ''}")
         module = importlib.import_module(f"bench.{name}")
-        section = module.run(args.quick)
-        results[name] = section if isinstance(section, str) else report.render(section)
+        results[name] = report.render(module.run(args.quick))
         print(results[name], flush=True)
     if args.output != "-":
         update_file(Path(args.output), results)

@@ -140,22 +140,6 @@ def section(title: str, method: str, blocks: Sequence[report.Block], *, quick: b
     )
 
 
-def section_header(title: str, method: str, *, quick: bool) -> str:
-    """The first lines of a section: title, command, date, machine, method."""
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"## {title}", ""]
-    if quick:
-        lines += ["> **Quick smoke run** (`--quick`): sizes shrunk, figures not representative.", ""]
-    lines += [
-        f"- Command: `{command_line()}`",
-        f"- Date: {now}",
-        f"- Machine: {machine_line()}",
-        f"- Method: {method}",
-        "",
-    ]
-    return "\n".join(lines)
-
-
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
@@ -171,11 +155,3 @@ def percentile(values: Sequence[float], pct: float) -> float:
     low = int(position)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A Markdown table; the first column is left-aligned, the others right-aligned."""
-    align = [":---"] + ["---:"] * (len(headers) - 1)
-    out = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
-    out += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(out)
