@@ -850,8 +850,9 @@ def gpu_part(smoke: dict[str, Any] | None) -> Part:
     blocks: list[Block] = [
         "`bench/gpu_train.py` trains the sampled-softmax `NextItemModel` on synthetic cases (50,000 items, "
         "1,000,000 cases, history length 20) for 3 epochs at batch sizes 4,096 and 8,192 and writes "
-        "`$OUT/gpu_results.json`; it needs only Keras, numpy and a backend (JAX on the GPU machine, no "
-        "Django). Run there as `KERAS_BACKEND=jax python bench/gpu_train.py`. "
+        "`$OUT/gpu_results.json`; it takes the model's defaults from `NextItemRecommender.get_params()` and "
+        "needs only what `recommendations.ml` needs (Keras, numpy, pandas) and a backend (JAX on the GPU "
+        "machine). Run there as `KERAS_BACKEND=jax python bench/gpu_train.py`. "
         f"Target: ≥ {GPU_TARGET:,.0f} samples/s on one H200: {strong('not measured by this suite')} (no GPU here)."
     ]
     if smoke is not None:
