@@ -20,8 +20,8 @@ import numbers
 from collections.abc import Sequence
 from datetime import datetime
 
-#: What a table cell holds: text as shown, a count, a yes/no, or nothing ("-").
-Cell = str | int | bool | None
+#: What a table cell holds: text as shown, a count, or nothing ("-").
+Cell = str | int | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,10 +152,8 @@ def row_line(cells: Sequence[str]) -> str:
 def cell_text(cell: Cell) -> str:
     if cell is None:
         return "-"
-    if isinstance(cell, bool):
-        return "yes" if cell else "no"
-    if isinstance(cell, numbers.Integral):  # numpy's integers too
+    if isinstance(cell, numbers.Integral) and not isinstance(cell, bool):  # numpy's integers too
         return f"{cell:,}"
     if isinstance(cell, str):
         return cell
-    raise TypeError(f"a table cell must be text, an integer, a yes/no or None, not {cell!r}")
+    raise TypeError(f"a table cell must be text, an integer or None, not {cell!r}")
