@@ -1,8 +1,9 @@
 """Benchmarks of the recommendations app; ``python -m bench [suite ...] [--quick]`` (or ``make bench``).
 
-Each suite is a module ``bench/<suite>.py`` with ``run(quick: bool) -> str`` that returns one
-Markdown section; ``bench/__main__.py`` runs the suites asked for and replaces their sections
-in BENCHMARKS.md, keeping the others. Add a suite by writing its module and naming it in
+Each suite is a module ``bench/<suite>.py`` with ``run(quick: bool) -> report.Section``: it
+measures, and returns what it found as data (``bench/report.py``); ``bench/__main__.py`` runs
+the suites asked for, renders each section as Markdown and replaces those sections in
+BENCHMARKS.md, keeping the others. Add a suite by writing its module and naming it in
 ``SUITES`` (in the order the sections appear in BENCHMARKS.md).
 """
 

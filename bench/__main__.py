@@ -1,8 +1,9 @@
 """``python -m bench [suite ...] [--quick] [--output FILE]``: run benchmark suites, rewrite BENCHMARKS.md.
 
 Each named suite (default: all of ``bench.SUITES``) is the module ``bench/<suite>.py``; its
-``run(quick)`` returns a Markdown section. Only the sections of the suites that ran are
-replaced in the output file; the others, and the file's introduction, are kept.
+``run(quick)`` returns a ``report.Section``, which ``report.render`` writes as Markdown. Only
+the sections of the suites that ran are replaced in the output file; the others, and the
+file's introduction, are kept.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 import sys
 from pathlib import Path
 
-from bench import EXTRA_SUITES, SUITES
+from bench import EXTRA_SUITES, SUITES, report
 from bench.common import ROOT, progress
 
 DEFAULT_OUTPUT = ROOT / "BENCHMARKS.md"
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         progress(f"suite {name}{' (quick)' if args.quick else ''}")
         module = importlib.import_module(f"bench.{name}")
-        results[name] = module.run(args.quick)
+        results[name] = report.render(module.run(args.quick))
         print(results[name], flush=True)
     if args.output != "-":
         update_file(Path(args.output), results)

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import common
+from bench.report import Part, Section, Table, ms, strong, verdict
 
 BROWSER_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
@@ -201,7 +202,7 @@ def celery_worker(queue: str) -> Iterator[subprocess.Popen]:
 
 @dataclasses.dataclass
 class OverheadResult:
-    label: str  # Markdown for the table's first column
+    label: str  # the table's first column
     without: list[float]  # seconds per request
     with_: list[float]
     round_ratios: list[float]
@@ -445,17 +446,13 @@ def stored_over_sent(runs: Sequence[IngestRun]) -> str:
     return ", ".join(f"{stored:,} / {sent:,}" for stored, sent in pairs)
 
 
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.2f} ms"
-
-
-def render(
+def section(
     overheads: Sequence[OverheadResult],
     handoff: tuple[dict[str, list[float]], int, int],
     ingestion: dict[str, list[IngestRun]],
     sizes: Sizes,
     quick: bool,
-) -> str:
+) -> Section:
     import celery
     import redis
     from django.conf import settings
@@ -472,78 +469,77 @@ def render(
         f"with a real worker (`--pool=solo`) on Redis {redis_version}, both on this machine, as is PostgreSQL. "
         "The event table is truncated before each measurement. Details: docstring of `bench/capture.py`."
     )
-    out = [
-        common.section_header("Event capture: middleware overhead and ingestion rate", method, quick=quick)
-    ]
+    return common.section(
+        "Event capture: middleware overhead and ingestion rate",
+        method,
+        [overhead_part(overheads, handoff, sizes), ingestion_part(ingestion)],
+        quick=quick,
+    )
 
-    out += ["### Middleware overhead (product page)", ""]
-    out += [
-        "Each row is its own side-by-side comparison (with vs without the middleware, ABBA rounds). "
-        "The first row is the production set-up and the target; the second was measured before the worker "
-        "started, so nothing competed for the CPU and the page paid only for publishing to Redis. "
-        "The product page's recommendation carousels are switched off on both sides (their cost is in the "
-        "Serving section), so the difference is capture alone.",
-        "",
+
+def overhead_part(
+    overheads: Sequence[OverheadResult], handoff: tuple[dict[str, list[float]], int, int], sizes: Sizes
+) -> Part:
+    rows = [
+        [
+            result.label,
+            ms(common.median(result.without)),
+            ms(common.median(result.with_)),
+            strong(f"{result.ratio:.3f}"),
+            f"{common.median(result.round_ratios):.3f}",
+            ms(common.percentile(result.without, 95)),
+            ms(common.percentile(result.with_, 95)),
+            f"{result.stored} / {result.sent}{result.note}",
+        ]
+        for result in overheads
     ]
-    rows = []
-    for result in overheads:
-        rows.append(
-            [
-                result.label,
-                ms(common.median(result.without)),
-                ms(common.median(result.with_)),
-                f"**{result.ratio:.3f}**",
-                f"{common.median(result.round_ratios):.3f}",
-                ms(common.percentile(result.without, 95)),
-                ms(common.percentile(result.with_, 95)),
-                f"{result.stored} / {result.sent}{result.note}",
-            ]
-        )
-    out.append(
-        common.table(
-            [
-                "recorder",
-                "median without",
-                "median with",
-                "ratio of medians",
-                "median of round ratios",
-                "p95 without",
-                "p95 with",
-                "view events stored / sent",
-            ],
-            rows,
-        )
+    table = Table(
+        [
+            "recorder",
+            "median without",
+            "median with",
+            "ratio of medians",
+            "median of round ratios",
+            "p95 without",
+            "p95 with",
+            "view events stored / sent",
+        ],
+        rows,
     )
     celery_result = overheads[0]
-    verdict = "met" if celery_result.ratio <= RATIO_TARGET else "**missed**"
-    out += [
-        "",
-        f"Target: ratio of medians ≤ {RATIO_TARGET:.2f} with the `CeleryRecorder`: {verdict} "
-        f"({celery_result.ratio:.3f}; the middleware adds "
-        f"{ms(common.median(celery_result.with_) - common.median(celery_result.without))} to the median request). "
-        "The other rows are for information: the `DatabaseRecorder` inserts in the web process; the no-op "
-        "recorder (`bench.recorders.NullRecorder`) discards the events, so its row is the cost of the "
-        "middleware itself (trackability checks, visitor id, building the record), without any hand-off.",
-        "",
-    ]
+    added = common.median(celery_result.with_) - common.median(celery_result.without)
     samples, sent, stored = handoff
-    out += [
-        "Where the difference goes: one call of `recorder.record([one view event])` outside a transaction, "
-        "the step a tracked request adds in `response.close()` (the rest of the middleware is the same for "
-        f"both recorders); {sizes.handoff_blocks} alternating blocks of {sizes.handoff_calls} calls each, "
-        f"with the worker consuming (events stored / sent, both recorders: {stored} / {sent}):",
-        "",
-        common.table(
-            ["recorder", "median per call", "p95 per call"],
-            [
-                [f"`{name}`", ms(common.median(values)), ms(common.percentile(values, 95))]
-                for name, values in samples.items()
-            ],
-        ),
-        "",
-    ]
+    return Part(
+        "Middleware overhead (product page)",
+        [
+            "Each row is its own side-by-side comparison (with vs without the middleware, ABBA rounds). "
+            "The first row is the production set-up and the target; the second was measured before the worker "
+            "started, so nothing competed for the CPU and the page paid only for publishing to Redis. "
+            "The product page's recommendation carousels are switched off on both sides (their cost is in the "
+            "Serving section), so the difference is capture alone.",
+            table,
+            f"Target: ratio of medians ≤ {RATIO_TARGET:.2f} with the `CeleryRecorder`: "
+            f"{verdict(celery_result.ratio <= RATIO_TARGET)} "
+            f"({celery_result.ratio:.3f}; the middleware adds {ms(added)} to the median request). "
+            "The other rows are for information: the `DatabaseRecorder` inserts in the web process; the no-op "
+            "recorder (`bench.recorders.NullRecorder`) discards the events, so its row is the cost of the "
+            "middleware itself (trackability checks, visitor id, building the record), without any hand-off.",
+            "Where the difference goes: one call of `recorder.record([one view event])` outside a transaction, "
+            "the step a tracked request adds in `response.close()` (the rest of the middleware is the same for "
+            f"both recorders); {sizes.handoff_blocks} alternating blocks of {sizes.handoff_calls} calls each, "
+            f"with the worker consuming (events stored / sent, both recorders: {stored} / {sent}):",
+            Table(
+                ["recorder", "median per call", "p95 per call"],
+                [
+                    [f"`{name}`", ms(common.median(values)), ms(common.percentile(values, 95))]
+                    for name, values in samples.items()
+                ],
+            ),
+        ],
+    )
 
-    out += ["### Ingestion rate into PostgreSQL", ""]
+
+def ingestion_part(ingestion: dict[str, list[IngestRun]]) -> Part:
     naive_rates = [r.rate for r in ingestion["naive"]]
     labels = {
         "bulk": "`DatabaseRecorder().write(batch)` → `write_events` (bulk, in-process)",
@@ -554,46 +550,44 @@ def render(
     for name in ("bulk", "celery", "naive"):
         runs = ingestion[name]
         rates = [r.rate for r in runs]
-        rate = common.median(rates)
         rows.append(
             [
                 labels[name],
-                f"{runs[0].events:,}",
-                f"**{rate:,.0f}**",
+                runs[0].events,
+                strong(f"{common.median(rates):,.0f}"),
                 f"{min(rates):,.0f} to {max(rates):,.0f}",
                 f"{common.median([a / b for a, b in zip(rates, naive_rates, strict=True)]):.1f}x",
                 stored_over_sent(runs),
             ]
         )
-    out.append(
-        common.table(
-            [
-                "path",
-                "events per repetition",
-                "events/s (median)",
-                "min to max",
-                "vs naive (same repetition)",
-                "stored / sent",
-            ],
-            rows,
-        )
+    table = Table(
+        [
+            "path",
+            "events per repetition",
+            "events/s (median)",
+            "min to max",
+            "vs naive (same repetition)",
+            "stored / sent",
+        ],
+        rows,
     )
     bulk_rate = common.median([r.rate for r in ingestion["bulk"]])
     enqueue_rate = common.median(
         [r.events / r.enqueue_seconds for r in ingestion["celery"] if r.enqueue_seconds]
     )
-    verdict = "met" if bulk_rate >= INGEST_TARGET else "**missed**"
-    out += [
-        "",
-        f"Target: ≥ {INGEST_TARGET:,.0f} events/s through the bulk path: {verdict} ({bulk_rate:,.0f}/s). "
-        f"Enqueueing alone (what the web side of the Celery path pays) runs at {enqueue_rate:,.0f} events/s.",
-        "",
-    ]
-    return "\n".join(out)
+    return Part(
+        "Ingestion rate into PostgreSQL",
+        [
+            table,
+            f"Target: ≥ {INGEST_TARGET:,.0f} events/s through the bulk path: {verdict(bulk_rate >= INGEST_TARGET)} "
+            f"({bulk_rate:,.0f}/s). Enqueueing alone (what the web side of the Celery path pays) runs at "
+            f"{enqueue_rate:,.0f} events/s.",
+        ],
+    )
 
 
-def run(quick: bool) -> str:
-    """Run the capture suite and return its Markdown section."""
+def run(quick: bool) -> Section:
+    """Run the capture suite and return its section."""
     common.setup_django()
     from django.conf import settings
     from django.test import override_settings
@@ -655,4 +649,4 @@ def run(quick: bool) -> str:
                 ingestion = measure_ingestion(products, sizes)
         finally:
             truncate_events()
-    return render(overheads, handoff, ingestion, sizes, quick)
+    return section(overheads, handoff, ingestion, sizes, quick)

@@ -1,9 +1,9 @@
 """What every benchmark suite shares: Django set-up on the bench database, the machine, statistics.
 
 ``setup_django()`` points Django at ``bench.settings``, creates the PostgreSQL database
-``recommendations_bench`` if it is missing and migrates it. ``section_header()`` writes the
-lines every section of BENCHMARKS.md starts with: the exact command, the date, the machine and
-the method. The statistics helpers are the medians and percentiles the sections report.
+``recommendations_bench`` if it is missing and migrates it. ``section()`` makes a suite's
+``report.Section`` with the facts every section starts with: the exact command, the date and
+the machine. The statistics helpers are the medians and percentiles the sections report.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
+
+from bench import report
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_MODULE = "bench.settings"
@@ -133,20 +135,17 @@ def command_line() -> str:
     return shlex.join([shown, "-m", "bench", *sys.argv[1:]])
 
 
-def section_header(title: str, method: str, *, quick: bool) -> str:
-    """The first lines of a section: title, command, date, machine, method."""
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"## {title}", ""]
-    if quick:
-        lines += ["> **Quick smoke run** (`--quick`): sizes shrunk, figures not representative.", ""]
-    lines += [
-        f"- Command: `{command_line()}`",
-        f"- Date: {now}",
-        f"- Machine: {machine_line()}",
-        f"- Method: {method}",
-        "",
-    ]
-    return "\n".join(lines)
+def section(title: str, method: str, blocks: Sequence[report.Block], *, quick: bool) -> report.Section:
+    """A suite's section, with the facts of this run: the command, the date, the machine now."""
+    return report.Section(
+        title=title,
+        command=command_line(),
+        date=datetime.now(UTC),
+        machine=machine_line(),
+        method=method,
+        quick=quick,
+        blocks=list(blocks),
+    )
 
 
 def median(values: Sequence[float]) -> float:
@@ -164,11 +163,3 @@ def percentile(values: Sequence[float], pct: float) -> float:
     low = int(position)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A Markdown table; the first column is left-aligned, the others right-aligned."""
-    align = [":---"] + ["---:"] * (len(headers) - 1)
-    out = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
-    out += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(out)

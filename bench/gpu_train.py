@@ -1,13 +1,15 @@
 """GPU training throughput of ``NextItemModel`` (sampled softmax, 50k items) on synthetic cases.
 
-A self-contained script for a rented GPU machine with Keras and JAX but neither TensorFlow
-nor Django: it needs only ``keras``, ``numpy`` and a Keras backend. Run it from anywhere:
+A script for a rented GPU machine with Keras and JAX but no TensorFlow: it needs only what
+``recommendations.ml`` needs (``keras``, ``numpy``, ``pandas``: the ``ml`` extra) and a Keras
+backend; no Django once ``recommendations.ml`` no longer imports it. Run it from anywhere:
 
     KERAS_BACKEND=jax python bench/gpu_train.py            # 50k items, 1M cases, 3 epochs
     KERAS_BACKEND=tensorflow python bench/gpu_train.py --quick   # tiny smoke run on a CPU
 
 What it measures: ``recommendations.ml.model.NextItemModel`` built as
-``training.NextItemRecommender`` builds it for a catalogue above ``sampled_softmax_above``
+``training.NextItemRecommender`` builds it, with its default parameters (read from the
+library: ``NextItemRecommender().get_params()``), for a catalogue above ``sampled_softmax_above``
 (sampled softmax with in-batch and popularity negatives, the repeat and co-occurrence prior
 terms), compiled with the same optimizer and loss, trained with ``model.fit`` on numpy
 arrays for 3 epochs, once per batch size (4096 and 8192 by default; ``--runs 8192x8`` adds
@@ -23,17 +25,13 @@ catalogue, a next item that repeats a history item 30% of the time, event types,
 and context features in the model's input ranges, and random co-occurrence neighbour
 tables. Throughput depends on the shapes, not on the values.
 
-``recommendations.ml.model`` imports ``recommendations.extras``, which imports
-``django.core.exceptions``; where Django is missing, a stub of that one module (only
-``ImproperlyConfigured``) is put in ``sys.modules`` first. Nothing is installed. Results are
-printed and, when ``$OUT`` is set, written to ``$OUT/gpu_results.json`` after every run (so a
-crash later keeps what was measured).
+Nothing is installed. Results are printed and, when ``$OUT`` is set, written to
+``$OUT/gpu_results.json`` after every run (so a crash later keeps what was measured).
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import inspect
 import json
 import os
@@ -41,7 +39,6 @@ import platform
 import statistics
 import sys
 import time
-import types
 from pathlib import Path
 from typing import Any
 
@@ -51,75 +48,13 @@ N_TYPE_SLOTS = 10
 N_AGE_BUCKETS = 24
 CONTEXT_DIM = 37
 N_CATEGORIES = 400
-#: NextItemRecommender's defaults, used when they cannot be read from ``training.py``.
-DEFAULTS = {
-    "embedding_dim": 64,
-    "hidden_units": (256, 256),
-    "attention_units": 64,
-    "dropout": 0.1,
-    "history_length": 20,
-    "learning_rate": 1e-3,
-    "n_negatives": 1024,
-    "weight_decay": 0.0,
-    "repeat": True,
-    "n_neighbours": 20,
-    "prior_window": 5,
-    "mixture": True,
-    "random_state": 0,
-}
-
-
-def stub_django() -> bool:
-    """Put a minimal ``django.core.exceptions`` in ``sys.modules`` if Django is missing; True if so."""
-    try:
-        import django.core.exceptions
-
-        return False
-    except ImportError:
-        pass
-    django = types.ModuleType("django")
-    core = types.ModuleType("django.core")
-    exceptions = types.ModuleType("django.core.exceptions")
-
-    class ImproperlyConfigured(Exception):
-        """Stand-in for Django's exception (only ``recommendations.extras`` uses it here)."""
-
-    exceptions.ImproperlyConfigured = ImproperlyConfigured
-    django.core = core
-    core.exceptions = exceptions
-    django.__path__ = []  # a package, so "import django.x" fails cleanly instead of oddly
-    core.__path__ = []
-    sys.modules.update({"django": django, "django.core": core, "django.core.exceptions": exceptions})
-    return True
 
 
 def recommender_defaults() -> dict[str, Any]:
-    """The learned model's default parameters, read from ``training.py``'s source.
+    """The learned model's default parameters, from the library (they change as the model improves)."""
+    from recommendations.ml.training import NextItemRecommender
 
-    Parsed, not imported: ``training`` needs pandas, which the GPU machine may lack, and the
-    defaults change as the model improves. Falls back to the copy in ``DEFAULTS``.
-    """
-    params = dict(DEFAULTS)
-    source = ROOT / "recommendations" / "ml" / "training.py"
-    try:
-        tree = ast.parse(source.read_text())
-        init = next(
-            node
-            for cls in tree.body
-            if isinstance(cls, ast.ClassDef) and cls.name == "NextItemRecommender"
-            for node in cls.body
-            if isinstance(node, ast.FunctionDef) and node.name == "__init__"
-        )
-        arguments = init.args
-        pairs = list(zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True))
-        positional = arguments.args[len(arguments.args) - len(arguments.defaults) :]
-        pairs += list(zip(positional, arguments.defaults, strict=True))
-        for argument, default in pairs:
-            if argument.arg in params and default is not None:
-                params[argument.arg] = ast.literal_eval(default)
-    except (OSError, SyntaxError, ValueError, StopIteration) as exc:
-        print(f"(defaults of NextItemRecommender not read: {exc!r}; using the copy here)", flush=True)
-    return params
+    return NextItemRecommender().get_params()
 
 
 def synthetic_cases(n_cases: int, n_items: int, length: int, seed: int) -> dict[str, Any]:
@@ -181,7 +116,7 @@ def build_model(data: dict[str, Any], n_items: int, params: dict[str, Any], seed
         "seed": seed,
         "history_length": params["history_length"],
         "repeat": params["repeat"],
-        "n_priors": 2 if params["n_neighbours"] else 0,
+        "n_priors": len(params["priors"]) if params["n_neighbours"] else 0,  # as training counts them
         "n_neighbours": params["n_neighbours"],
         "item_bias_init": data["bias"].tolist(),
         "prior_window": params["prior_window"],
@@ -329,13 +264,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    stubbed = stub_django()
     import keras
     import numpy as np
 
     backend, device_list = devices()
     print(
-        f"backend {backend}, Keras {keras.__version__}, devices {device_list}; Django stubbed: {stubbed}",
+        f"backend {backend}, Keras {keras.__version__}, devices {device_list}",
         flush=True,
     )
     params = recommender_defaults()
@@ -353,7 +287,6 @@ def main(argv: list[str] | None = None) -> int:
         "numpy": np.__version__,
         "python": platform.python_version(),
         "devices": device_list,
-        "django_stubbed": stubbed,
         "n_items": n_items,
         "n_cases": n_cases,
         "epochs": epochs,

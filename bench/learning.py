@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import common
+from bench.report import Block, Cell, Figure, Part, Section, Table, decimals, ratio_text, strong, verdict
 
 K = 20
 MRR_TARGET = 1.10
@@ -156,20 +157,10 @@ def epoch_reporter(label: str) -> Callable[[dict], None]:
     return report
 
 
-def fmt(value: float | None, digits: int = 4) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
 def ratio(ours: float | None, other: float | None) -> float | None:
     if ours is None or other is None:
         return None
     return float("inf") if other == 0 else ours / other
-
-
-def fmt_ratio(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return "∞" if value == float("inf") else f"{value:.2f}"
 
 
 # --- 1. quality ----------------------------------------------------------------------------
@@ -244,7 +235,7 @@ def ratio_interval(
     return float(low), float(high)
 
 
-def fmt_interval(interval: tuple[float, float] | None) -> str:
+def interval_text(interval: tuple[float, float] | None) -> str:
     return "-" if interval is None else f"{interval[0]:.2f} to {interval[1]:.2f}"
 
 
@@ -448,7 +439,7 @@ def fit_speed(data: dict[str, Any], n_cases: int, sizes: Sizes, label: str, seed
         "params": {k: v for k, v in params.items() if k != "progress"},
     }
     common.progress(
-        f"{label}: {n_train} cases, {result['epochs']} epochs, steady {fmt(steady, 0)} samples/s, "
+        f"{label}: {n_train} cases, {result['epochs']} epochs, steady {decimals(steady, 0)} samples/s, "
         f"fit {result['train_seconds']:.1f} s"
     )
     return result
@@ -581,143 +572,174 @@ def versions() -> str:
     return ", ".join(parts)
 
 
-def render_quality(quality: list[dict[str, Any]], chart: Path, chart_bytes: int) -> list[str]:
-    link = chart.relative_to(common.ROOT).as_posix()
-    out = ["### 1. Quality on later data (next item, k = 20)", ""]
-    out += [
-        "Every model is fitted on the events before the split and scored on every prefix of every later "
-        "session (`run_evaluation`, identical cases for all). `all`: every next item; `new`: only next items "
-        "not yet in the session, and the session's items are removed from every list. Peers are the `implicit` "
-        "library's BM25 item-kNN (K = 100) and ALS (64 factors, regularization 0.05, 15 iterations, "
-        "random_state 0), wrapped in `bench/peers.py`; no model was tuned on the test side.",
-        "",
-        f"![MRR@{K} per model, data set and variant]({link})",
-        "",
-        f"(Chart: [`{link}`]({link}), {chart_bytes / 1024:.0f} KB.)",
-        "",
-    ]
+def quality_part(quality: list[dict[str, Any]], chart: Path, chart_bytes: int) -> Part:
     rows = quality_rows(quality)
-    out += [
-        "**Target: our MRR@20 ≥ 1.10 x the best baseline and ≥ 1.10 x the best peer, in both variants.**",
-        "",
-        f"Each ratio's 95% interval is a paired bootstrap over the cases ({BOOTSTRAP_REPEATS:,} draws of the "
-        "same cases for both models): how far the ratio could move with another sample of shoppers of the "
-        "same size. The defaults were chosen on dev splits of the training side (section *Model selection* "
-        "below), never on these cases.",
-        "",
-        common.table(
+    summary = Table(
+        [
+            "data set",
+            "variant",
+            "cases",
+            f"{MODEL_NAME} MRR@{K}",
+            "best baseline",
+            "ratio",
+            "95% interval",
+            "best peer",
+            "ratio",
+            "95% interval",
+            "met vs baseline / vs peer",
+        ],
+        [
             [
-                "data set",
-                "variant",
-                "cases",
-                f"{MODEL_NAME} MRR@{K}",
-                "best baseline",
-                "ratio",
-                "95% interval",
-                "best peer",
-                "ratio",
-                "95% interval",
-                "met vs baseline / vs peer",
-            ],
-            [
-                [
-                    row["dataset"].label,
-                    row["variant"],
-                    f"{row['n_cases']:,}",
-                    f"**{fmt(row['ours'])}**",
-                    f"{row['baseline']} {fmt(row['baseline_mrr'])}",
-                    f"**{fmt_ratio(row['vs_baseline'])}**",
-                    fmt_interval(row["interval_baseline"]),
-                    f"{row['peer']} {fmt(row['peer_mrr'])}",
-                    f"**{fmt_ratio(row['vs_peer'])}**",
-                    fmt_interval(row["interval_peer"]),
-                    " / ".join("yes" if ok else "**no**" for ok in (row["met_baseline"], row["met_peer"])),
-                ]
-                for row in rows
-            ],
-        ),
-        "",
-    ]
+                row["dataset"].label,
+                row["variant"],
+                row["n_cases"],
+                strong(decimals(row["ours"])),
+                f"{row['baseline']} {decimals(row['baseline_mrr'])}",
+                strong(ratio_text(row["vs_baseline"])),
+                interval_text(row["interval_baseline"]),
+                f"{row['peer']} {decimals(row['peer_mrr'])}",
+                strong(ratio_text(row["vs_peer"])),
+                interval_text(row["interval_peer"]),
+                " / ".join("yes" if ok else strong("no") for ok in (row["met_baseline"], row["met_peer"])),
+            ]
+            for row in rows
+        ],
+    )
     met = [row for row in rows if row["met"]]
     missed = [f"{row['dataset'].label} `{row['variant']}`" for row in rows if not row["met"]]
     if len(met) == len(rows):
-        verdict = f"Target **met** in all {len(rows)} (data set, variant) pairs."
+        outcome = f"Target {strong('met')} in all {len(rows)} (data set, variant) pairs."
     else:
         by_kind = "; ".join(
             f"≥ 1.10 x the best {kind} in {sum(row[key] for row in rows)} of {len(rows)}"
             for kind, key in (("baseline", "met_baseline"), ("peer", "met_peer"))
         )
-        verdict = (
-            f"Target **missed**: met in {len(met)} of {len(rows)} (data set, variant) pairs "
+        outcome = (
+            f"Target {strong('missed')}: met in {len(met)} of {len(rows)} (data set, variant) pairs "
             f"({by_kind}); missed in {', '.join(missed)}."
         )
-    out += [verdict, ""]
-
-    mrr = f"mrr@{K}"
-    for item in quality:
-        result = item["result"]
-        dataset = item["dataset"]
-        out += [
-            f"#### {dataset.label}",
-            "",
-            f"`{dataset.path}` (format `{dataset.format}`), split at {dataset.split} UTC: "
-            f"{item['train_events']:,} training events, {item['test_events']:,} later events; "
-            f"{result['n_cases']:,} cases from {result['n_sessions']:,} later sessions "
-            f"({result['n_skipped']:,} next items unknown in training skipped)."
-            + (
-                f" Few cases: a difference of a few hundredths of MRR@{K} is within noise here."
-                if result["n_cases"] < 500
-                else ""
+    return Part(
+        f"1. Quality on later data (next item, k = {K})",
+        [
+            "Every model is fitted on the events before the split and scored on every prefix of every later "
+            "session (`run_evaluation`, identical cases for all). `all`: every next item; `new`: only next items "
+            "not yet in the session, and the session's items are removed from every list. Peers are the "
+            "`implicit` library's BM25 item-kNN (K = 100) and ALS (64 factors, regularization 0.05, 15 "
+            "iterations, random_state 0), wrapped in `bench/peers.py`; no model was tuned on the test side.",
+            Figure(
+                chart.relative_to(common.ROOT).as_posix(),
+                f"MRR@{K} per model, data set and variant",
+                chart_bytes,
             ),
-            "",
+            strong(
+                f"Target: our MRR@{K} ≥ {MRR_TARGET:.2f} x the best baseline and ≥ {MRR_TARGET:.2f} x the best "
+                "peer, in both variants."
+            ),
+            f"Each ratio's 95% interval is a paired bootstrap over the cases ({BOOTSTRAP_REPEATS:,} draws of the "
+            "same cases for both models): how far the ratio could move with another sample of shoppers of the "
+            "same size. The defaults were chosen on dev splits of the training side (section *Model selection* "
+            "below), never on these cases.",
+            summary,
+            outcome,
+            *(dataset_part(item) for item in quality),
+        ],
+    )
+
+
+def dataset_part(item: dict[str, Any]) -> Part:
+    """One data set's split, how our model trained, and every model's metrics per variant."""
+    result, dataset = item["result"], item["dataset"]
+    blocks: list[Block] = [
+        f"`{dataset.path}` (format `{dataset.format}`), split at {dataset.split} UTC: "
+        f"{item['train_events']:,} training events, {item['test_events']:,} later events; "
+        f"{result['n_cases']:,} cases from {result['n_sessions']:,} later sessions "
+        f"({result['n_skipped']:,} next items unknown in training skipped)."
+        + (
+            f" Few cases: a difference of a few hundredths of MRR@{K} is within noise here."
+            if result["n_cases"] < 500
+            else ""
+        )
+    ]
+    history = item["history"]
+    if history:
+        stages: dict[Any, int] = {}
+        for row in history:
+            stages[row.get("stage", "-")] = stages.get(row.get("stage", "-"), 0) + 1
+        epochs = ", ".join(f"stage {stage}: {count}" for stage, count in stages.items())
+        blocks.append(
+            f"`{MODEL_NAME}` trained {len(history)} epochs ({epochs}), with early stopping on a "
+            "later-in-time validation slice of the training side."
+        )
+    mrr = f"mrr@{K}"
+    for variant, data in result["variants"].items():
+        models = data["models"]
+        ranked = sorted(models, key=lambda n: -(models[n][mrr] if models[n][mrr] is not None else -1.0))
+        rows = [
+            [
+                strong(name) if name == MODEL_NAME else name,
+                kind_of(name),
+                decimals(models[name][f"hr@{K}"]),
+                decimals(models[name][mrr]),
+                decimals(models[name][f"ndcg@{K}"]),
+                decimals(models[name][f"coverage@{K}"]),
+                decimals(models[name]["train_seconds"], 1),
+            ]
+            for name in ranked
         ]
-        history = item["history"]
-        if history:
-            stages: dict[Any, int] = {}
-            for row in history:
-                stages[row.get("stage", "-")] = stages.get(row.get("stage", "-"), 0) + 1
-            epochs = ", ".join(f"stage {stage}: {count}" for stage, count in stages.items())
-            out += [
-                f"`{MODEL_NAME}` trained {len(history)} epochs ({epochs}), with early stopping on a "
-                "later-in-time validation slice of the training side.",
-                "",
-            ]
-        for variant, data in result["variants"].items():
-            models = data["models"]
-            ranked = sorted(models, key=lambda n: -(models[n][mrr] if models[n][mrr] is not None else -1.0))
-            table_rows = []
-            for name in ranked:
-                metrics = models[name]
-                shown = f"**{name}**" if name == MODEL_NAME else name
-                table_rows.append(
-                    [
-                        shown,
-                        kind_of(name),
-                        fmt(metrics[f"hr@{K}"]),
-                        fmt(metrics[mrr]),
-                        fmt(metrics[f"ndcg@{K}"]),
-                        fmt(metrics[f"coverage@{K}"]),
-                        fmt(metrics["train_seconds"], 1),
-                    ]
-                )
-            out += [
-                f"`{variant}` ({data['n_cases']:,} cases):",
-                "",
-                common.table(
-                    ["model", "kind", f"HR@{K}", f"MRR@{K}", f"NDCG@{K}", f"coverage@{K}", "train s"],
-                    table_rows,
-                ),
-                "",
-            ]
-    return out
+        blocks += [
+            f"`{variant}` ({data['n_cases']:,} cases):",
+            Table(["model", "kind", f"HR@{K}", f"MRR@{K}", f"NDCG@{K}", f"coverage@{K}", "train s"], rows),
+        ]
+    return Part(dataset.label, blocks)
 
 
-def render_training(runs: list[dict[str, Any]], sizes: Sizes) -> list[str]:
-    out = ["### 3. Training speed (resampled REES46, 50k-id catalogue)", ""]
+def shape_part(base_shape: dict[str, float], shapes: list[tuple[str, dict[str, float]]]) -> Part:
+    def row(name: str, s: dict[str, float]) -> list[Cell]:
+        return [
+            name,
+            f"{s['events']:,.0f}",
+            f"{s['sessions']:,.0f}",
+            f"{s['mean_session_events']:.2f} / {s['median_session_events']:.0f}",
+            f"{s['single_event_sessions']:.1%}",
+            f"{s['items']:,.0f}",
+            f"{s['top1pct_item_share']:.1%}",
+            f"{s['view']:.1%} / {s['cart']:.1%} / {s['purchase']:.1%}",
+            f"{s['days']:.1f}",
+        ]
+
+    table = Table(
+        [
+            "set",
+            "events",
+            "sessions",
+            "mean / median session events",
+            "1-event sessions",
+            "items",
+            "top 1% items' share of events",
+            "view / cart / purchase",
+            "days",
+        ],
+        [row("REES46, real", base_shape)] + [row(name, shape) for name, shape in shapes],
+    )
+    return Part(
+        "2. Resampled data for the speed measurements",
+        [
+            "The real data are small, so the speed figures below run on "
+            + strong("resampled real data")
+            + ": REES46 shoppers drawn with replacement (all their sessions and events, real timing, shifted by "
+            "a random offset within 28 days) onto a catalogue stretched by copying (`bench/resample.py`). The "
+            "shape it keeps:",
+            table,
+        ],
+    )
+
+
+def training_part(runs: list[dict[str, Any]], sizes: Sizes) -> Part:
     params = runs[0]["params"] if runs else {}
     shown = ", ".join(f"`{name}={value!r}`" for name, value in params.items())
-    out += [
-        "**Resampled real data**: real REES46 shoppers drawn with replacement onto a larger catalogue "
+    method = (
+        strong("Resampled real data")
+        + ": real REES46 shoppers drawn with replacement onto a larger catalogue "
         "(`bench/resample.py`; session lengths, event mix and popularity profile kept, see the shape table "
         f"above). `NextItemRecommender` with default parameters except {shown} (no scalars-only stage: "
         "every timed epoch trains the whole model). The first epoch "
@@ -730,51 +752,43 @@ def render_training(runs: list[dict[str, Any]], sizes: Sizes) -> list[str]:
             f"probe's rate would take over {sizes.epoch_budget_s:.0f} s."
             if sizes.probe_cases
             else f"One fit of {sizes.speed_cases:,} training cases per catalogue."
-        ),
-        "",
-    ]
-    rows = []
-    for run in runs:
-        rates = ", ".join(f"{rate:,.0f}" for rate in run["rates"] if rate)
-        rows.append(
+        )
+    )
+    table = Table(
+        [
+            "fit",
+            "items",
+            "softmax",
+            "training cases",
+            "samples/s per epoch",
+            "steady samples/s",
+            "`samples_per_second_`",
+            "fit wall s",
+            "of which outside epochs",
+        ],
+        [
             [
                 run["label"],
-                f"{run['n_items']:,}",
+                run["n_items"],
                 "sampled" if run["sampled"] else "full",
-                f"{run['n_train']:,}" if run["n_train"] is not None else "-",
-                rates,
-                f"**{run['steady']:,.0f}**" if run["steady"] else "-",
-                f"{run['model_rate']:,.0f}" if run["model_rate"] else "-",
+                run["n_train"],
+                ", ".join(f"{rate:,.0f}" for rate in run["rates"] if rate),
+                strong(f"{run['steady']:,.0f}") if run["steady"] else None,
+                f"{run['model_rate']:,.0f}" if run["model_rate"] else None,
                 f"{run['train_seconds']:.1f}",
                 f"{run['outside_epochs']:.1f}",
             ]
-        )
-    out += [
-        common.table(
-            [
-                "fit",
-                "items",
-                "softmax",
-                "training cases",
-                "samples/s per epoch",
-                "steady samples/s",
-                "`samples_per_second_`",
-                "fit wall s",
-                "of which outside epochs",
-            ],
-            rows,
-        ),
-        "",
-    ]
+            for run in runs
+        ],
+    )
     mains = {run["sampled"]: run for run in runs if run["role"] == "main"}
     sampled, full = mains.get(True), mains.get(False)
     lines = []
     if sampled:
         rate = sampled["steady"] or sampled["first"] or 0.0
-        verdict = "met" if rate >= SPEED_TARGET else "**missed**"
         lines.append(
-            f"Target: ≥ {SPEED_TARGET:,.0f} samples/s with the sampled softmax on a 50k catalogue: {verdict} "
-            f"({rate:,.0f} samples/s, {rate / SPEED_TARGET:.0%} of the target)."
+            f"Target: ≥ {SPEED_TARGET:,.0f} samples/s with the sampled softmax on a 50k catalogue: "
+            f"{verdict(rate >= SPEED_TARGET)} ({rate:,.0f} samples/s, {rate / SPEED_TARGET:.0%} of the target)."
         )
         if sampled.get("capped") and rate:
             projected = sampled["outside_epochs"] * sizes.speed_cases / max(sampled["n_train"] or 1, 1) + (
@@ -802,88 +816,44 @@ def render_training(runs: list[dict[str, Any]], sizes: Sizes) -> list[str]:
             f"{sampled['steady'] / full['steady']:.2f}x as many samples/s as the full softmax on "
             f"{full['n_items']:,} items."
         )
-    out += [" ".join(lines), ""]
-    return out
+    return Part("3. Training speed (resampled REES46, 50k-id catalogue)", [method, table, " ".join(lines)])
 
 
-def render_shape(base_shape: dict[str, float], shapes: list[tuple[str, dict[str, float]]]) -> list[str]:
-    headers = [
-        "set",
-        "events",
-        "sessions",
-        "mean / median session events",
-        "1-event sessions",
-        "items",
-        "top 1% items' share of events",
-        "view / cart / purchase",
-        "days",
-    ]
-
-    def row(name: str, s: dict[str, float]) -> list[str]:
-        return [
-            name,
-            f"{s['events']:,.0f}",
-            f"{s['sessions']:,.0f}",
-            f"{s['mean_session_events']:.2f} / {s['median_session_events']:.0f}",
-            f"{s['single_event_sessions']:.1%}",
-            f"{s['items']:,.0f}",
-            f"{s['top1pct_item_share']:.1%}",
-            f"{s['view']:.1%} / {s['cart']:.1%} / {s['purchase']:.1%}",
-            f"{s['days']:.1f}",
-        ]
-
-    out = [
-        "### 2. Resampled data for the speed measurements",
-        "",
-        "The real data are small, so the speed figures below run on **resampled real data**: REES46 "
-        "shoppers drawn with replacement (all their sessions and events, real timing, shifted by a random "
-        "offset within 28 days) onto a catalogue stretched by copying (`bench/resample.py`). The shape it keeps:",
-        "",
-    ]
-    out += [common.table(headers, [row("REES46, real", base_shape)] + [row(n, s) for n, s in shapes]), ""]
-    return out
-
-
-def render_preprocessing(prep: dict[str, Any]) -> list[str]:
+def preprocessing_part(prep: dict[str, Any]) -> Part:
     seconds = prep["seconds"]
     median = common.median(seconds)
     per_million = median * PREP_TARGET_EVENTS / prep["events"]
-    verdict = "met" if per_million <= PREP_TARGET_SECONDS else "**missed**"
-    return [
-        "### 4. Preprocessing speed (resampled REES46)",
-        "",
-        f"`Preprocessor().fit_transform` (clean, learn vocabularies and item features, index and weight) on "
-        f"{prep['events']:,} resampled events over a 50,000-id catalogue, {len(seconds)} runs after a warm-up; "
-        f"{prep['rows_out']:,} rows come out.",
-        "",
-        common.table(
-            ["events", "median s", "min to max s", "events/s (median)"],
-            [
+    return Part(
+        "4. Preprocessing speed (resampled REES46)",
+        [
+            f"`Preprocessor().fit_transform` (clean, learn vocabularies and item features, index and weight) on "
+            f"{prep['events']:,} resampled events over a 50,000-id catalogue, {len(seconds)} runs after a "
+            f"warm-up; {prep['rows_out']:,} rows come out.",
+            Table(
+                ["events", "median s", "min to max s", "events/s (median)"],
                 [
-                    f"{prep['events']:,}",
-                    f"**{median:.2f}**",
-                    f"{min(seconds):.2f} to {max(seconds):.2f}",
-                    f"**{prep['events'] / median:,.0f}**",
-                ]
-            ],
-        ),
-        "",
-        f"Target: {PREP_TARGET_EVENTS:,} events in ≤ {PREP_TARGET_SECONDS:.0f} s: {verdict} "
-        f"({per_million:.2f} s per million events).",
-        "",
-    ]
+                    [
+                        prep["events"],
+                        strong(f"{median:.2f}"),
+                        f"{min(seconds):.2f} to {max(seconds):.2f}",
+                        strong(f"{prep['events'] / median:,.0f}"),
+                    ]
+                ],
+            ),
+            f"Target: {PREP_TARGET_EVENTS:,} events in ≤ {PREP_TARGET_SECONDS:.0f} s: "
+            f"{verdict(per_million <= PREP_TARGET_SECONDS)} ({per_million:.2f} s per million events).",
+        ],
+    )
 
 
-def render_gpu(smoke: dict[str, Any] | None) -> list[str]:
-    out = [
-        "### 5. GPU training script",
-        "",
+def gpu_part(smoke: dict[str, Any] | None) -> Part:
+    blocks: list[Block] = [
         "`bench/gpu_train.py` trains the sampled-softmax `NextItemModel` on synthetic cases (50,000 items, "
         "1,000,000 cases, history length 20) for 3 epochs at batch sizes 4,096 and 8,192 and writes "
-        "`$OUT/gpu_results.json`; it needs only Keras, numpy and a backend (JAX on the GPU machine, no "
-        "Django). Run there as `KERAS_BACKEND=jax python bench/gpu_train.py`. "
-        f"Target: ≥ {GPU_TARGET:,.0f} samples/s on one H200: **not measured by this suite** (no GPU here).",
-        "",
+        "`$OUT/gpu_results.json`; it takes the model's defaults from `NextItemRecommender.get_params()` and "
+        "needs only what `recommendations.ml` needs (Keras, numpy, pandas) and a backend (JAX on the GPU "
+        "machine). Run there as `KERAS_BACKEND=jax python bench/gpu_train.py`. "
+        f"Target: ≥ {GPU_TARGET:,.0f} samples/s on one H200: {strong('not measured by this suite')} (no GPU here)."
     ]
     if smoke is not None:
         if smoke["returncode"] == 0 and smoke["results"]:
@@ -892,22 +862,20 @@ def render_gpu(smoke: dict[str, Any] | None) -> list[str]:
                 f"batch {run.get('batch_size')}: {run.get('steady_samples_per_second') or 0:,.0f} samples/s"
                 for run in runs
             )
-            out += [
+            blocks.append(
                 f"CPU smoke run of `bench/gpu_train.py --quick` in this run: ok in {smoke['seconds']:.0f} s "
                 f"({smoke['results'].get('backend')} backend, devices {smoke['results'].get('devices')}; {rates}; "
-                "tiny sizes, not a speed figure).",
-                "",
-            ]
+                "tiny sizes, not a speed figure)."
+            )
         else:
-            out += [
-                f"CPU smoke run of `bench/gpu_train.py --quick`: **failed** (exit {smoke['returncode']}).",
-                "",
-            ]
-    return out
+            blocks.append(
+                f"CPU smoke run of `bench/gpu_train.py --quick`: {strong('failed')} (exit {smoke['returncode']})."
+            )
+    return Part("5. GPU training script", blocks)
 
 
-def run(quick: bool) -> str:
-    """Run the learning suite and return its Markdown section."""
+def run(quick: bool) -> Section:
+    """Run the learning suite and return its section."""
     common.setup_django()
     from bench import resample
 
@@ -922,6 +890,7 @@ def run(quick: bool) -> str:
     gc.collect()
     training = measure_training(base, sizes)
     smoke = gpu_smoke() if sizes.gpu_smoke else None
+    save_results(quality, prep, training, smoke, quick)
 
     method = (
         "quality: time split of real data (train on the earlier part, measure on the later part, never tuned "
@@ -930,21 +899,21 @@ def run(quick: bool) -> str:
         f"preprocessing the median of {sizes.prep_repeats} runs. {versions()}. Details: docstring of "
         "`bench/learning.py`."
     )
-    out = [
-        common.section_header(
-            "Learning: model quality, training and preprocessing speed", method, quick=quick
-        )
-    ]
-    save_results(quality, prep, training, smoke, quick)
-    out += render_quality(quality, chart, chart_bytes)
     shapes = [
         (f"resampled, {run['catalogue']:,} ids (training speed)", run["shape"])
         for run in training
         if "shape" in run
     ]
     shapes.append((f"resampled, {prep['events']:,} events (preprocessing)", prep["shape"]))
-    out += render_shape(resample.describe(base), shapes)
-    out += render_training(training, sizes)
-    out += render_preprocessing(prep)
-    out += render_gpu(smoke)
-    return "\n".join(out)
+    return common.section(
+        "Learning: model quality, training and preprocessing speed",
+        method,
+        [
+            quality_part(quality, chart, chart_bytes),
+            shape_part(resample.describe(base), shapes),
+            training_part(training, sizes),
+            preprocessing_part(prep),
+            gpu_part(smoke),
+        ],
+        quick=quick,
+    )

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bench import common
 from bench.capture import celery_worker, count_events, purge_queue, truncate_events, wait_for_count
+from bench.report import Section, Table, strong
 from bench.serving import gunicorn_server, warm_up
 
 SECONDS, QUICK_SECONDS = 60, 5
@@ -83,7 +84,7 @@ def run_load(port: int, urls: list[str], seconds: int) -> tuple[int, int, float,
     return requests, int(errors[1]) if errors else 0, rate, latency("50"), latency("99")
 
 
-def run(quick: bool) -> str:
+def run(quick: bool) -> Section:
     common.setup_django()
     from django.conf import settings
     from django.core.management import call_command
@@ -126,35 +127,34 @@ def run(quick: bool) -> str:
     finally:
         truncate_events()
         shutil.rmtree(access_log.parent, ignore_errors=True)
-    return render(result, quick)
+    return section(result, quick)
 
 
-def render(result: LoadResult, quick: bool) -> str:
+def section(result: LoadResult, quick: bool) -> Section:
     equal = result.stored == result.served == result.stored_later
-    lines = [
-        common.section_header(
-            "Load: tracked product views under gunicorn",
-            f"gunicorn (2 sync workers) serving the demo shop on PostgreSQL with the Celery recorder and a "
-            f"real Celery worker on Redis; `wrk -t2 -c{CONNECTIONS} -d{result.seconds}s` on loopback over 500 "
-            "product pages with a browser User-Agent and no cookies (every request a first visit: its "
-            "session is saved). Pages served are counted in gunicorn's access log (wrk stops counting "
-            "before the requests in flight are answered); then the worker drains the queue and the view "
-            "events are counted, and counted again two seconds later.",
-            quick=quick,
-        ),
-        common.table(
-            ["figure", "value"],
-            [
-                ["requests completed within wrk's window", f"{result.requests:,} ({result.non_2xx} non-2xx)"],
-                ["sustained rate", f"{result.rate:,.0f} requests/s"],
-                ["latency p50 / p99", f"{result.p50_ms:.1f} ms / {result.p99_ms:.1f} ms"],
-                ["tracked product pages served (access log, 200)", f"{result.served:,}"],
-                ["view events stored", f"{result.stored:,} ({result.stored_later:,} two seconds later)"],
-                ["queue drained in", f"{result.drain_seconds:.1f} s after the load stopped"],
-            ],
-        ),
-        "",
-        f"**Events stored = events sent: {'yes' if equal else 'NO'}** "
-        f"({result.stored:,} stored for {result.served:,} tracked pages served).",
-    ]
-    return "\n".join(lines) + "\n"
+    method = (
+        f"gunicorn (2 sync workers) serving the demo shop on PostgreSQL with the Celery recorder and a "
+        f"real Celery worker on Redis; `wrk -t2 -c{CONNECTIONS} -d{result.seconds}s` on loopback over 500 "
+        "product pages with a browser User-Agent and no cookies (every request a first visit: its "
+        "session is saved). Pages served are counted in gunicorn's access log (wrk stops counting "
+        "before the requests in flight are answered); then the worker drains the queue and the view "
+        "events are counted, and counted again two seconds later."
+    )
+    figures = Table(
+        ["figure", "value"],
+        [
+            ["requests completed within wrk's window", f"{result.requests:,} ({result.non_2xx} non-2xx)"],
+            ["sustained rate", f"{result.rate:,.0f} requests/s"],
+            ["latency p50 / p99", f"{result.p50_ms:.1f} ms / {result.p99_ms:.1f} ms"],
+            ["tracked product pages served (access log, 200)", result.served],
+            ["view events stored", f"{result.stored:,} ({result.stored_later:,} two seconds later)"],
+            ["queue drained in", f"{result.drain_seconds:.1f} s after the load stopped"],
+        ],
+    )
+    outcome = (
+        strong(f"Events stored = events sent: {'yes' if equal else 'NO'}")
+        + f" ({result.stored:,} stored for {result.served:,} tracked pages served)."
+    )
+    return common.section(
+        "Load: tracked product views under gunicorn", method, [figures, outcome], quick=quick
+    )

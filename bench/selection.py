@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from bench import common
-from bench.learning import DATASETS, K, fmt, fmt_ratio, ratio
+from bench.learning import DATASETS, K, ratio
+from bench.report import Part, Section, Table, decimals, ratio_text, strong
 
 #: Where each training side is split again: the dev part is its latest 30 % of events.
 DEV_QUANTILE = 0.7
@@ -67,55 +68,38 @@ def evaluate_candidates(dataset: Any, quick: bool) -> dict[str, Any]:
     }
 
 
-def render(runs: list[dict[str, Any]]) -> list[str]:
-    out = [
-        f"**Target of the learning suite, checked here first: MRR@{K} ≥ {1.10:.2f} x the best baseline in "
-        "both variants.** Each row changes one parameter of the defaults; ratios are to the best of "
-        f"{', '.join(f'`{name}`' for name in BASELINES)} on the same dev cases.",
-        "",
-    ]
+def dataset_part(run: dict[str, Any]) -> Part:
+    """One data set: its dev split, then every candidate's MRR beside the baselines'."""
     metric = f"mrr@{K}"
-    for run in runs:
-        dataset, result = run["dataset"], run["result"]
-        variants = result["variants"]
-        out += [
-            f"#### {dataset.label}",
+    dataset, variants = run["dataset"], run["result"]["variants"]
+    cases = ", ".join(f"{variants[v]['n_cases']:,} `{v}` cases" for v in ("all", "new"))
+    split = (
+        f"Training side before {dataset.split} split again at {run['cut']:%Y-%m-%d %H:%M:%S} UTC: "
+        f"{run['fit']:,} events to fit, {run['dev']:,} dev events; {cases}."
+    )
+    best = {v: max((variants[v]["models"][name][metric], name) for name in BASELINES) for v in ("all", "new")}
+    rows = [
+        [
+            f"baseline `{name}`",
+            *[decimals(variants[v]["models"][name][metric]) for v in ("all", "new")],
             "",
-            f"Training side before {dataset.split} split again at {run['cut']:%Y-%m-%d %H:%M:%S} UTC: "
-            f"{run['fit']:,} events to fit, {run['dev']:,} dev events; "
-            + ", ".join(f"{variants[v]['n_cases']:,} `{v}` cases" for v in ("all", "new"))
-            + ".",
-            "",
-        ]
-        best = {
-            v: max((variants[v]["models"][name][metric], name) for name in BASELINES) for v in ("all", "new")
-        }
-        rows = [
-            [
-                f"baseline `{name}`",
-                *[fmt(variants[v]["models"][name][metric]) for v in ("all", "new")],
-                "",
-                "",
-            ]
-            for name in BASELINES
-        ]
-        for name, label in run["labels"].items():
-            scores = [variants[v]["models"][name][metric] for v in ("all", "new")]
-            ratios = [ratio(score, best[v][0]) for score, v in zip(scores, ("all", "new"), strict=True)]
-            shown = f"**{label}**" if label == "defaults" else label
-            rows.append([shown, *[fmt(s) for s in scores], *[fmt_ratio(r) for r in ratios]])
-        out += [
-            common.table(
-                ["model", f"all MRR@{K}", f"new MRR@{K}", "all vs best baseline", "new vs best baseline"],
-                rows,
-            ),
             "",
         ]
-    return out
+        for name in BASELINES
+    ]
+    for name, label in run["labels"].items():
+        scores = [variants[v]["models"][name][metric] for v in ("all", "new")]
+        ratios = [ratio(score, best[v][0]) for score, v in zip(scores, ("all", "new"), strict=True)]
+        shown = strong(label) if label == "defaults" else label
+        rows.append([shown, *[decimals(s) for s in scores], *[ratio_text(r) for r in ratios]])
+    table = Table(
+        ["model", f"all MRR@{K}", f"new MRR@{K}", "all vs best baseline", "new vs best baseline"], rows
+    )
+    return Part(dataset.label, [split, table])
 
 
-def run(quick: bool) -> str:
-    """Run the selection suite and return its Markdown section."""
+def run(quick: bool) -> Section:
+    """Run the selection suite and return its section."""
     common.setup_django()
     datasets = DATASETS[:1] if quick else DATASETS
     runs = [evaluate_candidates(dataset, quick) for dataset in datasets]
@@ -125,8 +109,16 @@ def run(quick: bool) -> str:
         "later part with `run_evaluation`, beside the strongest baselines; the test part is never read. "
         "Details: docstring of `bench/selection.py`."
     )
-    out = [
-        common.section_header("Model selection on the training side (dev splits)", method, quick=quick),
-        *render(runs),
-    ]
-    return "\n".join(out)
+    target = (
+        strong(
+            f"Target of the learning suite, checked here first: MRR@{K} ≥ {1.10:.2f} x the best baseline in both variants."
+        )
+        + " Each row changes one parameter of the defaults; ratios are to the best of "
+        f"{', '.join(f'`{name}`' for name in BASELINES)} on the same dev cases."
+    )
+    return common.section(
+        "Model selection on the training side (dev splits)",
+        method,
+        [target, *(dataset_part(run) for run in runs)],
+        quick=quick,
+    )

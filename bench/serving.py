@@ -37,6 +37,7 @@ from io import StringIO
 from pathlib import Path
 
 from bench import common
+from bench.report import Part, Section, Table, strong, verdict
 
 BENCH_ID_START = 900_000_000
 COMPUTE, CACHED = "for-you", "for-you (cached)"
@@ -438,9 +439,9 @@ def measure_server(
     return runs, rss, loaded
 
 
-def render(
+def section(
     times: dict[str, list[float]], runs: list[LoadRun], rss: float, loaded: dict, sizes: Sizes, quick: bool
-) -> str:
+) -> Section:
     median = {name: common.median(values) * 1000 for name, values in times.items()}
     p99 = {name: common.percentile(values, 99) * 1000 for name, values in times.items()}
     ratio = median["ours_list"] / median["bare"]  # the target's scope: user vector, scoring, filters, top-k
@@ -459,87 +460,76 @@ def render(
     }
     share = rate[COMPUTE] / rate["trivial"] if rate.get("trivial") else 0.0
     share_cached = rate[CACHED] / rate["trivial"] if rate.get("trivial") else 0.0
-
-    def verdict(ok: bool) -> str:
-        return "met" if ok else "missed"
-
-    lines = [
-        common.section_header(
-            "Serving",
-            f"{sizes.n_items:,}-item catalogue (products in the bench database); model trained one epoch on "
-            "the demo's REES46 slice with the default settings, item tables resized to the catalogue with "
-            f"random rows; {sizes.n_shoppers} shoppers with {HISTORY} stored views each. Compute: "
-            f"{sizes.compute_reps} repetitions, ours and the bare bound interleaved (order swapped each "
-            "time). Server: gunicorn, 2 sync workers (one BLAS thread each, as `config/wsgi.py` sets), "
-            f"loopback; `wrk -t2 -c{sizes.connections} -d{sizes.wrk_seconds}s --latency`, a random "
-            f"shopper's device id per request; {sizes.rounds} rounds, the trivial endpoint and ours "
-            "interleaved, in the same server; wrk shares the 2 cores with the server.",
-            quick=quick,
-        ),
-        "### Compute per request (in process)",
-        "",
-        common.table(
-            ["path", "median ms", "p99 ms"],
-            [
+    paths = (
+        ("ours_list", "ours: history → features → numpy tower → score all items → exclusions → top-k"),
+        ("ours", "ours, and the reason for each of the 10 shown items"),
+        ("bare", "bare bound: one float32 matrix-vector product + `argpartition`"),
+        ("service", "`services.for_you` end to end (its PostgreSQL queries included)"),
+    )
+    compute = Part(
+        "Compute per request (in process)",
+        [
+            Table(
+                ["path", "median ms", "p99 ms"],
+                [[label, f"{median[name]:.3f}", f"{p99[name]:.3f}"] for name, label in paths],
+            ),
+            strong(f"Ours / bare = {ratio:.2f}x")
+            + " for what the target counts (user vector, scoring, filters, "
+            f"top-k; target ≤ 2x: {verdict(ratio <= 2)}), {ratio_reasons:.2f}x with the reasons. Where our "
+            "time goes (each stage timed alone, medians):",
+            Table(["stage", "median ms"], [[name, f"{median[name]:.3f}"] for name in STAGES]),
+            "The product over all items costs what the bare bound's does; the rest is a few dozen small "
+            "numpy calls per request (features, tower, reasons), each a few microseconds of overhead.",
+        ],
+    )
+    server = Part(
+        "The endpoint under gunicorn",
+        [
+            Table(
+                ["endpoint", "requests/s (median of rounds)", "p50 ms", "p99 ms", "non-2xx"],
                 [
-                    "ours: history → features → numpy tower → score all items → exclusions → top-k",
-                    f"{median['ours_list']:.3f}",
-                    f"{p99['ours_list']:.3f}",
+                    [
+                        labels[name],
+                        f"{rate[name]:,.0f}",
+                        f"{p50s[name]:.2f}",
+                        f"{p99s[name]:.2f}",
+                        errors[name],
+                    ]
+                    for name in ("trivial", COMPUTE, CACHED)
+                    if name in rate
                 ],
-                [
-                    "ours, and the reason for each of the 10 shown items",
-                    f"{median['ours']:.3f}",
-                    f"{p99['ours']:.3f}",
-                ],
-                [
-                    "bare bound: one float32 matrix-vector product + `argpartition`",
-                    f"{median['bare']:.3f}",
-                    f"{p99['bare']:.3f}",
-                ],
-                [
-                    "`services.for_you` end to end (its PostgreSQL queries included)",
-                    f"{median['service']:.3f}",
-                    f"{p99['service']:.3f}",
-                ],
-            ],
-        ),
-        "",
-        f"**Ours / bare = {ratio:.2f}x** for what the target counts (user vector, scoring, filters, "
-        f"top-k; target ≤ 2x: {verdict(ratio <= 2)}), {ratio_reasons:.2f}x with the reasons. Where our "
-        "time goes (each stage timed alone, medians):",
-        "",
-        common.table(["stage", "median ms"], [[name, f"{median[name]:.3f}"] for name in STAGES]),
-        "",
-        "The product over all items costs what the bare bound's does; the rest is a few dozen small "
-        "numpy calls per request (features, tower, reasons), each a few microseconds of overhead.",
-        "",
-        "### The endpoint under gunicorn",
-        "",
-        common.table(
-            ["endpoint", "requests/s (median of rounds)", "p50 ms", "p99 ms", "non-2xx"],
-            [
-                [labels[name], f"{rate[name]:,.0f}", f"{p50s[name]:.2f}", f"{p99s[name]:.2f}", errors[name]]
-                for name in ("trivial", COMPUTE, CACHED)
-                if name in rate
-            ],
-        ),
-        "",
-        f"**Computing for-you: {share:.0%} of the trivial endpoint's throughput** (target ≥ 50 %: "
-        f"{verdict(share >= 0.5)}), **p99 {p99s[COMPUTE]:.1f} ms** (target ≤ 25 ms: "
-        f"{verdict(p99s[COMPUTE] <= 25)}). With the response cache: {share_cached:.0%}, "
-        f"p99 {p99s[CACHED]:.1f} ms.",
-        "",
-        "### Memory",
-        "",
-        f"A gunicorn worker with the {sizes.n_items:,}-item model loaded: **{rss:.0f} MB resident** "
-        f"(target ≤ 200 MB: {verdict(rss <= 200)}). Libraries mapped into it: "
-        + ", ".join(f"{name} {'yes' if value else 'no'}" for name, value in loaded.items())
-        + ".",
-    ]
-    return "\n".join(lines) + "\n"
+            ),
+            strong(f"Computing for-you: {share:.0%} of the trivial endpoint's throughput")
+            + f" (target ≥ 50 %: {verdict(share >= 0.5)}), "
+            + strong(f"p99 {p99s[COMPUTE]:.1f} ms")
+            + f" (target ≤ 25 ms: {verdict(p99s[COMPUTE] <= 25)}). With the response cache: {share_cached:.0%}, "
+            f"p99 {p99s[CACHED]:.1f} ms.",
+        ],
+    )
+    memory = Part(
+        "Memory",
+        [
+            f"A gunicorn worker with the {sizes.n_items:,}-item model loaded: "
+            + strong(f"{rss:.0f} MB resident")
+            + f" (target ≤ 200 MB: {verdict(rss <= 200)}). Libraries mapped into it: "
+            + ", ".join(f"{name} {'yes' if value else 'no'}" for name, value in loaded.items())
+            + ".",
+        ],
+    )
+    method = (
+        f"{sizes.n_items:,}-item catalogue (products in the bench database); model trained one epoch on "
+        "the demo's REES46 slice with the default settings, item tables resized to the catalogue with "
+        f"random rows; {sizes.n_shoppers} shoppers with {HISTORY} stored views each. Compute: "
+        f"{sizes.compute_reps} repetitions, ours and the bare bound interleaved (order swapped each "
+        "time). Server: gunicorn, 2 sync workers (one BLAS thread each, as `config/wsgi.py` sets), "
+        f"loopback; `wrk -t2 -c{sizes.connections} -d{sizes.wrk_seconds}s --latency`, a random "
+        f"shopper's device id per request; {sizes.rounds} rounds, the trivial endpoint and ours "
+        "interleaved, in the same server; wrk shares the 2 cores with the server."
+    )
+    return common.section("Serving", method, [compute, server, memory], quick=quick)
 
 
-def run(quick: bool) -> str:
+def run(quick: bool) -> Section:
     common.setup_django()
     sizes = QUICK if quick else FULL
     media = Path(tempfile.mkdtemp(prefix="bench-serving-"))
@@ -554,4 +544,4 @@ def run(quick: bool) -> str:
     finally:
         cleanup()
         shutil.rmtree(media, ignore_errors=True)
-    return render(times, runs, rss, loaded, sizes, quick)
+    return section(times, runs, rss, loaded, sizes, quick)

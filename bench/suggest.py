@@ -20,6 +20,7 @@ import random
 import time
 
 from bench import common
+from bench.report import Part, Section, Table, strong, verdict
 from bench.serving import LoadRun, gunicorn_server, run_wrk, warm_up
 
 WANDS = common.ROOT.parent / "shared" / "data" / "wands_queries" / "query.csv"
@@ -160,12 +161,9 @@ def measure_endpoint(quick: bool) -> list[LoadRun]:
     return runs
 
 
-def render(times, runs, quality, quick: bool) -> str:
+def section(times, runs, quality, quick: bool) -> Section:
     ms = {name: [v * 1000 for v in values] for name, values in times.items()}
     p99 = common.percentile(ms["personal"], 99)
-
-    def verdict(ok: bool) -> str:
-        return "met" if ok else "missed"
 
     by_name: dict[str, list[LoadRun]] = {}
     for load in runs:
@@ -181,86 +179,80 @@ def render(times, runs, quality, quick: bool) -> str:
             sum(r.non_2xx for r in group),
         ]
 
+    def latency(name: str, label: str) -> list:
+        return [label, f"{common.median(ms[name]):.3f}", f"{common.percentile(ms[name], 99):.3f}"]
+
     top5 = quality[("personal", 3)][1]
-    lines = [
-        common.section_header(
-            "Search suggestions",
-            f"latency: {N_QUERIES:,} distinct synthetic queries built from the real WANDS vocabulary "
-            f"(simulated popularity and categories), {len(ms['global']):,} random prefixes of 1-10 "
-            "characters, index lookup (100 candidates) plus re-ranking to 8, in process. Endpoint: "
-            "the same 100k queries in the bench database, gunicorn with 2 sync workers, wrk with random "
-            "prefixes and device ids, interleaved with a trivial DRF endpoint in the same server. "
-            "Quality: the 384 real WANDS queries and their real product classes; popularity simulated "
-            "(seeded Zipf over a random order, WANDS has no counts); the personalized shopper's history "
-            "points at the query's class (what a shopper who browsed that class would have).",
-            quick=quick,
-        ),
-        "### Latency in process",
-        "",
-        common.table(
-            ["lookup + ranking", "median ms", "p99 ms"],
-            [
+    latency_part = Part(
+        "Latency in process",
+        [
+            Table(
+                ["lookup + ranking", "median ms", "p99 ms"],
                 [
-                    "popularity only",
-                    f"{common.median(ms['global']):.3f}",
-                    f"{common.percentile(ms['global'], 99):.3f}",
+                    latency("global", "popularity only"),
+                    latency("personal", "for a shopper with a category profile"),
+                    latency("typo", "a prefix with one typo (fallback path)"),
+                ],
+            ),
+            strong(f"p99 {p99:.2f} ms")
+            + f" for 100k queries (target ≤ 1 ms: {verdict(p99 <= 1.0)}); the index "
+            f"builds in {ms['build'][0] / 1000:.1f} s.",
+        ],
+    )
+    endpoint = Part(
+        "The endpoint under gunicorn",
+        [
+            Table(
+                ["endpoint", "requests/s (median of rounds)", "p50 ms", "p99 ms", "non-2xx"],
+                [row("trivial", "trivial DRF view, fixed list"), row("suggest", "`/api/search/suggest/?q=`")],
+            )
+        ],
+    )
+    better = all(quality[("personal", n)][0] > quality[("global", n)][0] for n in (1, 2, 3))
+    quality_part = Part(
+        "Quality on the real WANDS queries",
+        [
+            Table(
+                [
+                    "typed",
+                    "MRR@10 popularity",
+                    "MRR@10 personalized",
+                    "in top 5, popularity",
+                    "in top 5, personalized",
                 ],
                 [
-                    "for a shopper with a category profile",
-                    f"{common.median(ms['personal']):.3f}",
-                    f"{p99:.3f}",
+                    [
+                        f"first {n} character{'s' if n > 1 else ''}",
+                        f"{quality[('global', n)][0]:.3f}",
+                        f"{quality[('personal', n)][0]:.3f}",
+                        f"{quality[('global', n)][1]:.0%}",
+                        f"{quality[('personal', n)][1]:.0%}",
+                    ]
+                    for n in (1, 2, 3)
                 ],
-                [
-                    "a prefix with one typo (fallback path)",
-                    f"{common.median(ms['typo']):.3f}",
-                    f"{common.percentile(ms['typo'], 99):.3f}",
-                ],
-            ],
-        ),
-        "",
-        f"**p99 {p99:.2f} ms** for 100k queries (target ≤ 1 ms: {verdict(p99 <= 1.0)}); the index "
-        f"builds in {ms['build'][0] / 1000:.1f} s.",
-        "",
-        "### The endpoint under gunicorn",
-        "",
-        common.table(
-            ["endpoint", "requests/s (median of rounds)", "p50 ms", "p99 ms", "non-2xx"],
-            [row("trivial", "trivial DRF view, fixed list"), row("suggest", "`/api/search/suggest/?q=`")],
-        ),
-        "",
-        "### Quality on the real WANDS queries",
-        "",
-        common.table(
-            [
-                "typed",
-                "MRR@10 popularity",
-                "MRR@10 personalized",
-                "in top 5, popularity",
-                "in top 5, personalized",
-            ],
-            [
-                [
-                    f"first {n} character{'s' if n > 1 else ''}",
-                    f"{quality[('global', n)][0]:.3f}",
-                    f"{quality[('personal', n)][0]:.3f}",
-                    f"{quality[('global', n)][1]:.0%}",
-                    f"{quality[('personal', n)][1]:.0%}",
-                ]
-                for n in (1, 2, 3)
-            ],
-        ),
-        "",
-        f"Personalized better at every prefix length: "
-        f"{verdict(all(quality[('personal', n)][0] > quality[('global', n)][0] for n in (1, 2, 3)))}; "
-        f"the real query in the top 5 for **{top5:.0%}** of 3-character prefixes, personalized "
-        f"(target ≥ 50 %: {verdict(top5 >= 0.5)}). Read the personalized column as an upper bound: "
-        "WANDS has 189 classes for its 384 queries (about two per class), so a shopper profile that "
-        "names the exact class nearly names the query; real profiles are blurrier.",
-    ]
-    return "\n".join(lines) + "\n"
+            ),
+            f"Personalized better at every prefix length: {verdict(better)}; the real query in the top 5 for "
+            + strong(f"{top5:.0%}")
+            + " of 3-character prefixes, personalized "
+            f"(target ≥ 50 %: {verdict(top5 >= 0.5)}). Read the personalized column as an upper bound: "
+            "WANDS has 189 classes for its 384 queries (about two per class), so a shopper profile that "
+            "names the exact class nearly names the query; real profiles are blurrier.",
+        ],
+    )
+    method = (
+        f"latency: {N_QUERIES:,} distinct synthetic queries built from the real WANDS vocabulary "
+        f"(simulated popularity and categories), {len(ms['global']):,} random prefixes of 1-10 "
+        "characters, index lookup (100 candidates) plus re-ranking to 8, in process. Endpoint: "
+        "the same 100k queries in the bench database, gunicorn with 2 sync workers, wrk with random "
+        "prefixes and device ids, interleaved with a trivial DRF endpoint in the same server. "
+        "Quality: the 384 real WANDS queries and their real product classes; popularity simulated "
+        "(seeded Zipf over a random order, WANDS has no counts); the personalized shopper's history "
+        "points at the query's class (what a shopper who browsed that class would have)."
+    )
+    return common.section("Search suggestions", method, [latency_part, endpoint, quality_part], quick=quick)
 
 
-def run(quick: bool) -> str:
+def run(quick: bool) -> Section:
     common.setup_django()
     from recommendations.models import SearchQuery
 
@@ -275,4 +267,4 @@ def run(quick: bool) -> str:
         runs = measure_endpoint(quick)
     finally:
         SearchQuery.objects.all().delete()
-    return render(times, runs, quality, quick)
+    return section(times, runs, quality, quick)
