@@ -48,7 +48,7 @@ class Bundle:
 
 def save_bundle(version_id: int, bundle: Bundle) -> tuple[str, int]:
     """Write a version's files; returns (folder name in the storage, total bytes)."""
-    import numpy as np
+    import numpy as np  # the ml extra: a shop without it still starts
 
     storage = get_storage()
     folder = f"{app_settings.ARTIFACT_PREFIX.rstrip('/')}/v{version_id}-{secrets.token_hex(4)}"
@@ -81,7 +81,7 @@ def _read(storage: Storage, name: str) -> bytes:
 
 def load_bundle(folder: str, *, with_keras: bool = False) -> Bundle:
     """Read and verify a version's files (serving reads weights and vocabulary only)."""
-    import numpy as np
+    import numpy as np  # the ml extra: a shop without it still starts
 
     storage = get_storage()
     try:
@@ -110,7 +110,7 @@ def load_bundle(folder: str, *, with_keras: bool = False) -> Bundle:
         raise ArtifactError(f"{folder}: corrupt files ({exc})") from exc
     keras_model = None
     if with_keras and "model.keras" in files:
-        import keras
+        import keras  # heavy: only when a Keras model is asked for, never by serving
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.keras"

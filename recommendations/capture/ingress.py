@@ -178,44 +178,19 @@ def flush(request: Any) -> None:
 
 
 def track(
-    request: Any,
-    event: str,
-    item: Any = None,
-    *,
-    user: Any = None,
-    category: Any = None,
-    query: str = "",
-    result_count: int | None = None,
-    price: Any = None,
-    quantity: int | None = None,
-    timestamp: datetime | None = None,
-    client_event_id: str | None = None,
-    source: str = "web",
-    scenario: str = "",
-    model_version: int | None = None,
+    request: Any, event: str, item: Any = None, *, user: Any = None, source: str = "web", **fields: Any
 ) -> bool:
     """Record that the shopper behind ``request`` did ``event`` (fails open).
 
     ``item`` is a product instance or its id; category and price are read from an
-    instance through the catalogue adapter unless given. Without a request (a task, a
-    webhook) pass ``user=``. Returns whether an event was recorded or buffered; any error
-    is logged and swallowed, so tracking never breaks a page.
+    instance through the catalogue adapter unless given. ``fields`` are those of
+    ``build_record``: ``category``, ``query``, ``result_count``, ``price``, ``quantity``,
+    ``timestamp``, ``client_event_id``, ``scenario``, ``model_version``. Without a request (a
+    task, a webhook) pass ``user=``. Returns whether an event was recorded or buffered; any
+    error is logged and swallowed, so tracking never breaks a page.
     """
-    fields = {
-        "event": event,
-        "item": item,
-        "category": category,
-        "query": query,
-        "result_count": result_count,
-        "price": price,
-        "quantity": quantity,
-        "timestamp": timestamp,
-        "client_event_id": client_event_id,
-        "scenario": scenario,
-        "model_version": model_version,
-    }
     try:
-        return bool(accept(request, [fields], user=user, source=source))
+        return bool(accept(request, [{"event": event, "item": item, **fields}], user=user, source=source))
     except Exception:
         logger.exception("Tracking failed for a %r event; the page is unaffected.", event)
         return False

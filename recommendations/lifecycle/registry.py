@@ -152,7 +152,7 @@ def _train(version: ModelVersion) -> None:
 
 def bundle_of(model: Any, preprocessor: Any) -> artifacts.Bundle:
     """What a fitted ``NextItemRecommender`` leaves for serving: weights, vocabularies, Keras file."""
-    from ..ml.evaluation import MODEL_NAME
+    from ..ml.evaluation import MODEL_NAME  # pandas: ml loads in the training worker only
 
     return artifacts.Bundle(
         weights=model.export_weights(),
