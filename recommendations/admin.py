@@ -29,7 +29,7 @@ from .capture.store import dropped_events
 from .conf import app_settings
 from .identity import Shopper
 from .lifecycle import registry
-from .models import Event, ModelVersion, SearchQuery, SearchWithoutResults, VisitorLink
+from .models import Event, ModelVersion, QuarantinedEvent, SearchQuery, SearchWithoutResults, VisitorLink
 from .serving import history, insights, loader, services
 
 
@@ -103,6 +103,17 @@ class EventAdmin(ReadOnlyAdmin):
                 "Events are kept and retried while the database or broker is away; they are "
                 "dropped only past MAX_PENDING_EVENTS or EVENT_WRITE_RETRIES.",
             )
+        quarantined = QuarantinedEvent.objects.count() if request.method == "GET" else 0
+        if quarantined:
+            messages.warning(
+                request,
+                ngettext(
+                    "%(n)d event was refused by the database and quarantined (the others were stored): see Quarantined events.",
+                    "%(n)d events were refused by the database and quarantined (the others were stored): see Quarantined events.",
+                    quarantined,
+                )
+                % {"n": quarantined},
+            )
         return super().changelist_view(request, extra_context)
 
     @admin.display(description="shopper")
@@ -119,6 +130,25 @@ class VisitorLinkAdmin(ReadOnlyAdmin):
     list_display = ("session_key", "user", "linked_at")
     list_select_related = ("user",)
     search_fields = ("=session_key", "=user__username")
+
+
+@admin.register(QuarantinedEvent)
+class QuarantinedEventAdmin(ReadOnlyAdmin):
+    """Events the database refused (set aside so the others were stored): what, and why.
+
+    Delete them once the cause (a shop adapter or recorder writing values the columns cannot
+    hold) is fixed; the event admin says when there are any.
+    """
+
+    list_display = ("created_at", "event_type", "error")
+    readonly_fields = ("created_at", "error", "payload")
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return request.user.has_perm("recommendations.delete_quarantinedevent")
+
+    @admin.display(description="event")
+    def event_type(self, obj: QuarantinedEvent) -> str:
+        return str(obj.payload.get("event_type", "?"))
 
 
 @admin.register(ModelVersion)

@@ -77,6 +77,12 @@ DEFAULTS: dict[str, Any] = {
     # default. Events given up on, like those beyond MAX_PENDING_EVENTS, are counted in the
     # "dropped events" metric that the event admin shows.
     "EVENT_WRITE_RETRIES": 20,
+    # Events sent by apps (the REST API) carry the app's clock: up to CLIENT_CLOCK_SKEW_SECONDS
+    # in the future counts as now, further ahead is refused, and so is an event older than
+    # CLIENT_MAX_EVENT_AGE_SECONDS (an app flushing its offline queue sends within a day), so
+    # nobody can place events in a past period (a retrain's holdout) or a far future.
+    "CLIENT_CLOCK_SKEW_SECONDS": 300,
+    "CLIENT_MAX_EVENT_AGE_SECONDS": 86_400,
     # Most events a single request may buffer; more are dropped (and logged) to protect
     # the page from a runaway loop.
     "MAX_EVENTS_PER_REQUEST": 200,

@@ -101,6 +101,24 @@ class VisitorLink(models.Model):
         return f"visitor {self.session_key[:8]}… → user {self.user_id}"
 
 
+class QuarantinedEvent(models.Model):
+    """An event the database refused to store, kept aside so the events behind it are stored.
+
+    Capture validates every field, so this stays empty unless a shop's own code (an adapter,
+    a recorder) produces something the columns cannot hold; the admin shows what and why.
+    """
+
+    created_at = models.DateTimeField(default=timezone.now)
+    error = models.CharField(max_length=500)
+    payload = models.JSONField(help_text="The event as capture built it (EventRecord.to_json).")
+
+    class Meta:
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return f"{self.payload.get('event_type', '?')} refused: {self.error[:60]}"
+
+
 class ModelVersion(models.Model):
     """One trained model: how it was made, how it scored on later data, where its files are.
 

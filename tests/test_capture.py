@@ -217,7 +217,7 @@ def test_an_exception_in_tracking_leaves_the_page_intact(browser, monkeypatch, c
         raise RuntimeError("recommender is broken")
 
     monkeypatch.setattr("recommendations.capture.ingress.build_record", broken)
-    monkeypatch.setattr("recommendations.capture.recorders.write_events", broken)
+    monkeypatch.setattr("recommendations.capture.recorders.store_events", broken)
     monkeypatch.setattr("recommendations.capture.ingress.is_trackable", broken)
     monkeypatch.setattr("recommendations.capture.middleware.is_trackable", broken)
     with caplog.at_level(logging.ERROR, logger="recommendations"):

@@ -216,7 +216,7 @@ def test_a_worker_retries_while_the_database_is_away_and_counts_a_batch_it_gives
         attempts.append(len(batch))
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(tasks, "write_events", unreachable)
+    monkeypatch.setattr(tasks, "store_events", unreachable)
     payload = [record.to_json() for record in records(3)]
     result = tasks.record_events.apply(args=[payload])
     assert result.failed() and attempts == [3, 3, 3]  # the first try and two retries
@@ -226,7 +226,7 @@ def test_a_worker_retries_while_the_database_is_away_and_counts_a_batch_it_gives
     assert b"3 events could not be stored and were dropped" in page.content
 
     # Back again before the retries run out: stored, nothing more dropped.
-    monkeypatch.setattr(tasks, "write_events", lambda batch: attempts.append(0) or write_events(batch))
+    monkeypatch.setattr(tasks, "store_events", lambda batch: attempts.append(0) or write_events(batch))
     assert tasks.record_events.apply(args=[payload]).successful()
     assert Event.objects.count() == 3 and dropped_events()["count"] == 3
     reset_dropped_events()

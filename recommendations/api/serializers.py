@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.utils import timezone
 from rest_framework import serializers
 
 from ..conf import app_settings
@@ -92,16 +91,14 @@ class EventSerializer(serializers.Serializer):
     )
     quantity = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=100_000)
     timestamp = serializers.DateTimeField(
-        required=False, help_text="When it happened (default: now; a time in the future counts as now)."
+        required=False,
+        help_text="When it happened (default: now). Up to CLIENT_CLOCK_SKEW_SECONDS ahead counts as now; "
+        "further ahead, or older than CLIENT_MAX_EVENT_AGE_SECONDS, is refused.",
     )
     scenario = StrictCharField(required=False, allow_blank=True, max_length=32, default="")
     model_version = serializers.IntegerField(
         required=False, allow_null=True, min_value=1, max_value=2**31 - 1
     )
-
-    def validate_timestamp(self, value):
-        # A phone's clock may run ahead: an event cannot have happened after it was received.
-        return min(value, timezone.now())
 
     def validate(self, data):
         if data["event"] in ITEM_EVENTS and not data.get("item_id"):

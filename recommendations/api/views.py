@@ -245,7 +245,7 @@ class EventBatchView(APIView):
             for event in batch.validated_data["events"]
         ]
         try:
-            accepted = accept(request, events, shopper=shopper, source="api")
+            accepted = accept(request, events, shopper=shopper, source="api", from_client=True)
         except ValueError as exc:
             raise ValidationError({"events": str(exc)}) from None
         return Response(

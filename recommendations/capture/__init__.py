@@ -4,6 +4,6 @@ Its ways in: ``middleware`` (page views by URL name), ``ingress.track`` (the sho
 calls, ``recommendations.track``), ``receivers`` (the shop's cart and order signals, login),
 ``clicks`` (signed links on recommendations), the REST API's batch endpoint (which calls
 ``ingress.accept``) and ``importers`` (past logs). Accepted events go to a ``recorders``
-recorder and end in ``store.write_events``. Capture imports only the kernel: it tells the
+recorder and end in ``store.store_events``. Capture imports only the kernel: it tells the
 later stages about new events with the ``events_recorded`` signal.
 """

@@ -12,10 +12,12 @@ signal before it goes to the recorder.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -36,13 +38,86 @@ BUFFER_ATTR = "_recommendations_buffer"
 DROPPED_ATTR = "_recommendations_dropped"
 
 
-def _clean_decimal(value: Any) -> Decimal | None:
+#: The largest whole number a counter column holds (PostgreSQL's integer).
+MAX_INT = 2**31 - 1
+MAX_QUANTITY = 100_000
+MAX_PRICE = Decimal("9999999999.99")  # the price column: 12 digits, 2 after the point
+#: Keys of events sent by apps: each caller's own namespace, never one the server derives.
+CLIENT_KEY_PREFIX = "client:"
+
+
+def _text(value: Any, field: str, max_length: int) -> str:
+    """Text that fits its column and holds no control or invisible formatting characters
+    (a right-to-left override, a zero-width space): refused, never cut or stored."""
+    text = "" if value is None else str(value)
+    if len(text) > max_length:
+        raise ValueError(f"{field} is longer than {max_length} characters")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in text):
+        raise ValueError(f"{field} holds control or invisible characters")
+    return text
+
+
+def _identifier(value: Any, field: str, max_length: int = 64) -> str:
+    text = _text(value, field, max_length)
+    if any(c.isspace() for c in text):
+        raise ValueError(f"{field} {text[:80]!r} is not an id (no spaces)")
+    return text
+
+
+def _whole(value: Any, field: str, low: int, high: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"{field} must be a whole number")
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise ValueError(f"{field} {value!r} is not a whole number") from exc
+    if not low <= number <= high:
+        raise ValueError(f"{field} must be between {low} and {high}")
+    return number
+
+
+def _price(value: Any) -> Decimal | None:
     if value is None or value == "":
         return None
     try:
-        return Decimal(str(value)).quantize(Decimal("0.01"))
+        price = Decimal(str(value)).quantize(Decimal("0.01"))
     except InvalidOperation as exc:
         raise ValueError(f"price {value!r} is not a number") from exc
+    if not Decimal(0) <= price <= MAX_PRICE:
+        raise ValueError(f"price must be between 0 and {MAX_PRICE}")
+    return price
+
+
+def client_key(shopper_key: str, client_event_id: str) -> str:
+    """The stored key of an id an app chose: scoped to that caller, in its own namespace.
+
+    A client's id can then never claim a key the server derives (``purchase:<order>:<item>``,
+    ``import:…``) nor another caller's, and the same event sent twice is still stored once.
+    """
+    digest = hashlib.sha256(f"{shopper_key}\x1f{client_event_id}".encode()).hexdigest()[:40]
+    return CLIENT_KEY_PREFIX + digest
+
+
+def client_time(timestamp: datetime | None) -> datetime:
+    """When an app says its event happened, within the bounds of the server's clock.
+
+    A phone's clock may run a little ahead (up to ``CLIENT_CLOCK_SKEW_SECONDS``: counted as
+    now); further ahead, or older than ``CLIENT_MAX_EVENT_AGE_SECONDS``, is refused, so no
+    client can place events in another period (a past holdout, a far future).
+    """
+    now = timezone.now()
+    if timestamp is None:
+        return now
+    if timestamp > now + timedelta(seconds=app_settings.CLIENT_CLOCK_SKEW_SECONDS):
+        raise ValueError("timestamp is in the future (beyond the allowed clock skew)")
+    if timestamp < now - timedelta(seconds=app_settings.CLIENT_MAX_EVENT_AGE_SECONDS):
+        raise ValueError(
+            f"timestamp is older than {app_settings.CLIENT_MAX_EVENT_AGE_SECONDS} seconds; "
+            "send events within that time"
+        )
+    return min(timestamp, now)
 
 
 def build_record(
@@ -62,36 +137,40 @@ def build_record(
     scenario: str = "",
     model_version: int | None = None,
 ) -> EventRecord:
-    """Validate one event and fill what the catalogue adapter knows about ``item``."""
+    """Validate one event and fill what the catalogue adapter knows about ``item``.
+
+    Every field is checked against what its column holds (lengths, ranges, characters), so a
+    record that passes here can be written: one bad event never stalls the others behind it.
+    """
     if event not in EventType.values:
         raise ValueError(f"unknown event type {event!r}; expected one of {', '.join(EventType.values)}")
     adapter = get_adapter()
-    item_id = adapter.item_id(item) if item is not None and item != "" else ""
+    item_id = _identifier(adapter.item_id(item), "item id") if item is not None and item != "" else ""
     if event in ITEM_EVENTS and not item_id:
         raise ValueError(f"a {event!r} event needs an item")
-    if event == EventType.SEARCH and not (query or "").strip():
+    query = _text(" ".join(str(query or "").split())[:255], "query", 255)
+    if event == EventType.SEARCH and not query:
         raise ValueError("a 'search' event needs a query")
     if category is None and item is not None and not isinstance(item, (str, int)):
         category = adapter.category_id(item)
     if price is None and item is not None and not isinstance(item, (str, int)):
         price = adapter.price(item)
-    if quantity is not None and int(quantity) < 0:
-        raise ValueError("quantity must not be negative")
+    key = None if not client_event_id else _identifier(client_event_id, "client_event_id")
     return EventRecord(
         event_type=str(event),
         timestamp=timestamp or timezone.now(),
         user_id=user_id,
         session_key=session_key[:64],
-        item_id=item_id[:64],
-        category_id=("" if category is None else str(getattr(category, "pk", category)))[:128],
-        query=" ".join((query or "").split())[:255],
-        result_count=None if result_count is None else max(0, int(result_count)),
-        price=_clean_decimal(price),
-        quantity=None if quantity is None else int(quantity),
+        item_id=item_id,
+        category_id=_text("" if category is None else getattr(category, "pk", category), "category", 128),
+        query=query,
+        result_count=_whole(result_count, "result_count", 0, MAX_INT),
+        price=_price(price),
+        quantity=_whole(quantity, "quantity", 0, MAX_QUANTITY),
         source=source,
-        scenario=str(scenario or "")[:32],
-        model_version=None if model_version is None else int(model_version),
-        **({"client_event_id": client_event_id[:64]} if client_event_id else {}),
+        scenario=_identifier(scenario or "", "scenario", 32),
+        model_version=_whole(model_version, "model_version", 1, MAX_INT),
+        **({"client_event_id": key} if key else {}),
     )
 
 
@@ -102,14 +181,18 @@ def accept(
     shopper: Shopper | None = None,
     user: Any = None,
     source: str = "web",
+    from_client: bool = False,
 ) -> int | None:
     """Take events into the app: the one function every way in calls.
 
     ``events`` are keyword arguments of ``build_record`` (``{"event": "view", "item": ...}``).
     Who did them: ``shopper`` when the caller knows (the API), else the shopper behind
-    ``request``, else ``user``. Returns how many were accepted, or None when this request
-    may not be tracked (see ``rules``). A bad event raises ``ValueError`` and nothing of
-    the batch is kept: callers that must fail open catch it.
+    ``request``, else ``user``. ``from_client``: the events come from an app (their ids go
+    to the caller's own namespace, their times must be near the server's clock; see
+    ``client_key`` and ``client_time``); a server-side id may never use that namespace.
+    Returns how many were accepted, or None when this request may not be tracked (see
+    ``rules``). A bad event raises ``ValueError`` and nothing of the batch is kept:
+    callers that must fail open catch it.
     """
     if request is not None and not is_trackable(request):
         return None
@@ -119,9 +202,17 @@ def accept(
         user_id, session_key = user_id_of(request), visitor_id(request)
     else:
         user_id, session_key = getattr(user, "pk", user), ""
-    records = [
-        build_record(**event, user_id=user_id, session_key=session_key, source=source) for event in events
-    ]
+    owner = shopper.key if shopper is not None else Shopper(user_id, session_key).key
+    records = []
+    for event in events:
+        fields = dict(event)
+        key = fields.get("client_event_id")
+        if from_client:
+            fields["timestamp"] = client_time(fields.get("timestamp"))
+            fields["client_event_id"] = client_key(owner, str(key)) if key else None
+        elif key and str(key).startswith(CLIENT_KEY_PREFIX):
+            raise ValueError(f"client_event_id may not start with {CLIENT_KEY_PREFIX!r} (apps' namespace)")
+        records.append(build_record(**fields, user_id=user_id, session_key=session_key, source=source))
     _emit(request, records)
     return len(records)
 

@@ -3,7 +3,7 @@
 ``capture.ingress`` hands each batch of ``EventRecord`` values to the recorder chosen by
 ``RECOMMENDATIONS["RECORDER"]``. A recorder never makes a page wait for the database: with
 ``FLUSH_INTERVAL`` > 0 a background ``Batcher`` writes everyone's events together; every
-path ends in ``store.write_events``. Nothing is lost when a write fails: it is retried.
+path ends in ``store.store_events``. Nothing is lost when a write fails: it is retried.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from django.db import connections, transaction
 from ..conf import app_settings
 from ..extras import require
 from ..records import EventRecord
-from .store import note_dropped, write_events
+from .store import note_dropped, store_events
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class DatabaseRecorder(BaseRecorder):
     """Bulk INSERTs from this process."""
 
     def write(self, records: list[EventRecord]) -> None:
-        write_events(records)
+        store_events(records)
 
 
 class CeleryRecorder(BaseRecorder):
@@ -162,7 +162,7 @@ class CeleryRecorder(BaseRecorder):
                 type(exc).__name__,
                 len(records),
             )
-            write_events(records)
+            store_events(records)
 
 
 @lru_cache(maxsize=1)

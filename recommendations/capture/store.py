@@ -1,8 +1,11 @@
 """The one place that inserts event rows, and the count of events given up on.
 
-Every recorder ends in ``write_events``, in this process or in a Celery worker. Events that
-could not be kept (a full buffer, a database down past the retries) are counted in the
-dropped-events metric the event admin shows.
+Every recorder ends in ``store_events``, in this process or in a Celery worker: it writes a
+batch with ``write_events`` and, when the database refuses the batch for its data (not for
+being away), splits it until the refused records are found, quarantines them
+(``QuarantinedEvent``, shown in the admin) and stores the rest, so one bad record never
+stalls the events behind it. Events that could not be kept (a full buffer, a database down
+past the retries) are counted in the dropped-events metric the event admin shows.
 """
 
 from __future__ import annotations
@@ -12,12 +15,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.core.cache import cache
-from django.db import connections, router, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connections, router, transaction
 from django.utils import timezone
 
 from ..conf import app_settings
 from ..keys import DROPPED_EVENTS
-from ..models import Event, VisitorLink
+from ..models import Event, QuarantinedEvent, VisitorLink
 from ..records import EventRecord
 
 logger = logging.getLogger(__name__)
@@ -52,6 +55,33 @@ def dropped_events() -> dict | None:
 
 def reset_dropped_events() -> None:
     cache.delete(DROPPED_EVENTS)
+
+
+def store_events(records: Sequence[EventRecord]) -> int:
+    """Write ``records``; records the database refuses are quarantined and the rest stored.
+
+    A database that cannot be reached (``OperationalError``, ``InterfaceError``) raises, so
+    the caller keeps the batch and retries it. Returns the number of records stored.
+    """
+    try:
+        return write_events(records)
+    except (OperationalError, InterfaceError):
+        raise
+    except (DatabaseError, OverflowError, TypeError, ValueError) as exc:
+        if len(records) == 1:
+            _quarantine(records[0], exc)
+            return 0
+        middle = len(records) // 2
+        return store_events(records[:middle]) + store_events(records[middle:])
+
+
+def _quarantine(record: EventRecord, exc: Exception) -> None:
+    error = f"{type(exc).__name__}: {exc}"[:500]
+    try:
+        QuarantinedEvent.objects.create(error=error, payload=record.to_json())
+        logger.error("An event the database refuses was quarantined (%s).", type(exc).__name__)
+    except Exception:
+        note_dropped(1, f"the database refuses it ({type(exc).__name__}) and it could not be quarantined")
 
 
 def write_events(records: Sequence[EventRecord]) -> int:

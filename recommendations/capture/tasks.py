@@ -17,7 +17,7 @@ from ..conf import app_settings
 from ..queueing import send
 from ..records import EventRecord
 from .privacy import purge_expired_events as purge
-from .store import note_dropped, write_events
+from .store import note_dropped, store_events
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def record_events(self, payload: list[dict]) -> int:
     backoff (``EVENT_WRITE_RETRIES``); a batch given up on is counted as dropped.
     """
     try:
-        return write_events([EventRecord.from_json(item) for item in payload])
+        return store_events([EventRecord.from_json(item) for item in payload])
     except (OperationalError, InterfaceError) as exc:
         attempt, allowed = self.request.retries, app_settings.EVENT_WRITE_RETRIES
         if attempt >= allowed:

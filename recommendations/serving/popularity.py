@@ -3,7 +3,11 @@
 These serve when there is no model (or no history), and blend with the model for similar
 items. Each is one or two indexed queries, cached in Django's cache for
 ``POPULARITY_CACHE_SECONDS``, and plain Python (no numpy): the fallbacks work even
-without the ``ml`` extra.
+without the ``ml`` extra. They rank items for every shopper, so they count **distinct
+shoppers**, never raw events: in trending a shopper gives an item at most one vote a day
+(the strongest of their events: a purchase counts more than a view), in popular one vote
+per kind of event, and co-views and baskets count the sessions that had both items. One
+visitor or device repeating an event a thousand times weighs what one shopper weighs.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.core.cache import cache
-from django.db.models import Count, Max
+from django.db.models import CharField, Count, Max, Value
+from django.db.models.functions import Cast, Coalesce, Concat, NullIf
 
 from ..conf import app_settings
 from ..models import Event, EventType
@@ -74,6 +79,23 @@ def refresh_rankings() -> None:
         cache.set(CACHE_PREFIX + key, compute(), 2 * app_settings.POPULARITY_CACHE_SECONDS)
 
 
+def shopper_expression():
+    """Who did an event, as one text value: the user, else the imported log's user, else the
+    visitor or device. An event with none of them (server code calling ``track(None, ...)``
+    without a user; every web or API event has a shopper) counts as its own shopper."""
+    return Coalesce(
+        Cast("user_id", output_field=CharField()),
+        NullIf("external_user_id", Value("")),
+        NullIf("session_key", Value("")),
+        Concat(Value("#"), Cast("id", output_field=CharField())),
+    )
+
+
+def _shopper(event_id: int, user_id: int | None, external: str, session: str) -> str:
+    """``shopper_expression`` in Python, for rows already read."""
+    return str(user_id) if user_id is not None else external or session or f"#{event_id}"
+
+
 def _trending_now() -> Ranking:
     events = Event.objects.filter(event_type__in=TYPE_WEIGHTS).exclude(item_id="")
     newest = events.aggregate(newest=Max("timestamp"))["newest"]
@@ -84,15 +106,30 @@ def _trending_now() -> Ranking:
     rows = (
         events.filter(timestamp__gte=since)
         .order_by("-timestamp")
-        .values_list("item_id", "event_type", "timestamp", "category_id")[:MAX_ROWS]
+        .values_list(
+            "item_id",
+            "event_type",
+            "timestamp",
+            "category_id",
+            "id",
+            "user_id",
+            "external_user_id",
+            "session_key",
+        )[:MAX_ROWS]
     )
-    scores: dict[str, float] = defaultdict(float)
+    votes: dict[tuple[str, str, int], float] = {}  # (shopper, item, day) -> their strongest event
     categories: dict[str, str] = {}
-    for item, event_type, timestamp, category in rows:
+    for item, event_type, timestamp, category, event_id, user_id, external, session in rows:
+        shopper = _shopper(event_id, user_id, external, session)
         age = (newest - timestamp).total_seconds()
-        scores[item] += TYPE_WEIGHTS[event_type] * math.pow(0.5, age / half_life)
+        vote = TYPE_WEIGHTS[event_type] * math.pow(0.5, age / half_life)
+        key = (shopper, item, int(age // 86_400))
+        votes[key] = max(votes.get(key, 0.0), vote)
         if category:
             categories.setdefault(item, category)
+    scores: dict[str, float] = defaultdict(float)
+    for (_, item, _), vote in votes.items():
+        scores[item] += vote
     return _rank(scores, categories)
 
 
@@ -101,7 +138,7 @@ def _popular_now() -> Ranking:
         Event.objects.filter(event_type__in=TYPE_WEIGHTS)
         .exclude(item_id="")
         .values("item_id", "event_type", "category_id")
-        .annotate(n=Count("id"))
+        .annotate(n=Count(shopper_expression(), distinct=True))
         .order_by()
     )
     scores: dict[str, float] = defaultdict(float)
@@ -114,12 +151,15 @@ def _popular_now() -> Ranking:
 
 
 def _sessions_with(item_id: str, types) -> list[str]:
+    """The ``MAX_SESSIONS`` sessions that had ``item_id`` last: each session once, however
+    many events it has (ordering by the events' time made the window count events)."""
     return list(
         Event.objects.filter(item_id=item_id, event_type__in=types)
         .exclude(session_key="")
-        .order_by("-timestamp")
-        .values_list("session_key", flat=True)
-        .distinct()[:MAX_SESSIONS]
+        .values("session_key")
+        .annotate(last=Max("timestamp"))
+        .order_by("-last", "session_key")
+        .values_list("session_key", flat=True)[:MAX_SESSIONS]
     )
 
 

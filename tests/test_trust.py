@@ -1,0 +1,182 @@
+"""Attacks replayed against the one ingress: a client cannot claim the server's event keys,
+move events into another period, or stall event storage with a record the database refuses.
+(Issue "Trust": findings 1, 5 and part of 11.)"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.core import signing
+from django.urls import reverse
+from django.utils import timezone
+
+from recommendations import track
+from recommendations.capture.clicks import SALT
+from recommendations.models import Event
+from shop.models import Order
+from tests import factories
+from tests.conftest import app_client
+
+pytestmark = pytest.mark.django_db
+EVENTS = "/api/v1/events/"
+
+
+def post(client, *events, device: str = "device-attacker-0001"):
+    payload = {"events": [{"event": "view", "client_event_id": uuid.uuid4().hex, **e} for e in events]}
+    return client.post(EVENTS, payload, format="json", HTTP_X_DEVICE_ID=device)
+
+
+def checkout(browser, product, capture):
+    browser.post(reverse("shop:cart_add", kwargs={"pk": product.pk}), {"quantity": 1})
+    with capture(execute=True):  # the shop sends order_placed on commit
+        assert browser.post(reverse("shop:checkout"), {"email": "shopper@example.com"}).status_code == 302
+    return Order.objects.latest("pk")
+
+
+def test_an_app_cannot_pre_claim_the_key_of_a_real_purchase(browser, django_capture_on_commit_callbacks):
+    """The attack: purchase keys are ``purchase:<order>:<item>``; an anonymous batch sent those
+    ids first, and the real purchase was then skipped as a duplicate."""
+    product = factories.product(price="10.00", stock=100)
+    first = checkout(browser, product, django_capture_on_commit_callbacks)
+    claims = [
+        {
+            "event": "purchase",
+            "item_id": str(product.pk),
+            "client_event_id": f"purchase:{first.pk + n}:{product.pk}",
+        }
+        for n in range(1, 11)
+    ]
+    assert post(app_client(), *claims).json() == {"accepted": 10, "tracked": True}
+    order = checkout(browser, product, django_capture_on_commit_callbacks)
+    real = Event.objects.filter(event_type="purchase", source="signal")
+    assert real.filter(client_event_id=f"purchase:{order.pk}:{product.pk}").count() == 1
+    assert real.count() == 2  # both real orders, whatever the app sent
+    assert not Event.objects.filter(source="api", client_event_id__startswith="purchase:").exists()
+
+
+def test_client_keys_are_the_callers_own(browser):
+    product = factories.product()
+    same = {"item_id": str(product.pk), "client_event_id": "app-event-00000001"}
+    for _ in range(2):  # a resend of the same event: stored once
+        post(app_client(), same, device="device-owner-00001")
+    post(app_client(), same, device="device-another-001")  # another caller, the same id: its own event
+    assert Event.objects.filter(source="api").count() == 2
+
+
+def test_server_code_may_not_use_the_apps_namespace():
+    product = factories.product()
+    assert track(None, "view", product, client_event_id="client:" + "0" * 40) is False
+    assert not Event.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("when", "accepted"),
+    [
+        (timedelta(days=-365 * 7), False),  # back-dated into a past holdout (2019, say)
+        (timedelta(days=365 * 7900), False),  # the year 9926
+        (timedelta(days=-2), False),  # older than CLIENT_MAX_EVENT_AGE_SECONDS
+        (timedelta(hours=-3), True),  # an offline queue flushed later the same day
+        (timedelta(seconds=120), True),  # a phone clock a little ahead: counted as now
+    ],
+)
+def test_client_timestamps_stay_near_the_servers_clock(when, accepted):
+    product = factories.product()
+    sent = timezone.now() + when
+    response = post(app_client(), {"item_id": str(product.pk), "timestamp": sent.isoformat()})
+    if not accepted:
+        assert response.status_code == 400
+        assert "timestamp" in str(response.json()["events"])
+        assert not Event.objects.exists()
+        return
+    assert response.status_code == 202
+    stored = Event.objects.get().timestamp
+    assert stored <= timezone.now() and abs(stored - min(sent, timezone.now())) < timedelta(seconds=5)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("item_id", "12\u202e34"),  # a right-to-left override
+        ("item_id", "1' OR '1'='1"),
+        ("item_id", "a\u200bb"),  # a zero-width space
+        ("category_id", "phones\x07"),
+        ("query", "cheap\x00pills"),
+        ("scenario", "for you"),
+    ],
+)
+def test_malformed_fields_are_refused_at_the_ingress(field, value):
+    event = {"event": "search" if field == "query" else "view", "item_id": "42", field: value}
+    if field == "query":
+        event.pop("item_id")
+    response = post(app_client(), event)
+    assert response.status_code == 400, response.content
+    assert not Event.objects.exists()
+
+
+def test_a_record_the_database_would_refuse_never_reaches_the_recorder(browser):
+    """The attack: a click link (signed with a leaked key) named model version 2**40; the
+    batch that held it failed forever and every later event waited behind it."""
+    product = factories.product()
+    token = signing.dumps(
+        {"i": str(product.pk), "s": "for_you", "v": 2**40, "t": "/"}, salt=SALT, compress=True
+    )
+    assert browser.get(reverse("recommendations:click", kwargs={"token": token})).status_code == 302
+    assert not Event.objects.exists()  # refused at the ingress, the page unaffected
+    browser.get(reverse("shop:product", kwargs={"pk": product.pk}))
+    assert list(Event.objects.values_list("event_type", flat=True)) == ["view"]
+
+
+def test_a_batch_with_a_record_the_database_refuses_stores_the_rest_and_quarantines_it(admin_client):
+    """Past the ingress (a shop's own recorder or adapter, say), a refused record is found by
+    splitting the batch, set aside and shown in the admin; the events around it are stored."""
+    from recommendations.capture.recorders import DatabaseRecorder
+    from recommendations.models import QuarantinedEvent
+    from recommendations.records import EventRecord
+
+    def record(item: str, **fields) -> EventRecord:
+        return EventRecord(
+            event_type="view", timestamp=timezone.now(), session_key="v1", item_id=item, **fields
+        )
+
+    batch = [record(str(n)) for n in range(5)] + [record("bad", model_version=2**70)] + [record("6")]
+    DatabaseRecorder().write(batch)
+    assert sorted(Event.objects.values_list("item_id", flat=True)) == ["0", "1", "2", "3", "4", "6"]
+    [kept] = QuarantinedEvent.objects.all()
+    assert kept.payload["item_id"] == "bad" and kept.payload["model_version"] == 2**70
+    page = admin_client.get(reverse("admin:recommendations_event_changelist"))
+    assert b"1 event was refused by the database and quarantined" in page.content
+    assert admin_client.get(reverse("admin:recommendations_quarantinedevent_changelist")).status_code == 200
+
+
+def views_of(*item_ids):
+    return [{"item_id": str(item_id)} for item_id in item_ids]
+
+
+def flood(device: str, events: list[dict]) -> None:
+    """One device sending ``events`` in full batches, as fast as the API lets it."""
+    client = app_client()
+    for start in range(0, len(events), 100):
+        assert post(client, *events[start : start + 100], device=device).status_code == 202
+
+
+def test_one_device_repeating_views_cannot_make_an_item_similar():
+    """The attack: 499 views of A and 1 of B from one device made B the #1 "similar" item of
+    A (the 500-row window counted events, not sessions)."""
+    a, b, c = factories.product(), factories.product(), factories.product()
+    for n in range(3):  # three real shoppers viewed A, then C
+        flood(f"device-shopper-{n:04d}", views_of(a.pk, c.pk))
+    flood("device-attacker-0001", views_of(*[a.pk] * 499, b.pk))
+    similar = app_client().get(f"/api/v1/recommendations/similar/{a.pk}/").json()["items"]
+    assert similar[0]["item_id"] == str(c.pk)
+
+
+def test_one_device_repeating_views_cannot_make_an_item_trend():
+    """The attack: one device's 500 views made an item #1 trending for everyone."""
+    wanted, pushed = factories.product(), factories.product()
+    for n in range(3):
+        flood(f"device-shopper-{n:04d}", views_of(wanted.pk))
+    flood("device-attacker-0001", views_of(*[pushed.pk] * 500))
+    trending = app_client().get("/api/v1/recommendations/trending/").json()["items"]
+    assert [item["item_id"] for item in trending][:2] == [str(wanted.pk), str(pushed.pk)]
