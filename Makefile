@@ -22,6 +22,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 install: $(VENV)/.installed
 
+demo: export DJANGO_DEBUG := 1
 demo: install
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py shop_load_demo

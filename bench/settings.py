@@ -9,6 +9,10 @@ settings too.
 
 import os
 
+# Built on the demo's configuration (plain HTTP on loopback, this checkout's random key), then
+# DEBUG off below.
+os.environ.setdefault("DJANGO_DEBUG", "1")
+
 from config.settings import *  # noqa: F403
 from config.settings import RECOMMENDATIONS
 

@@ -1,15 +1,20 @@
 """Settings of the demo shop.
 
-Defaults give the one-command demo: SQLite, Celery tasks run in-process, DEBUG on.
-Environment variables switch to the real stack:
+Defaults are safe for production: DEBUG off, the secret key, hosts and HTTPS settings from
+the environment (``manage.py check --deploy`` is clean with ``DJANGO_SECRET_KEY`` and
+``DJANGO_ALLOWED_HOSTS`` set). ``make demo`` turns DEBUG on explicitly (``DJANGO_DEBUG=1``),
+and with DEBUG on a random key is kept in ``var/secret-key``, never a public one.
+The demo's stack is SQLite and in-process Celery; environment variables switch to the real one:
 ``POSTGRES_DB`` (with ``POSTGRES_HOST``, ``POSTGRES_PORT``, ``POSTGRES_USER``) selects
 PostgreSQL, ``CELERY_BROKER_URL`` a real broker and worker.
 """
 
 import os
+import secrets
 from pathlib import Path
 
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -19,8 +24,22 @@ def env_bool(name: str, default: bool) -> bool:
     return default if value is None else value.lower() in {"1", "true", "yes", "on"}
 
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-insecure-key-change-me")
-DEBUG = env_bool("DJANGO_DEBUG", True)
+def local_secret_key() -> str:
+    """A random key for this checkout (DEBUG only), made once and kept in ``var/secret-key``."""
+    path = BASE_DIR / "var" / "secret-key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or (local_secret_key() if DEBUG else "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured(
+        "Set DJANGO_SECRET_KEY (DEBUG is off). For the local demo use `make demo`, which sets DJANGO_DEBUG=1."
+    )
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",")
 
 INSTALLED_APPS = [
@@ -49,6 +68,17 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "recommendations.capture.middleware.EventMiddleware",
 ]
+
+# HTTPS in production (DEBUG off); each can be turned off from the environment, e.g. behind
+# a proxy that terminates TLS (then set DJANGO_SECURE_PROXY_SSL_HEADER=1 too).
+if not DEBUG:
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS", 31_536_000))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
+    if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 ROOT_URLCONF = "config.urls"
 

@@ -33,6 +33,26 @@ def check_settings_dict(app_configs: Any = None, **kwargs: Any) -> list:
     return []
 
 
+#: Keys that were published (this demo's old default) and so sign nothing.
+PUBLIC_SECRET_KEYS = frozenset({"demo-only-insecure-key-change-me"})
+
+
+@register(Tags.security)
+def check_signing_key(app_configs: Any = None, **kwargs: Any) -> list:
+    """Click links (and sessions) are signed with SECRET_KEY: a public key lets anyone forge them."""
+    key = str(getattr(settings, "SECRET_KEY", "") or "")
+    if key in PUBLIC_SECRET_KEYS or len(key) < 32 or len(set(key)) < 5:
+        return [
+            Error(
+                "SECRET_KEY is public or weak: anyone could sign click links and forge events with it.",
+                hint="Set a long random SECRET_KEY from the environment (python -c "
+                "'import secrets; print(secrets.token_urlsafe(50))').",
+                id="recommendations.E015",
+            )
+        ]
+    return []
+
+
 @register(Tags.compatibility)
 def check_training(app_configs: Any = None, **kwargs: Any) -> list:
     errors = []

@@ -6,6 +6,10 @@ database by RECOMMENDATIONS_WORKER_DB_NAME.
 
 import os
 
+# The tests run the demo's configuration (DEBUG on: no HTTPS redirects for the test client and
+# the servers it starts, a random key of this checkout); pytest-django turns DEBUG off in-process.
+os.environ.setdefault("DJANGO_DEBUG", "1")
+
 from config.settings import *  # noqa: F403
 from config.settings import RECOMMENDATIONS
 

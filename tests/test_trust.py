@@ -180,3 +180,17 @@ def test_one_device_repeating_views_cannot_make_an_item_trend():
     flood("device-attacker-0001", views_of(*[pushed.pk] * 500))
     trending = app_client().get("/api/v1/recommendations/trending/").json()["items"]
     assert [item["item_id"] for item in trending][:2] == [str(wanted.pk), str(pushed.pk)]
+
+
+def test_api_errors_are_json_even_for_a_huge_body_or_an_unknown_path():
+    """The attack: a 3 MB POST was answered with a 117 KB HTML debug page."""
+    client = app_client()
+    body = b'{"events": [' + b'{"event": "view", "item_id": "1"},' * 100_000 + b"{}]}"
+    response = client.post(
+        EVENTS, body, content_type="application/json", HTTP_X_DEVICE_ID="device-attacker-0001"
+    )
+    assert response.status_code == 413
+    assert response["Content-Type"].startswith("application/json")
+    assert "bytes per request" in response.json()["detail"]
+    missing = client.get("/api/v1/no-such-endpoint/")
+    assert missing.status_code == 404 and missing.json()["detail"].startswith("No such API endpoint")

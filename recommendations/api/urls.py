@@ -1,6 +1,6 @@
 """``path("api/", include("recommendations.api.urls"))``: v1 endpoints, schema and Swagger UI."""
 
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from . import views
@@ -22,4 +22,5 @@ urlpatterns = [
     path("search/related/", views.RelatedSearchesView.as_view(), name="related-searches"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="recommendations-api:schema"), name="docs"),
+    re_path(r"^", views.unknown_endpoint),  # last: every other API path is a JSON 404
 ]

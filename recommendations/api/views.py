@@ -14,10 +14,12 @@ import json
 from typing import Any
 
 from django.core.cache import cache
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound, ParseError, ValidationError
+from rest_framework.exceptions import APIException, NotFound, ParseError, ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -59,6 +61,21 @@ BAD_REQUEST = OpenApiResponse(
 )
 
 
+#: Bytes an event may take in a batch body: every field at its longest, with room to spare.
+BYTES_PER_EVENT = 2048
+
+
+class PayloadTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "too_large"
+
+
+def max_body_bytes() -> int:
+    """The largest batch body taken: a full batch at its longest, and never less than 256 KiB."""
+    return max(262_144, BYTES_PER_EVENT * app_settings.API_MAX_BATCH_EVENTS)
+
+
 class SafeJSONParser(JSONParser):
     """JSON, with absurdly deep nesting answered by a 400 instead of a crash."""
 
@@ -67,6 +84,20 @@ class SafeJSONParser(JSONParser):
             return super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise ParseError("JSON parse error - the document is nested too deeply.") from None
+
+
+class JSONErrorsMixin:
+    """A body over Django's DATA_UPLOAD_MAX_MEMORY_SIZE is a JSON 413, not Django's HTML 400."""
+
+    def handle_exception(self, exc):
+        if isinstance(exc, RequestDataTooBig):
+            exc = PayloadTooLarge()
+        return super().handle_exception(exc)
+
+
+def unknown_endpoint(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    """Any other path under the API: a JSON 404 like every API error, never the site's HTML page."""
+    return JsonResponse({"detail": "No such API endpoint; see /api/docs/."}, status=404)
 
 
 def shopper_of(request: Request) -> Shopper:
@@ -83,7 +114,7 @@ def refuse_empty_limit(request: Request) -> None:
         raise ValidationError({"limit": ["A valid integer is required."]})
 
 
-class RecommendationView(APIView):
+class RecommendationView(JSONErrorsMixin, APIView):
     """GET a list of one scenario for the caller."""
 
     permission_classes = [AllowAny]
@@ -200,7 +231,7 @@ class BoughtTogetherView(RecommendationView):
         return super().get(request, item_id)
 
 
-class EventBatchView(APIView):
+class EventBatchView(JSONErrorsMixin, APIView):
     """POST a batch of the app's events (idempotent by ``client_event_id``)."""
 
     permission_classes = [AllowAny]
@@ -214,6 +245,15 @@ class EventBatchView(APIView):
         responses={202: EventBatchResultSerializer, 400: BAD_REQUEST, 429: BAD_REQUEST},
     )
     def post(self, request: Request) -> Response:
+        limit = max_body_bytes()
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > limit:  # refused before the body is read
+            raise PayloadTooLarge(
+                f"At most {limit} bytes per request ({app_settings.API_MAX_BATCH_EVENTS} events)."
+            )
         data = request.data
         if not isinstance(data, dict):
             raise ValidationError({"events": 'Send a JSON object: {"events": [...]}.'})
@@ -253,7 +293,7 @@ class EventBatchView(APIView):
         )
 
 
-class SuggestView(APIView):
+class SuggestView(JSONErrorsMixin, APIView):
     """GET completions of what the caller has typed, personalized for them."""
 
     permission_classes = [AllowAny]
