@@ -101,6 +101,33 @@ def test_queries_that_found_nothing_are_not_suggested_but_listed(recorder_settin
     assert page.index("unicorn lamp") < page.index("unicorn rug")
 
 
+def test_the_typo_fallback_does_bounded_work_whatever_the_index_holds(monkeypatch):
+    """The attack: 100 searches of 250 random CJK characters each, then a 100-character query
+    that matches nothing, cost 6 s a call (every character ever seen was tried everywhere)."""
+    import random
+
+    from recommendations.suggest import index as index_module
+
+    rng = random.Random(3)
+    cjk = [chr(code) for code in range(0x4E00, 0x9FFF)]
+    junk = ["".join(rng.choice(cjk) for _ in range(250)) for _ in range(100)]
+    built = SuggestionIndex(Entry(normalize(t), t, 1.0) for t in [*junk, "office chair", "chair cushion"])
+    calls = []
+    real = index_module.bisect_left
+    monkeypatch.setattr(index_module, "bisect_left", lambda *a: calls.append(1) or real(*a))
+    for query in (
+        junk[0][:60] + "x" + junk[0][61:100],
+        "".join(rng.choice(cjk) for _ in range(100)),
+        "q" * 100,
+    ):
+        calls.clear()
+        built.lookup(query, 10)
+        # the break point (a binary search), the budget, and the ranked variants
+        assert len(calls) <= 2 * 8 + index_module.MAX_TYPO_PROBES + 2 * index_module.MAX_TYPO_MATCHES
+    assert [m.entry.text for m in built.lookup("chiar")] == ["chair cushion", "office chair"]
+    assert built.lookup(junk[0][:60] + "x" + junk[0][61:100])[0].entry.text == junk[0]  # a typo far in
+
+
 @pytest.mark.django_db
 def test_one_typo_still_finds_the_query(recorder_settings):
     recorder_settings(CATALOGUE_ADAPTER="tests.test_suggest.NoCatalogue")

@@ -4,9 +4,12 @@ Sorted arrays and ``bisect``, no trie: the terms (each suggestion's text from ea
 start) are one sorted list, so a prefix is a contiguous range. Prefixes of up to
 ``SHORT_PREFIX`` characters (where ranges are long) have their best entries precomputed.
 When a prefix matches nothing, prefixes one edit away (a letter left out, added, changed
-or two swapped) are tried: one typo still finds "chair" from "chiar". Pure Python: it
-works without the ``ml`` extra, and 100k suggestions answer in well under a millisecond
-(BENCHMARKS.md).
+or two swapped) are tried: one typo still finds "chair" from "chiar". The edit can only be
+at or before the point where the prefix stops matching, and the letters tried there are
+those the index really has after it, nearest positions first, within a fixed budget of
+lookups (``MAX_TYPO_PROBES``): however many characters the index holds (anyone's searches
+feed it), a query costs the same bounded work. Pure Python: it works without the ``ml``
+extra, and 100k suggestions answer in well under a millisecond (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ MAX_SCAN = 5000
 #: A match at the start of the suggestion counts fully; inside it (a later word), this much.
 INNER_WORD_WEIGHT = 0.5
 _END = "\U0010ffff"
+#: Sorted-array lookups one corrected query may spend, and variants it ranks at most.
+MAX_TYPO_PROBES = 256
+MAX_TYPO_MATCHES = 8
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,6 @@ class SuggestionIndex:
         self.terms = [term for term, _, _ in postings]
         self.term_entry = [i for _, i, _ in postings]
         self.term_score = [score for _, _, score in postings]
-        self.alphabet = sorted({char for entry in self.entries for char in entry.key})
         self.tops = self._short_prefix_tops(postings)
 
     def __len__(self) -> int:
@@ -102,18 +107,55 @@ class SuggestionIndex:
         position = bisect_left(self.terms, prefix)
         return position < len(self.terms) and self.terms[position].startswith(prefix)
 
+    def _longest_matching(self, prefix: str) -> int:
+        """Length of the longest start of ``prefix`` that some term starts with."""
+        low, high = 0, len(prefix)  # prefix[:low] matches (the empty start always does)
+        while low < high:
+            middle = (low + high + 1) // 2
+            if self._matches_something(prefix[:middle]):
+                low = middle
+            else:
+                high = middle - 1
+        return low
+
+    def _next_letters(self, stem: str, budget: list[int]) -> list[str]:
+        """The characters the index has right after ``stem``, one lookup each (from ``budget``)."""
+        letters, n = [], len(stem)
+        if budget[0] <= 0:
+            return letters
+        budget[0] -= 1
+        position = bisect_left(self.terms, stem)
+        while position < len(self.terms) and budget[0] > 0 and self.terms[position].startswith(stem):
+            budget[0] -= 1
+            term = self.terms[position]
+            if len(term) == n:  # the stem itself is a term
+                position += 1
+                continue
+            letters.append(term[n])
+            position = bisect_left(self.terms, stem + term[n] + _END)
+        return letters
+
     def _one_edit(self, prefix: str) -> Iterable[str]:
-        letters = self.alphabet
-        for i in range(len(prefix)):
-            yield prefix[:i] + prefix[i + 1 :]  # a letter too many
+        """Prefixes one edit away that the index has, nearest the break first, within budget.
+
+        An edit after the break (where ``prefix`` stops matching) leaves the broken start in
+        place, so only positions up to it can help.
+        """
+        budget = [MAX_TYPO_PROBES]
+        broken_at = self._longest_matching(prefix)
+        for i in range(min(broken_at, len(prefix) - 1), -1, -1):
+            letters = self._next_letters(prefix[:i], budget)
+            variants = [prefix[:i] + prefix[i + 1 :]]  # a letter too many
             if i + 1 < len(prefix):
-                yield prefix[:i] + prefix[i + 1] + prefix[i] + prefix[i + 2 :]  # two swapped
-            for letter in letters:
-                if letter != prefix[i]:
-                    yield prefix[:i] + letter + prefix[i + 1 :]  # a wrong letter
-        for i in range(len(prefix) + 1):
-            for letter in letters:
-                yield prefix[:i] + letter + prefix[i:]  # a letter missing
+                variants.append(prefix[:i] + prefix[i + 1] + prefix[i] + prefix[i + 2 :])  # two swapped
+            variants += [prefix[:i] + c + prefix[i + 1 :] for c in letters if c != prefix[i]]  # wrong letter
+            variants += [prefix[:i] + c + prefix[i:] for c in letters]  # a letter missing
+            for variant in variants:
+                if budget[0] <= 0:
+                    return
+                budget[0] -= 1
+                if variant and self._matches_something(variant):
+                    yield variant
 
     def lookup(self, text: str, k: int = 10) -> list[Match]:
         """The ``k`` best suggestions starting with ``text`` (normalized), best first."""
@@ -125,10 +167,10 @@ class SuggestionIndex:
         if not ranked and len(prefix) >= 3:
             corrected = True
             found: dict[int, float] = {}
-            for variant in dict.fromkeys(self._one_edit(prefix)):
-                if variant and self._matches_something(variant):
-                    for score, i in self._ranked(variant, k):
-                        found[i] = max(found.get(i, -1.0), score)
+            variants = dict.fromkeys(self._one_edit(prefix))
+            for variant in list(variants)[:MAX_TYPO_MATCHES]:
+                for score, i in self._ranked(variant, k):
+                    found[i] = max(found.get(i, -1.0), score)
             ranked = heapq.nlargest(k, ((score, i) for i, score in found.items()))
         return [Match(self.entries[i], score, corrected) for score, i in ranked]
 
