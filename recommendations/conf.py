@@ -83,6 +83,10 @@ DEFAULTS: dict[str, Any] = {
     # nobody can place events in a past period (a retrain's holdout) or a far future.
     "CLIENT_CLOCK_SKEW_SECONDS": 300,
     "CLIENT_MAX_EVENT_AGE_SECONDS": 86_400,
+    # A click link on a recommendation counts for this many seconds after the page showed it
+    # (older: the shopper still goes where it points, nothing is recorded); each rendered link
+    # counts once, however often it is opened.
+    "CLICK_MAX_AGE_SECONDS": 86_400,
     # Most events a single request may buffer; more are dropped (and logged) to protect
     # the page from a runaway loop.
     "MAX_EVENTS_PER_REQUEST": 200,

@@ -23,7 +23,9 @@ MAX_RERANKED = 240
 
 
 def terms_of(query: str) -> list[str]:
-    return " ".join(query.split())[:200].split()[:MAX_SEARCH_TERMS]
+    """The words searched for; control characters (a NUL, say) are no part of any word."""
+    printable = "".join(c if c.isprintable() else " " for c in query)
+    return " ".join(printable.split())[:200].split()[:MAX_SEARCH_TERMS]
 
 
 def search_products(query: str) -> QuerySet[Product]:

@@ -30,7 +30,7 @@ SCRIPT = textwrap.dedent(
     from django.conf import settings
 
     settings.configure(
-        SECRET_KEY="x",
+        SECRET_KEY="core-only-test-key-" + "0123456789abcdef" * 3,
         INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes", "django.contrib.sessions",
                         "django.contrib.admin", "django.contrib.messages", "recommendations"],
         DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},

@@ -4,8 +4,10 @@ move events into another period, or stall event storage with a record the databa
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.core import signing
@@ -194,3 +196,27 @@ def test_api_errors_are_json_even_for_a_huge_body_or_an_unknown_path():
     assert "bytes per request" in response.json()["detail"]
     missing = client.get("/api/v1/no-such-endpoint/")
     assert missing.status_code == 404 and missing.json()["detail"].startswith("No such API endpoint")
+
+
+def test_a_click_link_counts_once_and_expires(browser, recorder_settings):
+    """The attack: one click token opened 10 times made 10 clicks, forever."""
+    from recommendations.capture.clicks import click_url
+
+    product = factories.product()
+    url = click_url(str(product.pk), "for_you", None, f"/product/{product.pk}/")
+    for _ in range(10):
+        assert browser.get(url).status_code == 302
+    assert Event.objects.filter(event_type="click").count() == 1
+    recorder_settings(CLICK_MAX_AGE_SECONDS=1)
+    stale = click_url(str(product.pk), "for_you", None, "/")
+    with mock.patch("django.core.signing.time.time", return_value=time.time() + 5):
+        response = browser.get(stale)
+    assert response.status_code == 302 and response["Location"] == "/"  # still takes the shopper there
+    assert Event.objects.filter(event_type="click").count() == 1
+
+
+def test_a_nul_in_a_search_is_no_server_error(browser):
+    """The attack: ``/search/?q=%00`` was a 500 on PostgreSQL."""
+    factories.product(name="Samsung phone")
+    assert browser.get(reverse("shop:search"), {"q": "\x00"}).status_code == 200
+    assert browser.get(reverse("shop:search"), {"q": "Samsung\x00"}).status_code == 200

@@ -3,12 +3,16 @@
 A carousel link points at ``/recommendations/click/<token>/``; the token is signed
 (``django.core.signing``), so it names only the item, list, model version and target the
 server itself wrote: it cannot be turned into an open redirect, and a forged or damaged
-token is refused with a 400. The target must also be a URL of this site.
+token is refused with a 400. The target must also be a URL of this site. Each rendered link
+carries its own random id, which becomes the click's event key: opening the same link ten
+times is one click. A link older than ``CLICK_MAX_AGE_SECONDS`` still takes the shopper
+where it points but records nothing (a replayed or long-cached link).
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Any
 
 from django.core import signing
@@ -18,6 +22,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from ..conf import app_settings
 from .ingress import track
 
 logger = logging.getLogger(__name__)
@@ -26,14 +31,17 @@ SALT = "recommendations.click"
 
 def click_url(item_id: str, scenario: str, model_version: int | None, target: str) -> str:
     token = signing.dumps(
-        {"i": item_id, "s": scenario, "v": model_version, "t": target}, salt=SALT, compress=True
+        {"i": item_id, "s": scenario, "v": model_version, "t": target, "n": secrets.token_urlsafe(9)},
+        salt=SALT,
+        compress=True,
     )
     return reverse("recommendations:click", kwargs={"token": token})
 
 
-def read_token(token: str) -> dict[str, Any]:
-    """The payload of a click token (``signing.BadSignature`` when it was not ours)."""
-    data = signing.loads(token, salt=SALT)
+def read_token(token: str, max_age: float | None = None) -> dict[str, Any]:
+    """The payload of a click token (``signing.BadSignature`` when it was not ours,
+    ``signing.SignatureExpired`` when older than ``max_age`` seconds)."""
+    data = signing.loads(token, salt=SALT, max_age=max_age)
     if not isinstance(data, dict) or not isinstance(data.get("t"), str) or not isinstance(data.get("i"), str):
         raise signing.BadSignature("malformed click token")
     return data
@@ -42,8 +50,12 @@ def read_token(token: str) -> dict[str, Any]:
 @never_cache
 @require_GET
 def click(request: HttpRequest, token: str) -> HttpResponse:
+    fresh = True
     try:
-        data = read_token(token)
+        try:
+            data = read_token(token, max_age=app_settings.CLICK_MAX_AGE_SECONDS)
+        except signing.SignatureExpired:
+            data, fresh = read_token(token), False
     except signing.BadSignature:
         return HttpResponseBadRequest(
             "This recommendation link is broken or was changed.", content_type="text/plain"
@@ -53,5 +65,14 @@ def click(request: HttpRequest, token: str) -> HttpResponse:
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         target = "/"
-    track(request, "click", data["i"], scenario=str(data.get("s") or ""), model_version=data.get("v"))
+    if fresh:
+        nonce = data.get("n")
+        track(
+            request,
+            "click",
+            data["i"],
+            scenario=str(data.get("s") or ""),
+            model_version=data.get("v"),
+            client_event_id=f"click:{nonce}" if isinstance(nonce, str) and nonce.isprintable() else None,
+        )
     return HttpResponseRedirect(target)
