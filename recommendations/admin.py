@@ -29,8 +29,18 @@ from .capture.store import dropped_events
 from .conf import app_settings
 from .identity import Shopper
 from .lifecycle import registry
-from .models import Event, ModelVersion, QuarantinedEvent, SearchQuery, SearchWithoutResults, VisitorLink
+from .models import (
+    BlockedQuery,
+    Event,
+    ModelVersion,
+    QuarantinedEvent,
+    SearchQuery,
+    SearchWithoutResults,
+    VisitorLink,
+)
 from .serving import history, insights, loader, services
+from .suggest.loader import publish as publish_suggestions
+from .suggest.moderation import why_not_suggested
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -379,21 +389,51 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 @admin.register(SearchQuery)
 class SearchQueryAdmin(ReadOnlyAdmin):
-    """What the suggestions are made of (rebuilt from the events; read-only here)."""
+    """What the suggestions are made of (rebuilt from the events; read-only here), whether
+    each is suggested and why not; "Never suggest" blocks a query across rebuilds."""
 
     list_display = (
         "text",
         "source",
         "score_shown",
         "searches",
+        "shoppers",
         "success_shown",
         "zero_results",
-        "found_nothing",
+        "suggested",
     )
     list_filter = ("source", "found_nothing")
     search_fields = ("key",)
-    readonly_fields = ("key", "text", "source", "score", "searches", "successes", "zero_results",
-                       "found_nothing", "last_searched", "categories", "related")  # fmt: skip
+    actions = ("block_queries",)
+    readonly_fields = ("key", "text", "source", "score", "searches", "shoppers", "successes", "zero_results",
+                       "found_nothing", "last_searched", "categories", "related", "suggested")  # fmt: skip
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        self._blocked = frozenset(BlockedQuery.objects.values_list("key", flat=True))
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="suggested")
+    def suggested(self, obj: SearchQuery) -> str:
+        blocked = getattr(self, "_blocked", None)
+        if blocked is None:
+            blocked = frozenset(BlockedQuery.objects.filter(key=obj.key).values_list("key", flat=True))
+        reason = why_not_suggested(obj, blocked)
+        return "yes" if reason is None else f"no: {reason}"
+
+    @admin.action(description="Never suggest the selected queries", permissions=("change",))
+    def block_queries(self, request: HttpRequest, queryset) -> None:
+        rows = [BlockedQuery(key=key, text=text) for key, text in queryset.values_list("key", "text")]
+        BlockedQuery.objects.bulk_create(rows, ignore_conflicts=True)
+        publish_suggestions()
+        messages.success(
+            request,
+            ngettext("%(n)d query will not be suggested.", "%(n)d queries will not be suggested.", len(rows))
+            % {"n": len(rows)},
+        )
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # The rows stay read-only (no change form saves them); "change" allows blocking.
+        return obj is None and request.user.has_perm("recommendations.add_blockedquery")
 
     @admin.display(description="score", ordering="score")
     def score_shown(self, obj: SearchQuery) -> str:
@@ -403,6 +443,26 @@ class SearchQueryAdmin(ReadOnlyAdmin):
     def success_shown(self, obj: SearchQuery) -> str:
         rate = obj.success_rate
         return "-" if rate is None else f"{rate:.0%}"
+
+
+@admin.register(BlockedQuery)
+class BlockedQueryAdmin(admin.ModelAdmin):
+    """Queries never suggested; delete one to allow it again (the index reloads either way)."""
+
+    list_display = ("text", "key", "blocked_at")
+    search_fields = ("key",)
+    readonly_fields = ("key", "text", "blocked_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def delete_model(self, request: HttpRequest, obj: BlockedQuery) -> None:
+        super().delete_model(request, obj)
+        publish_suggestions()
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        super().delete_queryset(request, queryset)
+        publish_suggestions()
 
 
 @admin.register(SearchWithoutResults)

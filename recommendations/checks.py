@@ -189,9 +189,18 @@ def check_suggest(app_configs: Any = None, **kwargs: Any) -> list:
                 id="recommendations.E013",
             )
         )
+    denylist = value.get("DENYLIST", [])
+    if not isinstance(denylist, (list, tuple, set, frozenset)) or not all(
+        isinstance(w, str) for w in denylist
+    ):
+        errors.append(
+            Error(
+                "RECOMMENDATIONS['SUGGEST']['DENYLIST'] must be a list of words.", id="recommendations.E013"
+            )
+        )
     for key in DEFAULTS["SUGGEST"]:
         number = value.get(key)
-        if key == "WINDOW_DAYS" and number is None:
+        if key == "DENYLIST" or (key == "WINDOW_DAYS" and number is None):
             continue
         if not isinstance(number, (int, float)) or isinstance(number, bool) or number < 0:
             errors.append(
@@ -200,7 +209,7 @@ def check_suggest(app_configs: Any = None, **kwargs: Any) -> list:
                     id="recommendations.E013",
                 )
             )
-        elif key in ("LIMIT", "CANDIDATES", "HALF_LIFE_DAYS", "CHECK_INTERVAL") and number == 0:
+        elif key in ("LIMIT", "CANDIDATES", "HALF_LIFE_DAYS", "CHECK_INTERVAL", "MAX_WORDS") and number == 0:
             errors.append(
                 Error(f"RECOMMENDATIONS['SUGGEST'][{key!r}] must be positive.", id="recommendations.E013")
             )

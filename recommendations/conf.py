@@ -186,6 +186,14 @@ DEFAULTS: dict[str, Any] = {
         "REBUILD_DELAY": 60,
         # Search results: blend the text match with the shopper's model score (0 = text only).
         "RERANK_WEIGHT": 0.5,
+        # Who may make a suggestion for everyone (suggest/moderation.py): a logged query needs
+        # MIN_SEARCHES searches by MIN_SHOPPERS distinct visitors or devices (each visit's
+        # repeats count once); no suggestion has more than MAX_WORDS words, a URL, an e-mail
+        # address, a phone number, markup, or a word of DENYLIST (matched after normalizing).
+        "MIN_SEARCHES": 5,
+        "MIN_SHOPPERS": 3,
+        "MAX_WORDS": 8,
+        "DENYLIST": [],
     },
 }
 

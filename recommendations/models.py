@@ -205,7 +205,12 @@ class SearchQuery(models.Model):
     text = models.CharField(max_length=255, help_text="The most frequent way shoppers typed it.")
     source = models.CharField(max_length=16, default="log", help_text="log or catalogue")
     score = models.FloatField(default=0.0)
-    searches = models.PositiveIntegerField(default=0)
+    searches = models.PositiveIntegerField(
+        default=0, help_text="Searches, each visit's repeats counted once."
+    )
+    shoppers = models.PositiveIntegerField(
+        default=0, help_text="Distinct visitors or devices that searched it."
+    )
     successes = models.PositiveIntegerField(default=0)
     zero_results = models.PositiveIntegerField(default=0)
     found_nothing = models.BooleanField(default=False, help_text="Its latest search found nothing.")
@@ -226,6 +231,21 @@ class SearchQuery(models.Model):
     @property
     def success_rate(self) -> float | None:
         return self.successes / self.searches if self.searches else None
+
+
+class BlockedQuery(models.Model):
+    """A query the shop never wants suggested (set from the admin; kept across rebuilds)."""
+
+    key = models.CharField(max_length=255, unique=True, help_text="Normalized text.")
+    text = models.CharField(max_length=255)
+    blocked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("key",)
+        verbose_name_plural = "blocked queries"
+
+    def __str__(self) -> str:
+        return self.text
 
 
 class SearchWithoutResults(SearchQuery):

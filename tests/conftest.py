@@ -69,7 +69,13 @@ def recorder_settings(settings):
     """Change RECOMMENDATIONS keys for one test: ``recorder_settings(RECORDER=...)``."""
 
     def apply(**values):
-        settings.RECOMMENDATIONS = {**settings.RECOMMENDATIONS, **values}
+        current = settings.RECOMMENDATIONS
+        # SUGGEST holds keys of its own: given ones change, the others stay (as over the defaults).
+        merged = {
+            key: {**current.get(key, {}), **value} if key == "SUGGEST" else value
+            for key, value in values.items()
+        }
+        settings.RECOMMENDATIONS = {**current, **merged}
 
     return apply
 

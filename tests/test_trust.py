@@ -220,3 +220,101 @@ def test_a_nul_in_a_search_is_no_server_error(browser):
     factories.product(name="Samsung phone")
     assert browser.get(reverse("shop:search"), {"q": "\x00"}).status_code == 200
     assert browser.get(reverse("shop:search"), {"q": "Samsung\x00"}).status_code == 200
+
+
+@pytest.fixture
+def default_thresholds(recorder_settings):
+    """The shipped thresholds (the rest of the suite plants one search per query)."""
+    from recommendations.conf import DEFAULTS
+    from recommendations.suggest import loader
+
+    recorder_settings(SUGGEST={key: DEFAULTS["SUGGEST"][key] for key in ("MIN_SEARCHES", "MIN_SHOPPERS")})
+    loader.reset()
+    yield
+    loader.reset()
+
+
+def searches(device: str, *texts: str, then_view=None) -> None:
+    events = []
+    for text in texts:
+        events.append({"event": "search", "query": text, "result_count": 50})
+        if then_view is not None:
+            events.append({"event": "view", "item_id": str(then_view)})
+    flood(device, events)
+
+
+def suggested(prefix: str) -> list[str]:
+    from recommendations.suggest import loader, services
+    from recommendations.suggest.stats import rebuild
+
+    rebuild()
+    loader.reset()
+    return [s.text for s in services.suggest(None, prefix)]
+
+
+@pytest.mark.usefixtures("default_thresholds")
+def test_one_device_cannot_make_a_suggestion_for_everyone():
+    """The attacks: one API search of "cheap pills online http://spam.example" was suggested for
+    "ch", "ht" and "sp"; 50 searches and 50 views put "smartphone deals at evil.example" above
+    "smartphone"."""
+    phone = factories.product(name="Smartphone")
+    for n in range(3):  # real shoppers: five searches each over visits, counted once a visit
+        for visit in range(2):
+            searches(f"device-shopper-{n}-{visit:04d}", "smartphone", then_view=phone.pk)
+    searches("device-attacker-0001", "cheap pills online http://spam.example")
+    searches("device-attacker-0002", *["smartphone deals at evil example"] * 50, then_view=phone.pk)
+    assert suggested("ch") == [] and suggested("ht") == [] and suggested("sp") == []
+    assert "smartphone deals at evil example" not in suggested("sm")  # one device: one shopper
+    assert suggested("sm")[0] == "smartphone"
+
+
+@pytest.mark.usefixtures("default_thresholds")
+@pytest.mark.parametrize(
+    "text",
+    [
+        "microwave for jane.roe@example.com",  # an e-mail address
+        "smartphone deals at evil.example",  # a domain
+        "call 555 123 4567 now",  # a phone number
+        "buy <script>alert(1)</script>",  # markup
+        "buy cheap one two three four five six seven eight nine",  # longer than anyone types
+    ],
+)
+def test_queries_with_personal_data_links_or_markup_are_never_suggested(text):
+    for n in range(6):  # however many shoppers search it
+        searches(f"device-shopper-{n:05d}", text)
+    assert text not in suggested(text[:2])
+
+
+def test_denylisted_words_and_blocked_queries_are_not_suggested(recorder_settings, admin_client):
+    from recommendations.models import SearchQuery
+
+    for n in range(3):
+        searches(f"device-shopper-{n:05d}", "vape pen", "office chair")
+    assert set(suggested("vap")) == {"vape pen"}
+    recorder_settings(SUGGEST={"DENYLIST": ["vape"]})
+    assert suggested("vap") == []
+    chair = SearchQuery.objects.get(key="office chair")
+    page = admin_client.get(reverse("admin:recommendations_searchquery_changelist")).content.decode()
+    assert "no: holds a word of the denylist" in page
+    response = admin_client.post(
+        reverse("admin:recommendations_searchquery_changelist"),
+        {"action": "block_queries", "_selected_action": [chair.pk]},
+    )
+    assert response.status_code == 302
+    assert suggested("off") == []  # blocked, and still after the rebuild
+    page = admin_client.get(reverse("admin:recommendations_searchquery_changelist")).content.decode()
+    assert "no: blocked in the admin" in page
+
+
+@pytest.mark.usefixtures("default_thresholds")
+def test_a_related_search_needs_as_many_shoppers_as_a_suggestion():
+    """The attack: 2 events made "buy followers at spam" the only related search of "smartphone"."""
+    from recommendations.suggest import loader, services
+
+    for n in range(3):
+        for visit in range(2):
+            searches(f"device-shopper-{n}-{visit:04d}", "smartphone", "smartphone case")
+    searches("device-attacker-0001", "smartphone", "buy followers at spam")
+    suggested("sm")
+    loader.reset()
+    assert [s.text for s in services.related("smartphone")] == ["smartphone case"]

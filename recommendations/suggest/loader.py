@@ -10,15 +10,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.core.cache import cache
 from django.db.models import Count, Max
 
 from ..conf import app_settings
-from ..models import SearchQuery
+from ..models import BlockedQuery, SearchQuery
 from .index import Entry, SuggestionIndex
+from .moderation import why_not_suggested
 
 logger = logging.getLogger(__name__)
 VERSION_KEY = "recommendations:suggest-version"
@@ -26,7 +27,8 @@ VERSION_KEY = "recommendations:suggest-version"
 
 def _stored_version() -> str:
     state = SearchQuery.objects.aggregate(last=Max("id"), n=Count("id"))
-    return f"{state['last'] or 0}:{state['n']}"
+    blocked = BlockedQuery.objects.aggregate(last=Max("id"), n=Count("id"))
+    return f"{state['last'] or 0}:{state['n']}:{blocked['last'] or 0}:{blocked['n']}"
 
 
 def publish() -> None:
@@ -34,10 +36,11 @@ def publish() -> None:
     cache.set(VERSION_KEY, _stored_version(), None)
 
 
-def entries(rows: Iterable[Any]):
-    """``index.Entry`` values of ``SearchQuery`` rows that may be suggested."""
+def entries(rows: Iterable[Any], blocked: Iterable[str] = ()) -> Iterator[Entry]:
+    """``index.Entry`` values of the ``SearchQuery`` rows that may be suggested (``moderation``)."""
+    blocked = frozenset(blocked)
     for row in rows:
-        if row.found_nothing:
+        if why_not_suggested(row, blocked) is not None:
             continue
         yield Entry(
             key=row.key,
@@ -82,7 +85,8 @@ class _Holder:
         if version == self.version and self.index is not None:
             return
         started = time.perf_counter()
-        index = SuggestionIndex(entries(SearchQuery.objects.all().iterator(chunk_size=5000)))
+        blocked = BlockedQuery.objects.values_list("key", flat=True)
+        index = SuggestionIndex(entries(SearchQuery.objects.all().iterator(chunk_size=5000), blocked))
         self.index, self.version = index, version
         logger.info(
             "Suggestion index: %d queries, built in %.2f s.", len(index), time.perf_counter() - started

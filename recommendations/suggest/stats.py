@@ -44,9 +44,20 @@ def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
 
 
 class _Query:
-    __slots__ = ("categories", "last", "last_zero", "searches", "successes", "texts", "weight", "zero")
+    __slots__ = (
+        "categories",
+        "last",
+        "last_zero",
+        "searches",
+        "shoppers",
+        "successes",
+        "texts",
+        "weight",
+        "zero",
+    )
 
     def __init__(self) -> None:
+        self.shoppers: set[str] = set()
         self.texts: Counter = Counter()
         self.weight = 0.0
         self.searches = self.successes = self.zero = 0
@@ -55,8 +66,11 @@ class _Query:
         self.categories: Counter = Counter()
 
 
-def _visits(since: datetime | None) -> Iterator[list[tuple]]:
-    """Each searching visit's events in time order: (time, type, query, results, item, category)."""
+def _visits(since: datetime | None) -> Iterator[tuple[str, list[tuple]]]:
+    """(visitor, that visit's events in time order: (time, type, query, results, item, category)).
+
+    A result count is the server's own (pages tracked by the middleware); one an app sent
+    through the API is not trusted and reads as unknown."""
     searches = Event.objects.filter(event_type=EventType.SEARCH).exclude(session_key="")
     if since is not None:
         searches = searches.filter(timestamp__gte=since)
@@ -68,16 +82,26 @@ def _visits(since: datetime | None) -> Iterator[list[tuple]]:
             rows = rows.filter(timestamp__gte=since)
         visit: list[tuple] = []
         current = None
-        for session, *row in rows.order_by("session_key", "timestamp", "id").values_list(
-            "session_key", "timestamp", "event_type", "query", "result_count", "item_id", "category_id"
+        for session, timestamp, event_type, query, results, item, category, source in rows.order_by(
+            "session_key", "timestamp", "id"
+        ).values_list(
+            "session_key",
+            "timestamp",
+            "event_type",
+            "query",
+            "result_count",
+            "item_id",
+            "category_id",
+            "source",
         ):
             if session != current and visit:
-                yield visit
+                yield current, visit
                 visit = []
             current = session
-            visit.append(tuple(row))
+            trusted = results if source != "api" else None
+            visit.append((timestamp, event_type, query, trusted, item, category))
         if visit:
-            yield visit
+            yield current, visit
 
 
 def log_statistics(since: datetime | None = None, now: datetime | None = None) -> list[SearchQuery]:
@@ -86,14 +110,17 @@ def log_statistics(since: datetime | None = None, now: datetime | None = None) -
     window = timedelta(minutes=OUTCOME_MINUTES)
     queries: dict[str, _Query] = defaultdict(_Query)
     pairs: dict[str, Counter] = defaultdict(Counter)
-    for visit in _visits(since):
+    for visitor, visit in _visits(since):
         searches = [i for i, row in enumerate(visit) if row[1] == EventType.SEARCH]
+        counted: set[str] = set()  # a visit repeating a query counts once
         for n, i in enumerate(searches):
             timestamp, _, text, results, _, _ = visit[i]
             key = normalize(text)
-            if not key:
+            if not key or key in counted:
                 continue
+            counted.add(key)
             stat = queries[key]
+            stat.shoppers.add(visitor)
             stat.texts[" ".join(text.split())] += 1
             stat.searches += 1
             if now is not None:
@@ -126,12 +153,18 @@ def log_statistics(since: datetime | None = None, now: datetime | None = None) -
                 # Laplace-smoothed success rate: a query that leads nowhere sinks but stays findable.
                 score=weight * 2.0 * (stat.successes + 1) / (stat.searches + 2),
                 searches=stat.searches,
+                shoppers=len(stat.shoppers),
                 successes=stat.successes,
                 zero_results=stat.zero,
                 found_nothing=stat.last_zero,
                 last_searched=stat.last,
                 categories={c: round(w / total, 4) for c, w in stat.categories.most_common(CATEGORIES_KEEP)},
-                related=[other for other, _ in pairs[key].most_common(RELATED_KEEP)],
+                # A related search needs as many distinct visits as a suggestion needs shoppers.
+                related=[
+                    other
+                    for other, visits in pairs[key].most_common()
+                    if visits >= int(app_settings.SUGGEST["MIN_SHOPPERS"])
+                ][:RELATED_KEEP],
             )
         )
     return rows
