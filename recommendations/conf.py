@@ -162,7 +162,7 @@ DEFAULTS: dict[str, Any] = {
     "API_MAX_BATCH_EVENTS": 100,
     # Rate limits per caller (user, else device id, else hashed address) in DRF's format;
     # None or a missing key: unlimited. Over the limit: HTTP 429 with Retry-After.
-    "API_THROTTLE_RATES": {"events": "120/minute", "suggest": "600/minute"},
+    "API_THROTTLE_RATES": {"events": "120/minute", "suggest": "600/minute", "devices": "30/hour"},
     # --- Privacy ---
     # Events older than this many days are deleted by the periodic task
     # recommendations.purge_expired_events (None keeps them). Erasure on request:

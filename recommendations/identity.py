@@ -1,27 +1,49 @@
 """Who a shopper is: a signed-in user, an anonymous web visitor, or a mobile app install.
 
 The visitor id lives in the Django session under ``VISITOR_SESSION_KEY`` (it survives the
-session-key rotation at login); an app install is ``device:<id>`` from the API's
-``X-Device-Id`` header. A device or visitor id is a credential: it reads only anonymous
-events, never a signed-in user's.
+session-key rotation at login). An app install's id is issued by the server
+(``issue_device_id``: 128 random bits, signed with the site's key, so it cannot be guessed
+or made up) and sent back in the API's ``X-Device-Id`` header; the shopper is then
+``device:<the random part>``. A device or visitor id is a credential: it reads only
+anonymous events, never a signed-in user's, and a signed-in caller's device id is ignored
+until an authenticated request links the device to them.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 import uuid
 from dataclasses import dataclass
 
+from django.core import signing
 from django.http import HttpRequest
 
 #: Session key under which the anonymous visitor id is kept (survives login's key rotation).
 VISITOR_SESSION_KEY = "_recommendations_visitor"
 DEVICE_PREFIX = "device:"
-DEVICE_ID = re.compile(r"^[A-Za-z0-9._:-]{8,56}$")
+DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{22}:[A-Za-z0-9_-]{20,64}$")
+DEVICE_SALT = "recommendations.device"
+
+
+def issue_device_id(random_part: str | None = None) -> str:
+    """A new app install's id: 128 random bits (22 URL-safe characters) and the server's
+    signature of them. ``random_part`` is for tests and imports that need a fixed one."""
+    return signing.Signer(salt=DEVICE_SALT).sign(random_part or secrets.token_urlsafe(16))
+
+
+def device_key(value: str | None) -> str | None:
+    """The random part of a device id this server issued, or None (malformed or forged)."""
+    if not value or not DEVICE_ID.match(value):
+        return None
+    try:
+        return signing.Signer(salt=DEVICE_SALT).unsign(value)
+    except signing.BadSignature:
+        return None
 
 
 def valid_device_id(value: str) -> bool:
-    return bool(DEVICE_ID.match(value or ""))
+    return device_key(value) is not None
 
 
 def user_id_of(request: HttpRequest | None) -> int | None:
@@ -61,9 +83,14 @@ class Shopper:
 
     @classmethod
     def from_device(cls, request: HttpRequest, user_id: int | None, device: str | None) -> Shopper:
-        """The caller of the mobile API: ``device`` (already validated) stands for the visitor."""
-        visitor = f"{DEVICE_PREFIX}{device}" if device else cls.from_request(request).visitor
-        return cls(user_id=user_id, visitor=visitor, request=request)
+        """The caller of the mobile API. Anonymous: their device (an id this server issued)
+        stands for the visitor. Signed in: the user alone, whatever device id is sent (a
+        device joins a user only through ``capture.receivers.link_visitor``)."""
+        if user_id is not None:
+            return cls(user_id=user_id, request=request)
+        key = device_key(device)
+        visitor = f"{DEVICE_PREFIX}{key}" if key else cls.from_request(request).visitor
+        return cls(user_id=None, visitor=visitor, request=request)
 
     @property
     def keys(self) -> list[str]:

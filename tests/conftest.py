@@ -20,6 +20,19 @@ BROWSER_UA = (
 APP_UA = "DemoShopApp/2.4 (Android 14; okhttp/4.12)"
 
 
+def device_id(name: str = "") -> str:
+    """A device id as this server issues them; the same name always gives the same id."""
+    import base64
+    import hashlib
+
+    from recommendations.identity import issue_device_id
+
+    if not name:
+        return issue_device_id()
+    random_part = base64.urlsafe_b64encode(hashlib.sha256(name.encode()).digest()[:16]).decode().rstrip("=")
+    return issue_device_id(random_part)
+
+
 def app_client(**defaults):
     """A REST API client that looks like the shop's mobile app (the same rules as pages: no bots)."""
     from rest_framework.test import APIClient

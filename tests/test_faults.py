@@ -25,9 +25,10 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
+from recommendations.identity import device_key
 from recommendations.models import Event
 from tests import factories
-from tests.conftest import BROWSER_UA, wait_for
+from tests.conftest import BROWSER_UA, device_id, wait_for
 from tests.tcp_proxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -264,8 +265,10 @@ def test_two_web_processes_switch_versions_without_a_failed_request(served_model
     env = server_env(DJANGO_MEDIA_ROOT=str(settings.MEDIA_ROOT))
     ports = [free_port(), free_port()]
     servers = [start_web(port, env, tmp_path / f"web-{port}.log") for port in ports]
-    device = "device-two-processes"
-    factories.event("view", item_id=items_of("electronics.smartphone")[0], session_key=f"device:{device}")
+    device = device_id("two-processes")
+    factories.event(
+        "view", item_id=items_of("electronics.smartphone")[0], session_key=f"device:{device_key(device)}"
+    )
     failures: list[str] = []
     seen: dict[int, set] = {port: set() for port in ports}
     stop_event = threading.Event()

@@ -13,7 +13,7 @@ from django.urls import reverse
 from recommendations.models import Event
 from recommendations.signals import events_recorded
 from tests import factories
-from tests.conftest import APP_UA, BROWSER_UA, app_client
+from tests.conftest import APP_UA, BROWSER_UA, app_client, device_id
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +40,7 @@ def api_batch(client, product, headers) -> None:
         "/api/v1/events/",
         payload,
         format="json",
-        HTTP_X_DEVICE_ID="device-rules-0001",
+        HTTP_X_DEVICE_ID=device_id("rules-0001"),
         **{"HTTP_USER_AGENT": APP_UA, **headers},
     )
     assert response.status_code == 202

@@ -18,7 +18,7 @@ from recommendations.identity import Shopper
 from recommendations.models import Event, VisitorLink
 from recommendations.serving.history import OVERLAY_PREFIX, recent_events
 from tests import factories
-from tests.conftest import app_client
+from tests.conftest import app_client, device_id
 
 
 def shop_as(browser, user, products):
@@ -106,7 +106,7 @@ def test_no_ip_address_is_stored(browser):
         "/api/v1/events/",
         {"events": [{"event": "view", "item_id": str(product.pk), "client_event_id": uuid.uuid4().hex}]},
         format="json",
-        HTTP_X_DEVICE_ID="device-abcdef12",
+        HTTP_X_DEVICE_ID=device_id("abcdef12"),
     )
     stored = json.dumps(list(Event.objects.values()), default=str)
     assert Event.objects.count() == 2 and "203.0.113.77" not in stored
@@ -128,7 +128,7 @@ def test_model_files_hold_no_shopper_ids(served_model):
 @pytest.mark.django_db
 def test_event_batches_and_suggestions_are_rate_limited(recorder_settings):
     recorder_settings(API_THROTTLE_RATES={"events": "3/minute", "suggest": "2/minute"})
-    client = app_client(HTTP_X_DEVICE_ID="device-ratelimit")
+    client = app_client(HTTP_X_DEVICE_ID=device_id("ratelimit"))
     answers = [
         client.post(
             "/api/v1/events/",
@@ -138,7 +138,7 @@ def test_event_batches_and_suggestions_are_rate_limited(recorder_settings):
         for _ in range(4)
     ]
     assert answers == [202, 202, 202, 429]
-    other_device = app_client(HTTP_X_DEVICE_ID="device-another1")
+    other_device = app_client(HTTP_X_DEVICE_ID=device_id("another1"))
     assert (
         other_device.post("/api/v1/events/", {"events": []}, format="json").status_code == 400
     )  # counted apart

@@ -19,7 +19,7 @@ from recommendations.capture.clicks import SALT
 from recommendations.models import Event
 from shop.models import Order
 from tests import factories
-from tests.conftest import app_client
+from tests.conftest import app_client, device_id
 
 pytestmark = pytest.mark.django_db
 EVENTS = "/api/v1/events/"
@@ -27,7 +27,7 @@ EVENTS = "/api/v1/events/"
 
 def post(client, *events, device: str = "device-attacker-0001"):
     payload = {"events": [{"event": "view", "client_event_id": uuid.uuid4().hex, **e} for e in events]}
-    return client.post(EVENTS, payload, format="json", HTTP_X_DEVICE_ID=device)
+    return client.post(EVENTS, payload, format="json", HTTP_X_DEVICE_ID=device_id(device))
 
 
 def checkout(browser, product, capture):
@@ -189,7 +189,7 @@ def test_api_errors_are_json_even_for_a_huge_body_or_an_unknown_path():
     client = app_client()
     body = b'{"events": [' + b'{"event": "view", "item_id": "1"},' * 100_000 + b"{}]}"
     response = client.post(
-        EVENTS, body, content_type="application/json", HTTP_X_DEVICE_ID="device-attacker-0001"
+        EVENTS, body, content_type="application/json", HTTP_X_DEVICE_ID=device_id("device-attacker-0001")
     )
     assert response.status_code == 413
     assert response["Content-Type"].startswith("application/json")
@@ -318,3 +318,58 @@ def test_a_related_search_needs_as_many_shoppers_as_a_suggestion():
     suggested("sm")
     loader.reset()
     assert [s.text for s in services.related("smartphone")] == ["smartphone case"]
+
+
+def test_device_ids_are_issued_by_the_server_and_cannot_be_made_up():
+    """The attack: ``12345678`` was accepted as a device id, so ids could be guessed."""
+    product = factories.product()
+    client = app_client()
+    issued = client.post("/api/v1/devices/").json()["device_id"]
+    event = {"events": [{"event": "view", "item_id": str(product.pk), "client_event_id": uuid.uuid4().hex}]}
+    assert client.post(EVENTS, event, format="json", HTTP_X_DEVICE_ID=issued).status_code == 202
+    forged = issued[:23] + ("A" if issued[23] != "A" else "B") + issued[24:]  # the signature altered
+    for made_up in ("12345678", "device-abcdef12", forged):
+        response = client.post(EVENTS, event, format="json", HTTP_X_DEVICE_ID=made_up)
+        assert response.status_code == 400 and "device id" in response.json()["X-Device-Id"]
+
+
+def test_a_signed_in_caller_cannot_read_or_extend_another_devices_history():
+    """The attack: a signed-in caller sending someone else's device id saw and extended that
+    device's anonymous history in their own lists."""
+    from rest_framework.authtoken.models import Token
+
+    sofa, phone = factories.product(), factories.product()
+    victim = device_id("victim-phone")
+    post(app_client(), {"item_id": str(sofa.pk)}, device="victim-phone")
+    mallory = app_client(
+        HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=factories.user('mallory')).key}"
+    )
+    mallory.post(EVENTS, {"events": [{"event": "view", "item_id": str(phone.pk), "client_event_id": "mallory-0001"}]},
+                 format="json", HTTP_X_DEVICE_ID=victim)  # fmt: skip
+    seen = mallory.get("/api/v1/recommendations/recently-viewed/", HTTP_X_DEVICE_ID=victim).json()["items"]
+    assert [item["item_id"] for item in seen] == [str(phone.pk)]  # hers only
+    own = (
+        app_client().get("/api/v1/recommendations/recently-viewed/", HTTP_X_DEVICE_ID=victim).json()["items"]
+    )
+    assert [item["item_id"] for item in own] == [str(sofa.pk)]  # not extended
+
+
+def test_a_device_joins_a_user_only_through_a_signed_in_link():
+    from rest_framework.authtoken.models import Token
+
+    sofa = factories.product()
+    device = device_id("my-own-phone")
+    post(app_client(), {"item_id": str(sofa.pk)}, device="my-own-phone")
+    assert app_client().post("/api/v1/devices/link/", HTTP_X_DEVICE_ID=device).status_code in (401, 403)
+    alice = factories.user("alice")
+    client = app_client(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=alice).key}")
+    assert client.post("/api/v1/devices/link/", HTTP_X_DEVICE_ID=device).json() == {"linked_events": 1}
+    seen = client.get("/api/v1/recommendations/recently-viewed/").json()["items"]
+    assert [item["item_id"] for item in seen] == [str(sofa.pk)]
+
+
+def test_new_device_ids_are_rate_limited_per_address(recorder_settings):
+    recorder_settings(API_THROTTLE_RATES={"devices": "3/hour"})
+    client = app_client(REMOTE_ADDR="198.51.100.7")
+    answers = [client.post("/api/v1/devices/").status_code for _ in range(4)]
+    assert answers == [201, 201, 201, 429]

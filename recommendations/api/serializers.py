@@ -148,3 +148,11 @@ class SuggestionSerializer(serializers.Serializer):
 class SuggestionListSerializer(serializers.Serializer):
     query = serializers.CharField()
     suggestions = SuggestionSerializer(many=True)
+
+
+class DeviceSerializer(serializers.Serializer):
+    device_id = serializers.CharField(help_text="Send it as X-Device-Id on every call of this install.")
+
+
+class DeviceLinkSerializer(serializers.Serializer):
+    linked_events = serializers.IntegerField(help_text="Anonymous events of this device now the user's.")

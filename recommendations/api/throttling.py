@@ -13,7 +13,7 @@ import hashlib
 from rest_framework.throttling import SimpleRateThrottle
 
 from ..conf import app_settings
-from ..identity import valid_device_id
+from ..identity import device_key
 
 
 class SettingsRateThrottle(SimpleRateThrottle):
@@ -27,8 +27,8 @@ class SettingsRateThrottle(SimpleRateThrottle):
         device = request.headers.get("X-Device-Id", "")
         if user is not None and user.is_authenticated:
             ident = f"user:{user.pk}"
-        elif valid_device_id(device):
-            ident = f"device:{device}"
+        elif device_key(device):
+            ident = f"device:{device_key(device)}"
         else:
             address = self.get_ident(request) or "unknown"  # a WSGI call may carry no address
             ident = "addr:" + hashlib.sha256(address.encode()).hexdigest()[:24]
@@ -41,3 +41,9 @@ class EventsRateThrottle(SettingsRateThrottle):
 
 class SuggestRateThrottle(SettingsRateThrottle):
     scope = "suggest"
+
+
+class DevicesRateThrottle(SettingsRateThrottle):
+    """New device ids, per address: one install asks once, so a burst is one caller minting identities."""
+
+    scope = "devices"

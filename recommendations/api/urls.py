@@ -18,6 +18,8 @@ urlpatterns = [
         name="bought-together",
     ),
     path("v1/events/", views.EventBatchView.as_view(), name="events"),
+    path("v1/devices/", views.DeviceView.as_view(), name="devices"),
+    path("v1/devices/link/", views.DeviceLinkView.as_view(), name="device-link"),
     path("search/suggest/", views.SuggestionsView.as_view(), name="suggest"),
     path("search/related/", views.RelatedSearchesView.as_view(), name="related-searches"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -21,18 +21,21 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import status
 from rest_framework.exceptions import APIException, NotFound, ParseError, ValidationError
 from rest_framework.parsers import JSONParser
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ..capture.ingress import accept
+from ..capture.receivers import link_visitor
 from ..conf import app_settings
-from ..identity import Shopper, user_id_of, valid_device_id
+from ..identity import DEVICE_PREFIX, Shopper, device_key, issue_device_id, user_id_of, valid_device_id
 from ..serving import history, services
 from ..serving.loader import active_model
 from ..suggest import services as suggest
 from .serializers import (
+    DeviceLinkSerializer,
+    DeviceSerializer,
     ErrorSerializer,
     EventBatchResultSerializer,
     EventBatchSerializer,
@@ -42,7 +45,7 @@ from .serializers import (
     SuggestionListSerializer,
     SuggestQuerySerializer,
 )
-from .throttling import EventsRateThrottle, SuggestRateThrottle
+from .throttling import DevicesRateThrottle, EventsRateThrottle, SuggestRateThrottle
 
 DEVICE_HEADER = "X-Device-Id"
 DEVICE_PARAMETER = OpenApiParameter(
@@ -50,8 +53,8 @@ DEVICE_PARAMETER = OpenApiParameter(
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
     required=False,
-    pattern=r"^[A-Za-z0-9._:-]{8,56}$",
-    description="Anonymous app install id (8 to 56 of A-Z a-z 0-9 . _ : -), used when not signed in.",
+    pattern=r"^[A-Za-z0-9_-]{22}:[A-Za-z0-9_-]{20,64}$",
+    description="Anonymous app install id, as issued by POST /api/v1/devices/ (used when not signed in).",
 )
 ITEM_PARAMETER = OpenApiParameter("item_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="Item id.")
 CACHE_PREFIX = "recommendations:api:"
@@ -104,7 +107,11 @@ def shopper_of(request: Request) -> Shopper:
     """The caller as a shopper; a malformed device id is a 400."""
     device = request.headers.get(DEVICE_HEADER)
     if device is not None and not valid_device_id(device):
-        raise ValidationError({DEVICE_HEADER: "8 to 56 characters of A-Z a-z 0-9 . _ : - are expected."})
+        raise ValidationError(
+            {
+                DEVICE_HEADER: "Not a device id of this shop: ask POST /api/v1/devices/ for one, once per install."
+            }
+        )
     return Shopper.from_device(request, user_id_of(request), device)
 
 
@@ -291,6 +298,40 @@ class EventBatchView(JSONErrorsMixin, APIView):
         return Response(
             {"accepted": accepted or 0, "tracked": accepted is not None}, status=status.HTTP_202_ACCEPTED
         )
+
+
+class DeviceView(JSONErrorsMixin, APIView):
+    """POST: a new app install's device id (once per install; send it as ``X-Device-Id``)."""
+
+    permission_classes = [AllowAny]
+    throttle_classes = [DevicesRateThrottle]
+
+    @extend_schema(
+        summary="A device id for a new app install (send it back as X-Device-Id)",
+        request=None,
+        responses={201: DeviceSerializer, 429: BAD_REQUEST},
+    )
+    def post(self, request: Request) -> Response:
+        return Response({"device_id": issue_device_id()}, status=status.HTTP_201_CREATED)
+
+
+class DeviceLinkView(JSONErrorsMixin, APIView):
+    """POST, signed in: this device's anonymous history becomes the user's (the app just signed in)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        summary="Link the app install's anonymous history to the signed-in user",
+        parameters=[DEVICE_PARAMETER],
+        request=None,
+        responses={200: DeviceLinkSerializer, 400: BAD_REQUEST, 403: BAD_REQUEST},
+    )
+    def post(self, request: Request) -> Response:
+        key = device_key(request.headers.get(DEVICE_HEADER))
+        if key is None:
+            raise ValidationError({DEVICE_HEADER: "Send the device id this shop issued to this install."})
+        moved = link_visitor(f"{DEVICE_PREFIX}{key}", request.user)
+        return Response({"linked_events": moved})
 
 
 class SuggestView(JSONErrorsMixin, APIView):

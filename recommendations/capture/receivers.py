@@ -87,14 +87,21 @@ def merge_visitor_into_user(sender: Any, request: Any, user: Any, **kwargs: Any)
     try:
         session = getattr(request, "session", None)
         session_key = session.get(VISITOR_SESSION_KEY) if session is not None else None
-        if not session_key or user is None or user.pk is None:
-            return
-        with transaction.atomic():
-            lock_visitors(connections[router.db_for_write(Event)], {session_key})  # see write_events
-            VisitorLink.objects.update_or_create(session_key=session_key, defaults={"user": user})
-            Event.objects.filter(session_key=session_key, user__isnull=True).update(user=user)
+        if session_key:
+            link_visitor(session_key, user)
     except Exception:
         logger.exception("Could not merge an anonymous visitor's events into the signed-in user.")
+
+
+def link_visitor(session_key: str, user: Any) -> int:
+    """An anonymous visitor or device becomes ``user`` (an authenticated step: a login, or an
+    app's signed-in request to link its device); returns the events that moved."""
+    if not session_key or user is None or user.pk is None:
+        return 0
+    with transaction.atomic():
+        lock_visitors(connections[router.db_for_write(Event)], {session_key})  # see write_events
+        VisitorLink.objects.update_or_create(session_key=session_key, defaults={"user": user})
+        return Event.objects.filter(session_key=session_key, user__isnull=True).update(user=user)
 
 
 def connect() -> None:
