@@ -81,6 +81,26 @@ def read_events(path: Path | str, fmt: str):
     return frame_from_records(parse_file(path, fmt))
 
 
+def device_part(name: str) -> str:
+    """The random part of a benchmark shopper's device id: 22 URL-safe characters, from ``name``."""
+    import base64
+    import hashlib
+
+    return base64.urlsafe_b64encode(hashlib.sha256(name.encode()).digest()[:16]).decode().rstrip("=")
+
+
+def device_id(name: str) -> str:
+    """The ``X-Device-Id`` the server would have issued to the benchmark shopper ``name``."""
+    from recommendations.identity import issue_device_id
+
+    return issue_device_id(device_part(name))
+
+
+def device_visitor(name: str) -> str:
+    """The stored visitor key of that device (``Event.session_key``)."""
+    return f"device:{device_part(name)}"
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -174,7 +174,7 @@ def build_world(sizes: Sizes, media: Path) -> tuple[int, list]:
             events.append(
                 Event(
                     event_type="view",
-                    session_key=f"device:{DEVICE_PREFIX}{s:04d}",
+                    session_key=common.device_visitor(f"{DEVICE_PREFIX}{s:04d}"),
                     item_id=item_ids[rng.randrange(len(item_ids))],
                     timestamp=now - timedelta(minutes=HISTORY - j),
                     source="bench",
@@ -208,7 +208,9 @@ def measure_compute(sizes: Sizes) -> dict[str, list[float]]:
 
     model = loader.active_model()
     assert model is not None and model.n_items == sizes.n_items, "the bench model is not active"
-    shoppers = [Shopper(visitor=f"device:{DEVICE_PREFIX}{s:04d}") for s in range(sizes.n_shoppers)]
+    shoppers = [
+        Shopper(visitor=common.device_visitor(f"{DEVICE_PREFIX}{s:04d}")) for s in range(sizes.n_shoppers)
+    ]
     histories = [recent_events(shopper) for shopper in shoppers]
     table, rng = model.tower.item_table, np.random.default_rng(0)
     users = rng.normal(size=(len(shoppers), table.shape[1])).astype(np.float32)
@@ -290,8 +292,7 @@ def free_port() -> int:
 
 
 WRK_SCRIPT = """
-local devices = {}
-for i = 0, %(n)d - 1 do devices[#devices + 1] = string.format("%(prefix)s%%04d", i) end
+local devices = {%(devices)s}
 math.randomseed(%(seed)d)
 request = function()
   wrk.headers["X-Device-Id"] = devices[math.random(#devices)]
@@ -315,7 +316,8 @@ def run_wrk(
 ) -> LoadRun:
     """One fixed-duration wrk run; ``lua`` replaces the default script (a random shopper per request)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(lua or WRK_SCRIPT % {"n": n_shoppers, "prefix": DEVICE_PREFIX, "seed": 7, "path": path})
+        devices = ", ".join(f'"{common.device_id(f"{DEVICE_PREFIX}{s:04d}")}"' for s in range(n_shoppers))
+        script.write(lua or WRK_SCRIPT % {"devices": devices, "seed": 7, "path": path})
     try:
         result = subprocess.run(
             [
@@ -430,7 +432,7 @@ def measure_server(
         RECOMMENDATIONS_BENCH_MEDIA=str(media),
         RECOMMENDATIONS_BENCH_RESPONSE_CACHE=str(cache_seconds),
     ) as (port, pid):
-        warm_up(port, for_you, b'"source":"model"', {"X-Device-Id": f"{DEVICE_PREFIX}0000"})
+        warm_up(port, for_you, b'"source":"model"', {"X-Device-Id": common.device_id(f"{DEVICE_PREFIX}0000")})
         for round_ in range(sizes.rounds):
             common.progress(f"{label}: wrk round {round_ + 1}/{sizes.rounds}")
             runs.append(run_wrk(port, trivial, "trivial", sizes, sizes.n_shoppers))

@@ -139,6 +139,7 @@ def seed_index(n: int) -> None:
     """The bench database's suggestions: the synthetic 100k queries (the server loads them)."""
     from django.db import transaction
 
+    from recommendations.conf import app_settings
     from recommendations.models import SearchQuery
     from recommendations.suggest.loader import publish
 
@@ -147,7 +148,15 @@ def seed_index(n: int) -> None:
         SearchQuery.objects.all().delete()
         SearchQuery.objects.bulk_create(
             (
-                SearchQuery(key=e.key, text=e.text, score=e.score, searches=1, categories=e.categories)
+                SearchQuery(
+                    key=e.key,
+                    text=e.text,
+                    score=e.score,
+                    # as often as a suggestion must have been searched (suggest/moderation.py)
+                    searches=int(app_settings.SUGGEST["MIN_SEARCHES"]),
+                    shoppers=int(app_settings.SUGGEST["MIN_SHOPPERS"]),
+                    categories=e.categories,
+                )
                 for e in entries
             ),
             batch_size=5000,
@@ -157,9 +166,10 @@ def seed_index(n: int) -> None:
 
 LUA = """
 local prefixes = {%(prefixes)s}
+local devices = {%(devices)s}
 math.randomseed(11)
 request = function()
-  wrk.headers["X-Device-Id"] = string.format("bench-typist-%%04d", math.random(200))
+  wrk.headers["X-Device-Id"] = devices[math.random(#devices)]
   return wrk.format("GET", "/api/search/suggest/?q=" .. prefixes[math.random(#prefixes)])
 end
 """
@@ -175,7 +185,8 @@ def measure_endpoint(quick: bool) -> list[LoadRun]:
     entries, _ = synthetic_entries(2000, seed=5)
     rng = random.Random(3)
     prefixes = [quote(e.key[: rng.randint(1, 6)]) for e in entries]
-    lua = LUA % {"prefixes": ", ".join(f'"{p}"' for p in prefixes)}
+    devices = ", ".join(f'"{common.device_id(f"bench-typist-{n:04d}")}"' for n in range(200))
+    lua = LUA % {"prefixes": ", ".join(f'"{p}"' for p in prefixes), "devices": devices}
     runs: list[LoadRun] = []
     with gunicorn_server("bench.serving_settings") as (port, _):
         warm_up(port, "/api/search/suggest/?q=a", b'"suggestions"')
