@@ -1,7 +1,7 @@
 """The event store: one append-only row per thing a shopper did.
 
 Everything the app learns is read from ``Event``. Rows are written in bulk by a recorder
-(recorders.py) and never updated, except to attach an anonymous visitor's rows to the
+(capture/store.py) and never updated, except to attach an anonymous visitor's rows to the
 account they signed in to (``VisitorLink``).
 """
 
