@@ -373,3 +373,38 @@ def test_new_device_ids_are_rate_limited_per_address(recorder_settings):
     client = app_client(REMOTE_ADDR="198.51.100.7")
     answers = [client.post("/api/v1/devices/").status_code for _ in range(4)]
     assert answers == [201, 201, 201, 429]
+
+
+def test_an_erased_shoppers_recent_events_do_not_outlive_the_erasure_in_another_process():
+    """The attack (finding 7): after ``recommendations_forget_user`` ran in another process,
+    the server's own cache still served the user's recently viewed items."""
+    from django.core.cache import cache
+
+    from recommendations.capture.privacy import forget_user
+    from recommendations.identity import Shopper
+    from recommendations.serving.history import OVERLAY_PREFIX, OVERLAY_TRUST_SECONDS, recent_events
+
+    user, product = factories.user("erased"), factories.product()
+    assert track(None, "view", product, user=user)
+    shopper = Shopper(user_id=user.pk)
+    stale = cache.get(OVERLAY_PREFIX + shopper.key)  # what the server process's own cache holds
+    forget_user(user)
+    for row in stale["events"]:
+        row[6] -= OVERLAY_TRUST_SECONDS + 1  # noted before the erasure ran elsewhere
+    cache.set(OVERLAY_PREFIX + shopper.key, stale)
+    assert recent_events(shopper) == []
+    assert track(None, "view", product, user=user)  # a new view a moment ago still counts at once
+    assert [e.item_id for e in recent_events(shopper)] == [str(product.pk)]
+
+
+def test_an_erasure_queues_a_suggestion_rebuild(monkeypatch):
+    from django.core.cache import cache
+
+    from recommendations.capture.privacy import forget_user
+    from recommendations.suggest import scheduling
+
+    sent = []
+    monkeypatch.setattr(scheduling, "send", lambda task, **options: sent.append(task.name))
+    cache.delete(scheduling.PENDING_KEY)
+    forget_user(factories.user("leaving"))
+    assert sent == ["recommendations.rebuild_suggestions"]

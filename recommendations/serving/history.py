@@ -12,6 +12,7 @@ through ``shopper_forgotten``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,9 @@ from ..signals import events_recorded, shopper_forgotten
 HISTORY_TYPES = (EventType.VIEW, EventType.CART, EventType.PURCHASE, EventType.CLICK)
 OVERLAY_PREFIX = "recommendations:recent:"
 OVERLAY_SECONDS = 3600
+#: An overlay event counts only this long after it was noted: by then its row is stored, and
+#: an erasure in another process (whose cache this one may not share) reaches this one too.
+OVERLAY_TRUST_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ def remember(records: Iterable[EventRecord]) -> None:
                 record.session_key,
                 record.client_event_id or "",
                 record.category_id,
+                time.time(),  # when it was noted (the event's own time may be earlier)
             ]
         )
     if not by_key:
@@ -148,10 +153,14 @@ def activity(shopper: Shopper, limit: int | None = None) -> Activity:
     for timestamp, event_type, item_id, session_key, client_id, category in stored:
         key = client_id or f"db:{timestamp.timestamp()}:{event_type}:{item_id}"
         events[key] = HistoryEvent(timestamp.timestamp(), event_type, item_id, session_key, key, category)
+    now = time.time()
     for entry in _overlay(shopper).values():
         for row in entry.get("events", []):
             timestamp, event_type, item_id, session_key, client_id = row[:5]
             category = row[5] if len(row) > 5 else ""
+            noted = float(row[6]) if len(row) > 6 else float(timestamp)
+            if now - noted > OVERLAY_TRUST_SECONDS:
+                continue  # stored by now: the table is the truth (erased rows stay erased)
             key = client_id or f"cache:{timestamp}:{event_type}:{item_id}"
             events.setdefault(
                 key, HistoryEvent(float(timestamp), event_type, item_id, session_key, key, category)

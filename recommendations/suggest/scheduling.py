@@ -1,6 +1,7 @@
 """New searches reach the suggestions soon: one rebuild queued a little after them.
 
-Listens to capture's ``events_recorded``; capture does not know that suggestions exist.
+Listens to capture's ``events_recorded`` (and to ``shopper_forgotten``: an erased shopper's
+searches leave the statistics); capture does not know that suggestions exist.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ..conf import app_settings
 from ..models import EventType
 from ..queueing import send
 from ..records import EventRecord
-from ..signals import events_recorded
+from ..signals import events_recorded, shopper_forgotten
 
 logger = logging.getLogger(__name__)
 PENDING_KEY = "recommendations:suggest-rebuild-pending"
@@ -38,6 +39,12 @@ def schedule_rebuild() -> bool:
 
     send(rebuild_suggestions, countdown=delay, retry=False)
     return True
+
+
+@receiver(shopper_forgotten, dispatch_uid="recommendations.suggest.rebuild_after_erasure")
+def on_shopper_forgotten(sender: Any, **kwargs: Any) -> None:
+    """Erasure: the shopper's searches leave the statistics at the next rebuild, queued now."""
+    schedule_rebuild()
 
 
 @receiver(events_recorded, dispatch_uid="recommendations.suggest.schedule_rebuild")
