@@ -46,6 +46,12 @@ def valid_device_id(value: str) -> bool:
     return device_key(value) is not None
 
 
+def device_visitor(value: str | None) -> str | None:
+    """The visitor key (``Event.session_key``) of a device id this server issued, or None."""
+    key = device_key(value)
+    return None if key is None else f"{DEVICE_PREFIX}{key}"
+
+
 def user_id_of(request: HttpRequest | None) -> int | None:
     """The signed-in user's id behind ``request``, or None."""
     user = getattr(request, "user", None)
@@ -88,8 +94,7 @@ class Shopper:
         device joins a user only through ``capture.receivers.link_visitor``)."""
         if user_id is not None:
             return cls(user_id=user_id, request=request)
-        key = device_key(device)
-        visitor = f"{DEVICE_PREFIX}{key}" if key else cls.from_request(request).visitor
+        visitor = device_visitor(device) or cls.from_request(request).visitor
         return cls(user_id=None, visitor=visitor, request=request)
 
     @property

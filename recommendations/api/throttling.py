@@ -13,7 +13,7 @@ import hashlib
 from rest_framework.throttling import SimpleRateThrottle
 
 from ..conf import app_settings
-from ..identity import device_key
+from ..identity import device_visitor
 
 
 class SettingsRateThrottle(SimpleRateThrottle):
@@ -27,8 +27,8 @@ class SettingsRateThrottle(SimpleRateThrottle):
         device = request.headers.get("X-Device-Id", "")
         if user is not None and user.is_authenticated:
             ident = f"user:{user.pk}"
-        elif device_key(device):
-            ident = f"device:{device_key(device)}"
+        elif visitor := device_visitor(device):
+            ident = visitor
         else:
             address = self.get_ident(request) or "unknown"  # a WSGI call may carry no address
             ident = "addr:" + hashlib.sha256(address.encode()).hexdigest()[:24]

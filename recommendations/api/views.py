@@ -29,7 +29,7 @@ from rest_framework.views import APIView
 from ..capture.ingress import accept
 from ..capture.receivers import link_visitor
 from ..conf import app_settings
-from ..identity import DEVICE_PREFIX, Shopper, device_key, issue_device_id, user_id_of, valid_device_id
+from ..identity import Shopper, device_visitor, issue_device_id, user_id_of, valid_device_id
 from ..serving import history, services
 from ..serving.loader import active_model
 from ..suggest import services as suggest
@@ -327,10 +327,10 @@ class DeviceLinkView(JSONErrorsMixin, APIView):
         responses={200: DeviceLinkSerializer, 400: BAD_REQUEST, 403: BAD_REQUEST},
     )
     def post(self, request: Request) -> Response:
-        key = device_key(request.headers.get(DEVICE_HEADER))
-        if key is None:
+        visitor = device_visitor(request.headers.get(DEVICE_HEADER))
+        if visitor is None:
             raise ValidationError({DEVICE_HEADER: "Send the device id this shop issued to this install."})
-        moved = link_visitor(f"{DEVICE_PREFIX}{key}", request.user)
+        moved = link_visitor(visitor, request.user)
         return Response({"linked_events": moved})
 
 
