@@ -196,23 +196,24 @@ def accept(
     """
     if request is not None and not is_trackable(request):
         return None
-    if shopper is not None:
-        user_id, session_key = shopper.user_id, shopper.visitor
-    elif request is not None:
-        user_id, session_key = user_id_of(request), visitor_id(request)
-    else:
-        user_id, session_key = getattr(user, "pk", user), ""
-    owner = shopper.key if shopper is not None else Shopper(user_id, session_key).key
+    if shopper is None:
+        shopper = (
+            Shopper(user_id_of(request), visitor_id(request))
+            if request is not None
+            else Shopper(getattr(user, "pk", user))
+        )
     records = []
     for event in events:
         fields = dict(event)
         key = fields.get("client_event_id")
         if from_client:
             fields["timestamp"] = client_time(fields.get("timestamp"))
-            fields["client_event_id"] = client_key(owner, str(key)) if key else None
+            fields["client_event_id"] = client_key(shopper.key, str(key)) if key else None
         elif key and str(key).startswith(CLIENT_KEY_PREFIX):
             raise ValueError(f"client_event_id may not start with {CLIENT_KEY_PREFIX!r} (apps' namespace)")
-        records.append(build_record(**fields, user_id=user_id, session_key=session_key, source=source))
+        records.append(
+            build_record(**fields, user_id=shopper.user_id, session_key=shopper.visitor, source=source)
+        )
     _emit(request, records)
     return len(records)
 
