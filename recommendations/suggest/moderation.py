@@ -13,7 +13,7 @@ threshold, denylist and personal-data filter).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Container
 from typing import Any
 
 from ..conf import app_settings
@@ -51,9 +51,12 @@ def denylist() -> frozenset[str]:
     )
 
 
-def why_not_suggested(row: Any, blocked: Iterable[str] = ()) -> str | None:
-    """Why a ``SearchQuery`` row is not suggested (None: it is); the admin shows this."""
-    if row.key in set(blocked):
+def why_not_suggested(row: Any, blocked: Container[str] = frozenset()) -> str | None:
+    """Why a ``SearchQuery`` row is not suggested (None: it is); the admin shows this.
+
+    ``blocked``: the keys blocked in the admin (a set: this runs once per row of the index).
+    """
+    if row.key in blocked:
         return "blocked in the admin"
     if row.found_nothing:
         return "its latest search found nothing"
