@@ -162,6 +162,9 @@ def _serving_problems() -> list[str]:
                 and rate.partition("/")[2][:1] in ("s", "m", "h", "d")
             ):
                 problems.append(f"API_THROTTLE_RATES[{scope!r}] = {rate!r} is not like '120/minute'")
+    proxies = s.TRUSTED_PROXIES
+    if not isinstance(proxies, int) or isinstance(proxies, bool) or proxies < 0:
+        problems.append(f"TRUSTED_PROXIES must be how many proxies you run (0 or more), not {proxies!r}")
     if not 0 <= float(s.SIMILAR_EMBEDDING_WEIGHT) <= 1:
         problems.append("SIMILAR_EMBEDDING_WEIGHT must be between 0 and 1")
     return problems

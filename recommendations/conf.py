@@ -160,9 +160,23 @@ DEFAULTS: dict[str, Any] = {
     "RESPONSE_CACHE_SECONDS": 30,
     # Most events one POST to the batch events API may carry.
     "API_MAX_BATCH_EVENTS": 100,
-    # Rate limits per caller (user, else device id, else hashed address) in DRF's format;
-    # None or a missing key: unlimited. Over the limit: HTTP 429 with Retry-After.
-    "API_THROTTLE_RATES": {"events": "120/minute", "suggest": "600/minute", "devices": "30/hour"},
+    # Rate limits of the API in DRF's "N/second|minute|hour|day" format; None: unlimited.
+    # Over a limit: HTTP 429 with Retry-After. "events" counts events (not requests) per caller
+    # (the user, else the device), "events_per_address" the events of every caller of one
+    # network together (a new device id does not reset it); "suggest" counts requests per
+    # caller and "suggest_per_address" per network; "devices" counts new device ids per network.
+    "API_THROTTLE_RATES": {
+        "events": "600/minute",
+        "events_per_address": "3000/minute",
+        "suggest": "600/minute",
+        "suggest_per_address": "3000/minute",
+        "devices": "30/hour",
+    },
+    # Reverse proxies (load balancer, CDN) in front of the site that append the client's
+    # address to X-Forwarded-For. 0: that header is ignored (anyone can write it) and the
+    # connection's address is the client's; set it to how many proxies you run. Addresses are
+    # only ever hashed into cache keys (recommendations/network.py), never stored.
+    "TRUSTED_PROXIES": 0,
     # --- Privacy ---
     # Events older than this many days are deleted by the periodic task
     # recommendations.purge_expired_events (None keeps them). Erasure on request:

@@ -369,10 +369,63 @@ def test_a_device_joins_a_user_only_through_a_signed_in_link():
 
 
 def test_new_device_ids_are_rate_limited_per_address(recorder_settings):
+    """Finding 8: a device id in the header (or a forged X-Forwarded-For) does not give a new allowance."""
     recorder_settings(API_THROTTLE_RATES={"devices": "3/hour"})
     client = app_client(REMOTE_ADDR="198.51.100.7")
-    answers = [client.post("/api/v1/devices/").status_code for _ in range(4)]
+    answers = [
+        client.post(
+            "/api/v1/devices/", HTTP_X_DEVICE_ID=device_id(f"d{n}"), HTTP_X_FORWARDED_FOR=f"10.0.0.{n}"
+        ).status_code
+        for n in range(4)
+    ]
     assert answers == [201, 201, 201, 429]
+    assert app_client(REMOTE_ADDR="198.51.100.8").post("/api/v1/devices/").status_code == 201
+
+
+def batch(n: int) -> dict:
+    return {
+        "events": [{"event": "search", "query": "x", "client_event_id": uuid.uuid4().hex} for _ in range(n)]
+    }
+
+
+def test_the_event_limit_counts_events_not_requests(recorder_settings):
+    """The attack (finding 8): 120 requests a minute of 100 events each were 12,000 events."""
+    recorder_settings(API_THROTTLE_RATES={"events": "250/minute"})
+    client = app_client(HTTP_X_DEVICE_ID=device_id("packer"))
+    answers = [client.post(EVENTS, batch(100), format="json").status_code for _ in range(3)]
+    assert answers == [202, 202, 429]
+    assert client.post(EVENTS, batch(50), format="json").status_code == 202  # what is left of the 250
+    assert Event.objects.count() == 250
+
+
+def test_new_device_ids_do_not_reset_the_limit_of_their_network(recorder_settings):
+    """The attack (finding 8): a new device id per request, or a made-up X-Forwarded-For, reset the limit."""
+    recorder_settings(API_THROTTLE_RATES={"events": "100/minute", "events_per_address": "150/minute"})
+    answers = [
+        app_client(REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_FOR=f"192.0.2.{n}")
+        .post(EVENTS, batch(50), format="json", HTTP_X_DEVICE_ID=device_id(f"fresh-{n}"))
+        .status_code
+        for n in range(4)
+    ]
+    assert answers == [202, 202, 202, 429]
+    elsewhere = app_client(REMOTE_ADDR="203.0.113.10", HTTP_X_DEVICE_ID=device_id("neighbour"))
+    assert elsewhere.post(EVENTS, batch(50), format="json").status_code == 202
+
+
+def test_a_trusted_proxys_forwarded_address_is_the_client(recorder_settings):
+    from django.test import RequestFactory
+
+    from recommendations.network import client_address, network_key
+
+    request = RequestFactory().get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="6.6.6.6, 198.51.100.4")
+    assert client_address(request) == "10.0.0.2"  # no proxy trusted: the header is the client's words
+    recorder_settings(TRUSTED_PROXIES=1)
+    assert client_address(request) == "198.51.100.4"  # what our proxy saw, not what the client wrote
+    same_home = [
+        RequestFactory().get("/", REMOTE_ADDR=f"2001:db8:1:2::{n}") for n in (1, 2)
+    ]  # one /64: one household
+    assert network_key(same_home[0]) == network_key(same_home[1]) != network_key(request)
+    assert "198.51.100.4" not in network_key(request)
 
 
 def test_an_erased_shoppers_recent_events_do_not_outlive_the_erasure_in_another_process():

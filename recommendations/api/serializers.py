@@ -7,6 +7,14 @@ from rest_framework import serializers
 from ..conf import app_settings
 from ..models import ITEM_EVENTS, EventType
 
+#: Bytes an event may take in a batch body: every field at its longest, with room to spare.
+BYTES_PER_EVENT = 2048
+
+
+def max_body_bytes() -> int:
+    """The largest batch body taken: a full batch at its longest, and never less than 256 KiB."""
+    return max(262_144, BYTES_PER_EVENT * app_settings.API_MAX_BATCH_EVENTS)
+
 
 class StrictCharField(serializers.CharField):
     """A string, and only a string (DRF's CharField would take 0 or true as "0" or "True")."""

@@ -44,6 +44,7 @@ from .serializers import (
     RecommendationListSerializer,
     SuggestionListSerializer,
     SuggestQuerySerializer,
+    max_body_bytes,
 )
 from .throttling import DevicesRateThrottle, EventsRateThrottle, SuggestRateThrottle
 
@@ -64,19 +65,10 @@ BAD_REQUEST = OpenApiResponse(
 )
 
 
-#: Bytes an event may take in a batch body: every field at its longest, with room to spare.
-BYTES_PER_EVENT = 2048
-
-
 class PayloadTooLarge(APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "The request body is too large."
     default_code = "too_large"
-
-
-def max_body_bytes() -> int:
-    """The largest batch body taken: a full batch at its longest, and never less than 256 KiB."""
-    return max(262_144, BYTES_PER_EVENT * app_settings.API_MAX_BATCH_EVENTS)
 
 
 class SafeJSONParser(JSONParser):
