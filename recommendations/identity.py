@@ -1,7 +1,10 @@
 """Who a shopper is: a signed-in user, an anonymous web visitor, or a mobile app install.
 
-The visitor id lives in the Django session under ``VISITOR_SESSION_KEY`` (it survives the
-session-key rotation at login). An app install's id is issued by the server
+An anonymous web visitor's id (128 random bits) lives in a signed cookie, ``VISITOR_COOKIE``,
+that ``EventMiddleware`` sets on the response: recognizing a visitor writes nothing to the
+database, so a first page view answers while the database is slow or locked, and the id
+survives the session-key rotation at login (a logout starts a new one). Without the
+middleware the id falls back to the Django session (``VISITOR_SESSION_KEY``). An app install's id is issued by the server
 (``issue_device_id``: 128 random bits, signed with the site's key, so it cannot be guessed
 or made up) and sent back in the API's ``X-Device-Id`` header; the shopper is then
 ``device:<the random part>``. A device or visitor id is a credential: it reads only
@@ -58,15 +61,70 @@ def user_id_of(request: HttpRequest | None) -> int | None:
     return user.pk if user is not None and user.is_authenticated else None
 
 
+#: The cookie that names an anonymous web visitor (signed; HttpOnly; one year).
+VISITOR_COOKIE = "rec_visitor"
+VISITOR_COOKIE_AGE = 365 * 86400
+VISITOR_SALT = "recommendations.visitor"
+#: Request attribute: the visitor id the response must set as the cookie ("" = none yet);
+#: present only when ``EventMiddleware`` will write the cookie (see ``expect_visitor_cookie``).
+NEW_VISITOR_ATTR = "_recommendations_new_visitor"
+
+
+def expect_visitor_cookie(request: HttpRequest) -> None:
+    """The middleware will set the cookie of a visitor id made in this request."""
+    setattr(request, NEW_VISITOR_ATTR, "")
+
+
+def new_visitor_cookie(request: HttpRequest) -> str:
+    """The signed cookie value to set on the response (empty: the cookie stays as it is)."""
+    value = getattr(request, NEW_VISITOR_ATTR, "")
+    return signing.Signer(salt=VISITOR_SALT).sign(value) if value else ""
+
+
+def start_new_visitor(request: HttpRequest) -> None:
+    """After a logout: the next anonymous events are a new visitor's, not the old account's."""
+    if hasattr(request, NEW_VISITOR_ATTR):
+        setattr(request, NEW_VISITOR_ATTR, uuid.uuid4().hex)
+
+
+def _cookie_visitor(request: HttpRequest) -> str:
+    value = getattr(request, "COOKIES", {}).get(VISITOR_COOKIE, "")
+    if not value:
+        return ""
+    try:
+        visitor = signing.Signer(salt=VISITOR_SALT).unsign(value)
+    except signing.BadSignature:
+        return ""  # made up or altered: a new visitor
+    return visitor if re.fullmatch(r"[0-9a-f]{32}", visitor) else ""
+
+
+def read_visitor(request: HttpRequest | None) -> str:
+    """The anonymous visitor id of this browser, or "" (nothing is created)."""
+    if request is None:
+        return ""
+    made = getattr(request, NEW_VISITOR_ATTR, "")
+    if made:
+        return made
+    if hasattr(request, NEW_VISITOR_ATTR):  # the cookie is ours to read and write
+        return _cookie_visitor(request)
+    session = getattr(request, "session", None)
+    return (session.get(VISITOR_SESSION_KEY, "") if session is not None else "") or ""
+
+
 def visitor_id(request: HttpRequest) -> str:
-    """The anonymous visitor id of this browser session, created on first use."""
+    """The anonymous visitor id of this browser, created on first use (in a cookie the
+    middleware sets; without the middleware, in the session)."""
+    value = read_visitor(request)
+    if value:
+        return value
+    value = uuid.uuid4().hex
+    if hasattr(request, NEW_VISITOR_ATTR):
+        setattr(request, NEW_VISITOR_ATTR, value)
+        return value
     session = getattr(request, "session", None)
     if session is None:
         return ""
-    value = session.get(VISITOR_SESSION_KEY)
-    if not value:
-        value = uuid.uuid4().hex
-        session[VISITOR_SESSION_KEY] = value
+    session[VISITOR_SESSION_KEY] = value
     return value
 
 
@@ -83,9 +141,7 @@ class Shopper:
         """The shopper behind a page request (no visitor id is created just to read)."""
         if request is None:
             return cls()
-        session = getattr(request, "session", None)
-        visitor = session.get(VISITOR_SESSION_KEY, "") if session is not None else ""
-        return cls(user_id=user_id_of(request), visitor=visitor or "", request=request)
+        return cls(user_id=user_id_of(request), visitor=read_visitor(request), request=request)
 
     @classmethod
     def from_device(cls, request: HttpRequest, user_id: int | None, device: str | None) -> Shopper:

@@ -33,6 +33,15 @@ def device_id(name: str = "") -> str:
     return issue_device_id(random_part)
 
 
+def visitor_of(client) -> str:
+    """The anonymous visitor id a test browser was given (its signed cookie)."""
+    from django.core import signing
+
+    from recommendations.identity import VISITOR_COOKIE, VISITOR_SALT
+
+    return signing.Signer(salt=VISITOR_SALT).unsign(client.cookies[VISITOR_COOKIE].value)
+
+
 def app_client(**defaults):
     """A REST API client that looks like the shop's mobile app (the same rules as pages: no bots)."""
     from rest_framework.test import APIClient

@@ -12,10 +12,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from recommendations import track
-from recommendations.identity import VISITOR_SESSION_KEY
 from recommendations.models import Event, VisitorLink
 from tests import factories
-from tests.conftest import BROWSER_UA
+from tests.conftest import BROWSER_UA, visitor_of
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +47,7 @@ def test_product_page_records_a_view_for_an_anonymous_visitor(browser):
         None,
         "web",
     )
-    assert event.session_key == browser.session[VISITOR_SESSION_KEY]
+    assert event.session_key == visitor_of(browser)
     assert event.client_event_id
 
 
@@ -89,7 +88,7 @@ def test_cart_addition_and_purchase_come_from_shop_signals(browser, django_captu
     assert [(e.item_id, e.quantity, str(e.price)) for e in purchase] == [(str(product.pk), 2, "25.50")]
     assert purchase[0].category_id == product.category.slug  # from the shop's catalogue adapter
     assert purchase[0].client_event_id.startswith("purchase:")
-    assert {e.session_key for e in cart + purchase} == {browser.session[VISITOR_SESSION_KEY]}
+    assert {e.session_key for e in cart + purchase} == {visitor_of(browser)}
 
 
 def test_track_records_clicks_and_impressions(rf, django_user_model):
@@ -120,7 +119,7 @@ def test_anonymous_history_is_merged_into_the_user_on_login(browser):
     other = factories.product()
     browser.get(reverse("shop:product", kwargs={"pk": product.pk}))
     browser.get(reverse("shop:search"), {"q": "phone"})
-    visitor = browser.session[VISITOR_SESSION_KEY]
+    visitor = visitor_of(browser)
     assert events(user__isnull=True, session_key=visitor)
 
     response = browser.post(reverse("login"), {"username": "carol", "password": "pw-carol-123"})
@@ -135,7 +134,31 @@ def test_anonymous_history_is_merged_into_the_user_on_login(browser):
         ("search", user.pk),
         ("view", user.pk),
     ]
-    assert browser.session[VISITOR_SESSION_KEY] == visitor  # the login kept the visitor id
+    assert visitor_of(browser) == visitor  # the login kept the visitor id
+
+
+def test_a_logout_starts_a_new_visitor(browser):
+    """A shared computer: who browses after the logout is not the account that left."""
+    factories.user("dave", "pw-dave-123")
+    product = factories.product()
+    browser.get(reverse("shop:product", kwargs={"pk": product.pk}))
+    before = visitor_of(browser)
+    browser.post(reverse("login"), {"username": "dave", "password": "pw-dave-123"})
+    browser.post(reverse("logout"))
+    browser.get(reverse("shop:product", kwargs={"pk": product.pk}))
+    after = visitor_of(browser)
+    assert after != before
+    assert events(session_key=after, user__isnull=True)  # anonymous, not the account's
+
+
+def test_a_made_up_visitor_cookie_is_not_anyones_id(browser):
+    from recommendations.identity import VISITOR_COOKIE
+
+    product = factories.product()
+    browser.cookies[VISITOR_COOKIE] = "0123456789abcdef0123456789abcdef"  # unsigned: made up
+    browser.get(reverse("shop:product", kwargs={"pk": product.pk}))
+    assert visitor_of(browser) != "0123456789abcdef0123456789abcdef"
+    assert events()[0].session_key == visitor_of(browser)
 
 
 def test_events_of_a_linked_visitor_written_later_belong_to_the_user(rf):

@@ -20,7 +20,7 @@ from recommendations.models import Event, ModelVersion
 from recommendations.serving import loader, popularity, services
 from shop.models import Product
 from tests import factories
-from tests.conftest import wait_for
+from tests.conftest import visitor_of, wait_for
 from tests.serving_world import ITEMS, items_of, store_history
 
 PHONES = items_of("electronics.smartphone")
@@ -76,7 +76,7 @@ def test_for_you_excludes_cart_purchases_stock_outs_inactive_and_hidden(
     candidates = ids(for_you(browser, limit=8))
     in_cart, bought, out_of_stock, inactive, hidden = candidates[:5]
     browser.post(reverse("shop:cart_add", kwargs={"pk": in_cart}), {"quantity": 1})
-    user_visitor = browser.session["_recommendations_visitor"]
+    user_visitor = visitor_of(browser)
     factories.event("purchase", item_id=bought, session_key=user_visitor)
     Product.objects.filter(pk=out_of_stock).update(stock=0)
     Product.objects.filter(pk=inactive).update(is_active=False)

@@ -461,3 +461,41 @@ def test_an_erasure_queues_a_suggestion_rebuild(monkeypatch):
     cache.delete(scheduling.PENDING_KEY)
     forget_user(factories.user("leaving"))
     assert sent == ["recommendations.rebuild_suggestions"]
+
+
+def test_a_first_page_view_writes_no_session_row(browser):
+    """The attack (finding 9): the first page of each visitor wrote a session row during the
+    request, so a locked database made first visits 500s. Now: a signed cookie, no write."""
+    from django.contrib.sessions.models import Session
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.conftest import visitor_of
+
+    product = factories.product()
+    with CaptureQueriesContext(connection) as queries:
+        assert browser.get(reverse("shop:product", kwargs={"pk": product.pk})).status_code == 200
+    assert not Session.objects.exists()
+    assert not [q["sql"] for q in queries if "django_session" in q["sql"]]
+    assert Event.objects.get(event_type="view").session_key == visitor_of(browser)
+    browser.get(reverse("shop:product", kwargs={"pk": product.pk}))
+    assert set(Event.objects.filter(event_type="view").values_list("session_key", flat=True)) == {
+        visitor_of(browser)
+    }
+
+
+def test_a_first_page_view_answers_while_the_database_refuses_writes(browser, monkeypatch):
+    """The page itself needs no write: with every INSERT or UPDATE failing as a locked SQLite
+    database fails ("database is locked"), a first-time visitor still gets the page."""
+    from django.db import OperationalError, connection
+
+    product = factories.product()
+
+    def locked(execute, sql, params, many, context):
+        if sql.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+            raise OperationalError("database is locked")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(locked):
+        response = browser.get(reverse("shop:product", kwargs={"pk": product.pk}))
+    assert response.status_code == 200 and product.name in response.content.decode()

@@ -2,7 +2,8 @@
 
 Pages are matched by URL name (``RECOMMENDATIONS["TRACKED_URLS"]``). The middleware also
 gives each request an event buffer for ``track()`` calls and writes it once, when the
-response is closed, i.e. after the page has gone to the shopper. Any error in here is
+response is closed, i.e. after the page has gone to the shopper, and sets the signed cookie
+of a new anonymous visitor (``identity.VISITOR_COOKIE``: no session row is written). Any error in here is
 logged and the response is returned untouched.
 """
 
@@ -12,9 +13,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from ..conf import app_settings
+from ..identity import VISITOR_COOKIE, VISITOR_COOKIE_AGE, expect_visitor_cookie, new_visitor_cookie
 from . import ingress
 from .rules import is_trackable
 
@@ -30,11 +33,13 @@ class EventMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         try:
             ingress.begin(request)
+            expect_visitor_cookie(request)
         except Exception:
             logger.exception("Could not start event tracking for this request.")
         response = self.get_response(request)
         try:
             self.track_page(request, response)
+            set_visitor_cookie(request, response)
             closers = getattr(response, "_resource_closers", None)
             if closers is not None:
                 closers.append(lambda: ingress.flush(request))
@@ -67,6 +72,20 @@ class EventMiddleware:
         if rule["event"] == "category_view" and not values.get("category"):
             return
         ingress.track(request, rule["event"], **values)
+
+
+def set_visitor_cookie(request: HttpRequest, response: HttpResponse) -> None:
+    """Give a new anonymous visitor their id: a signed cookie, no database write."""
+    value = new_visitor_cookie(request)
+    if value:
+        response.set_cookie(
+            VISITOR_COOKIE,
+            value,
+            max_age=VISITOR_COOKIE_AGE,
+            httponly=True,
+            samesite="Lax",
+            secure=request.is_secure() or settings.SESSION_COOKIE_SECURE,
+        )
 
 
 def result_count(response: HttpResponse) -> int | None:

@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.contrib.auth.signals import user_logged_in
+from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.db import connections, router, transaction
 from django.dispatch import Signal
 from django.utils.module_loading import import_string
 
 from ..adapters import get_adapter
 from ..conf import app_settings
-from ..identity import VISITOR_SESSION_KEY
+from ..identity import read_visitor, start_new_visitor
 from ..models import Event, VisitorLink
 from .ingress import track
 from .store import lock_visitors
@@ -85,12 +85,17 @@ def merge_visitor_into_user(sender: Any, request: Any, user: Any, **kwargs: Any)
     buffered in this request) are attached when they are written.
     """
     try:
-        session = getattr(request, "session", None)
-        session_key = session.get(VISITOR_SESSION_KEY) if session is not None else None
+        session_key = read_visitor(request)
         if session_key:
             link_visitor(session_key, user)
     except Exception:
         logger.exception("Could not merge an anonymous visitor's events into the signed-in user.")
+
+
+def start_new_visitor_at_logout(sender: Any, request: Any, **kwargs: Any) -> None:
+    """Whoever browses next on this browser is somebody new (a shared computer, say)."""
+    if request is not None:
+        start_new_visitor(request)
 
 
 def link_visitor(session_key: str, user: Any) -> int:
@@ -106,4 +111,5 @@ def link_visitor(session_key: str, user: Any) -> int:
 
 def connect() -> None:
     user_logged_in.connect(merge_visitor_into_user, dispatch_uid="recommendations:merge_visitor")
+    user_logged_out.connect(start_new_visitor_at_logout, dispatch_uid="recommendations:new_visitor")
     connect_configured_signals()
