@@ -109,6 +109,11 @@ class CatalogueAdapter:
             return {}
         return {self.item_id(item): item for item in queryset.filter(pk__in=ids)}
 
+    def known_item_ids(self, item_ids: Iterable[Any]) -> set[str]:
+        """Those of ``item_ids`` that are items of the catalogue (on sale or not): events an
+        app sends must name one."""
+        return set(self.items_by_id(item_ids, available_only=False))
+
     def cart_item_ids(self, request: HttpRequest | None) -> set[str]:
         """Ids of the items in this shopper's cart (not recommended: they are taken)."""
         return set()

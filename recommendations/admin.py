@@ -32,6 +32,7 @@ from .lifecycle import registry
 from .models import (
     BlockedQuery,
     Event,
+    FlaggedShopper,
     ModelVersion,
     QuarantinedEvent,
     SearchQuery,
@@ -159,6 +160,40 @@ class QuarantinedEventAdmin(ReadOnlyAdmin):
     @admin.display(description="event")
     def event_type(self, obj: QuarantinedEvent) -> str:
         return str(obj.payload.get("event_type", "?"))
+
+
+@admin.register(FlaggedShopper)
+class FlaggedShopperAdmin(ReadOnlyAdmin):
+    """Shoppers faster than people (capture/vigilance.py): their events are left out of the
+    lists of others and of training. Look at their events; clear the ones that are people."""
+
+    list_display = ("shopper_shown", "reason", "detail", "flagged_at", "cleared_at", "events")
+    list_filter = ("reason", ("cleared_at", admin.EmptyFieldListFilter))
+    search_fields = ("=shopper", "=session_key", "=user__username")
+    readonly_fields = ("shopper", "user", "session_key", "reason", "detail", "flagged_at", "cleared_at")
+    actions = ("clear_flags",)
+
+    @admin.display(description="shopper", ordering="shopper")
+    def shopper_shown(self, obj: FlaggedShopper) -> str:
+        return f"user {obj.user_id}" if obj.user_id is not None else f"visitor {obj.session_key[:16]}…"
+
+    @admin.display(description="their events")
+    def events(self, obj: FlaggedShopper) -> str:
+        url = reverse("admin:recommendations_event_changelist")
+        query = f"user={obj.user_id}" if obj.user_id is not None else f"session_key={obj.session_key}"
+        return format_html('<a href="{}?{}">events</a>', url, query)
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # No form edits a flag; "change" is what clearing one needs.
+        return obj is None and request.user.has_perm("recommendations.change_flaggedshopper")
+
+    @admin.action(description="Clear: their events count again (not flagged again)", permissions=("change",))
+    def clear_flags(self, request: HttpRequest, queryset) -> None:
+        cleared = queryset.filter(cleared_at__isnull=True).update(cleared_at=timezone.now())
+        messages.success(
+            request,
+            ngettext("%(n)d shopper cleared.", "%(n)d shoppers cleared.", cleared) % {"n": cleared},
+        )
 
 
 @admin.register(ModelVersion)

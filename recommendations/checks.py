@@ -1,6 +1,6 @@
 """System checks: misconfiguration is reported at start-up, with a hint that fixes it.
 
-Ids are stable: recommendations.E001 ... E014 and W001 ... W002. Capture's own checks
+Ids are stable: recommendations.E001 ... E016 and W001 ... W002. Capture's own checks
 (middleware, recorder, tracked URLs, signals, capture numbers) are in ``capture/checks.py``.
 """
 
@@ -97,6 +97,12 @@ def check_training(app_configs: Any = None, **kwargs: Any) -> list:
     if not 0 <= float(app_settings.HOLDOUT_FRACTION) < 1:
         errors.append(
             Error("RECOMMENDATIONS['HOLDOUT_FRACTION'] must be in [0, 1).", id="recommendations.E011")
+        )
+    if not 0 < float(app_settings.HOLDOUT_MAX_SHOPPER_SHARE) <= 1:
+        errors.append(
+            Error(
+                "RECOMMENDATIONS['HOLDOUT_MAX_SHOPPER_SHARE'] must be in (0, 1].", id="recommendations.E011"
+            )
         )
     return errors
 
@@ -215,5 +221,30 @@ def check_suggest(app_configs: Any = None, **kwargs: Any) -> list:
         elif key in ("LIMIT", "CANDIDATES", "HALF_LIFE_DAYS", "CHECK_INTERVAL", "MAX_WORDS") and number == 0:
             errors.append(
                 Error(f"RECOMMENDATIONS['SUGGEST'][{key!r}] must be positive.", id="recommendations.E013")
+            )
+    return errors
+
+
+@register(Tags.compatibility)
+def check_vigilance(app_configs: Any = None, **kwargs: Any) -> list:
+    value = app_settings.VIGILANCE
+    if not isinstance(value, dict):
+        return [Error("RECOMMENDATIONS['VIGILANCE'] must be a dict.", id="recommendations.E016")]
+    errors = []
+    for key, limit in value.items():
+        if key not in DEFAULTS["VIGILANCE"]:
+            errors.append(
+                Error(
+                    f"RECOMMENDATIONS['VIGILANCE'] has an unknown key {key!r}.",
+                    hint=f"Known keys: {', '.join(sorted(DEFAULTS['VIGILANCE']))}.",
+                    id="recommendations.E016",
+                )
+            )
+        elif limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+            errors.append(
+                Error(
+                    f"RECOMMENDATIONS['VIGILANCE'][{key!r}] must be a whole number of at least 1 or None, not {limit!r}.",
+                    id="recommendations.E016",
+                )
             )
     return errors

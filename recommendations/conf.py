@@ -90,6 +90,19 @@ DEFAULTS: dict[str, Any] = {
     # Most events a single request may buffer; more are dropped (and logged) to protect
     # the page from a runaway loop.
     "MAX_EVENTS_PER_REQUEST": 200,
+    # Velocity no person reaches (capture/vigilance.py): a shopper past one of these limits is
+    # flagged; their events are stored and shape their own lists, but are left out of what
+    # ranks items for others and of training until staff clear the flag (admin: Flagged
+    # shoppers). None turns a limit off. Impressions are not counted.
+    "VIGILANCE": {
+        # Events one shopper (user, visitor or device) makes in a minute.
+        "SHOPPER_EVENTS_PER_MINUTE": 60,
+        # New shoppers one network (an IPv4 address, an IPv6 /64) brings in an hour; each
+        # further one is flagged.
+        "NETWORK_NEW_SHOPPERS_PER_HOUR": 20,
+        # Events of all shoppers of one network in a minute.
+        "NETWORK_EVENTS_PER_MINUTE": 600,
+    },
     # --- Learning (needs the "ml" extra) ---
     # Train models at all (a system check requires the ml extra when on).
     "TRAINING_ENABLED": True,
@@ -108,6 +121,9 @@ DEFAULTS: dict[str, Any] = {
     # The latest part of the window, by time, kept back to evaluate each new model against
     # the baselines; the model never trains on it.
     "HOLDOUT_FRACTION": 0.1,
+    # Most of the holdout's events one shopper may give (never fewer than 20): the rest of
+    # theirs are left out, so no single shopper decides whether a model is promoted.
+    "HOLDOUT_MAX_SHOPPER_SHARE": 0.02,
     # Cut-off k of the holdout metrics.
     "EVALUATION_K": 20,
     # A new version is activated only if this holdout metric ("variant:metric", variants

@@ -26,12 +26,21 @@ class EventType(models.TextChoices):
 ITEM_EVENTS = frozenset({EventType.VIEW, EventType.CART, EventType.PURCHASE, EventType.CLICK})
 
 
+class EventQuerySet(models.QuerySet):
+    def trusted(self) -> EventQuerySet:
+        """Without the events of flagged shoppers (``FlaggedShopper``): what may rank items for
+        other shoppers or train a model. Their events stay stored and still shape their own lists."""
+        flagged = FlaggedShopper.objects.filter(cleared_at__isnull=True)
+        return self.exclude(session_key__in=flagged.exclude(session_key="").values("session_key")).exclude(
+            user_id__in=flagged.filter(user_id__isnull=False).values("user_id")
+        )
+
+
 class Event(models.Model):
     """Something a shopper did, for a signed-in user or an anonymous visitor.
 
-    ``session_key`` is the app's own visitor id (kept in the Django session, so it survives
-    the key rotation at login), a device id from the mobile API, or the session id of an
-    imported log. ``external_user_id`` holds a user id from an imported log that is not an
+    ``session_key`` is the app's own visitor id (a signed cookie, so it survives the key
+    rotation at login), a device id from the mobile API, or the session id of an imported log. ``external_user_id`` holds a user id from an imported log that is not an
     account of this shop.
     """
 
@@ -68,6 +77,8 @@ class Event(models.Model):
         blank=True,
         help_text="Idempotence key: an event with a known id is never stored twice.",
     )
+
+    objects = EventQuerySet.as_manager()
 
     class Meta:
         ordering = ("-timestamp", "-id")
@@ -117,6 +128,55 @@ class QuarantinedEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.payload.get('event_type', '?')} refused: {self.error[:60]}"
+
+
+class FlaggedShopper(models.Model):
+    """A shopper whose events came faster, or from a busier network, than people do.
+
+    Their events are stored and shape their own lists, but are left out of everything that
+    ranks items for other shoppers and out of training (``Event.objects.trusted()``) until
+    staff clear the flag in the admin. Written by ``capture/vigilance.py``.
+    """
+
+    class Reason(models.TextChoices):
+        BURST = "burst", "more events a minute than a person makes"
+        NETWORK_SHOPPERS = "network_shoppers", "one of too many new shoppers from one network"
+        NETWORK_EVENTS = "network_events", "its network sent more events a minute than people do"
+
+    shopper = models.CharField(max_length=80, unique=True, help_text="u:<user id> or s:<visitor or device>")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    session_key = models.CharField(max_length=64, blank=True, default="")
+    reason = models.CharField(max_length=32, choices=Reason.choices)
+    detail = models.CharField(max_length=200, blank=True, default="")
+    flagged_at = models.DateTimeField(default=timezone.now)
+    cleared_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Cleared by staff: their events count again, and they are not flagged again.",
+    )
+
+    class Meta:
+        ordering = ("-flagged_at",)
+
+    def __str__(self) -> str:
+        return f"{self.shopper[:24]} flagged: {self.get_reason_display()}"
+
+
+class ErasureMark(models.Model):
+    """That a shopper was just erased: every process checks it before trusting its own cache.
+
+    A process whose cache is not shared (Django's default per-process cache) cannot hear of
+    an erasure run elsewhere; it reads these marks instead (``serving/history.py``). Only a
+    hash of the shopper's key is kept, and only for an hour (what the caches hold at most).
+    """
+
+    digest = models.CharField(max_length=64, unique=True)
+    erased_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"erasure at {self.erased_at:%Y-%m-%d %H:%M:%S}"
 
 
 class ModelVersion(models.Model):

@@ -92,9 +92,9 @@ def recorder_settings(settings):
 
     def apply(**values):
         current = settings.RECOMMENDATIONS
-        # SUGGEST holds keys of its own: given ones change, the others stay (as over the defaults).
+        # SUGGEST and VIGILANCE hold keys of their own: given ones change, the others stay.
         merged = {
-            key: {**current.get(key, {}), **value} if key == "SUGGEST" else value
+            key: {**current.get(key, {}), **value} if key in ("SUGGEST", "VIGILANCE") else value
             for key, value in values.items()
         }
         settings.RECOMMENDATIONS = {**current, **merged}

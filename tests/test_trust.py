@@ -450,6 +450,34 @@ def test_an_erased_shoppers_recent_events_do_not_outlive_the_erasure_in_another_
     assert [e.item_id for e in recent_events(shopper)] == [str(product.pk)]
 
 
+def test_an_erasure_in_another_process_is_seen_at_once(recorder_settings):
+    """Finding 7: a process whose cache another process's erasure cannot reach served the
+    erased user's recently viewed items, from its copy and from its cached API lists."""
+    from django.core.cache import cache
+    from rest_framework.authtoken.models import Token
+
+    from recommendations.capture.privacy import forget_user
+    from recommendations.identity import Shopper
+    from recommendations.serving.history import OVERLAY_PREFIX, recent_events
+
+    recorder_settings(RESPONSE_CACHE_SECONDS=300)
+    user, product = factories.user("erased-now"), factories.product()
+    client = app_client(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    assert post(client, {"item_id": str(product.pk)}).status_code == 202
+    seen = "/api/v1/recommendations/recently-viewed/"
+    assert [i["item_id"] for i in client.get(seen).json()["items"]] == [str(product.pk)]  # now cached
+    this_process = dict(cache._cache) if hasattr(cache, "_cache") else None
+    stale = cache.get(OVERLAY_PREFIX + Shopper(user_id=user.pk).key)
+    forget_user(user)  # "in another process": put back what this process's cache held
+    if this_process is not None:
+        cache._cache.update(this_process)
+    cache.set(OVERLAY_PREFIX + Shopper(user_id=user.pk).key, stale)
+    assert recent_events(Shopper(user_id=user.pk)) == []
+    assert client.get(seen).json()["items"] == []
+    assert post(client, {"item_id": str(product.pk)}).status_code == 202  # a new view counts at once
+    assert [i["item_id"] for i in client.get(seen).json()["items"]] == [str(product.pk)]
+
+
 def test_an_erasure_queues_a_suggestion_rebuild(monkeypatch):
     from django.core.cache import cache
 
@@ -499,3 +527,153 @@ def test_a_first_page_view_answers_while_the_database_refuses_writes(browser, mo
     with connection.execute_wrapper(locked):
         response = browser.get(reverse("shop:product", kwargs={"pk": product.pk}))
     assert response.status_code == 200 and product.name in response.content.decode()
+
+
+@pytest.fixture
+def vigilant(recorder_settings):
+    """The production limits on (the suite turns them off: all its clients are 127.0.0.1)."""
+    from recommendations.conf import DEFAULTS
+
+    recorder_settings(VIGILANCE=DEFAULTS["VIGILANCE"])
+
+
+def test_a_burst_is_flagged_and_left_out_of_everyone_elses_lists(vigilant, admin_client):
+    """The attack (finding 2): one device's burst of views moved trending. Now the burst flags
+    the device: its events are stored and its own history keeps them, but trending doesn't."""
+    from recommendations.models import FlaggedShopper
+
+    wanted, pushed = factories.product(), factories.product()
+    for n in range(3):
+        flood(f"device-shopper-{n:04d}", views_of(wanted.pk))
+    flood("device-burst-0001", views_of(*[pushed.pk] * 80))  # 80 views in a second
+    flag = FlaggedShopper.objects.get()
+    assert flag.reason == "burst" and flag.session_key.startswith("device:")
+    assert Event.objects.filter(item_id=str(pushed.pk)).count() == 80  # still stored
+    trending = app_client().get("/api/v1/recommendations/trending/").json()["items"]
+    assert [item["item_id"] for item in trending] == [str(wanted.pk)]
+    own = app_client(HTTP_X_DEVICE_ID=device_id("device-burst-0001"))
+    assert [i["item_id"] for i in own.get("/api/v1/recommendations/recently-viewed/").json()["items"]] == [
+        str(pushed.pk)
+    ]
+
+    page = admin_client.get(reverse("admin:recommendations_flaggedshopper_changelist"))
+    assert page.status_code == 200 and b"more events a minute than a person makes" in page.content
+    admin_client.post(
+        reverse("admin:recommendations_flaggedshopper_changelist"),
+        {"action": "clear_flags", "_selected_action": [flag.pk]},
+    )
+    flag.refresh_from_db()
+    assert flag.cleared_at is not None
+    from recommendations.serving import popularity
+
+    popularity.clear()
+    trending = app_client().get("/api/v1/recommendations/trending/").json()["items"]
+    assert str(pushed.pk) in [item["item_id"] for item in trending]  # cleared: it counts again
+
+
+def test_fresh_cookie_jars_from_one_network_are_flagged_past_the_cap(vigilant, recorder_settings):
+    """The attack (finding 2): 30 fresh cookie jars, each viewing A then B (60 GETs in 2 s),
+    made a chair #1 "similar" to a smartphone. From one network only the first
+    NETWORK_NEW_SHOPPERS_PER_HOUR count; the rest are flagged (and a real shopper's view still counts)."""
+    from django.core.cache import cache
+    from django.test import Client
+
+    from recommendations.models import FlaggedShopper
+    from recommendations.serving import popularity
+    from tests.conftest import BROWSER_UA
+
+    recorder_settings(VIGILANCE={"NETWORK_NEW_SHOPPERS_PER_HOUR": 5})
+    phone, chair, case = factories.product(), factories.product(), factories.product()
+    for n in range(8):  # real shoppers, each from their own network, viewed the phone, then a case
+        shopper = Client(HTTP_USER_AGENT=BROWSER_UA, REMOTE_ADDR=f"198.51.100.{n + 1}")
+        for product in (phone, case):
+            shopper.get(reverse("shop:product", kwargs={"pk": product.pk}))
+    for _ in range(30):
+        jar = Client(HTTP_USER_AGENT=BROWSER_UA, REMOTE_ADDR="203.0.113.66")
+        for product in (phone, chair):
+            jar.get(reverse("shop:product", kwargs={"pk": product.pk}))
+    assert FlaggedShopper.objects.filter(reason="network_shoppers").count() == 25
+    cache.clear()  # the pages computed (and cached) the phone's co-views as they went
+    assert popularity.co_viewed(str(phone.pk)) == {str(case.pk): 8 / 13, str(chair.pk): 5 / 13}
+
+
+def test_a_network_sending_more_events_than_people_do_is_flagged(vigilant, recorder_settings):
+    from recommendations.models import FlaggedShopper
+
+    recorder_settings(VIGILANCE={"NETWORK_EVENTS_PER_MINUTE": 150, "NETWORK_NEW_SHOPPERS_PER_HOUR": None})
+    product = factories.product()
+    for n in range(4):  # 4 devices of one address, 50 events each, under the per-shopper limit
+        flood(f"device-net-{n:04d}", views_of(*[product.pk] * 50))
+    assert list(FlaggedShopper.objects.values_list("reason", flat=True)) == ["network_events"]
+
+
+def test_flagged_shoppers_do_not_train_or_judge_a_model(vigilant):
+    from recommendations.models import FlaggedShopper
+
+    shopper, flagged = (
+        factories.event("view", item_id="1", session_key="real"),
+        factories.event("view", item_id="2", session_key="bot"),
+    )
+    FlaggedShopper.objects.create(shopper="s:bot", session_key="bot", reason="burst")
+    assert list(Event.objects.trusted()) == [shopper]
+    assert flagged in Event.objects.all()
+
+
+def test_no_single_shopper_fills_the_holdout():
+    import pandas as pd
+
+    from recommendations.ml.frames import cap_shopper_share
+
+    rows = [("", "bot", f"{n}") for n in range(500)] + [(f"{u}", "", "x") for u in range(100)]
+    frame = pd.DataFrame(rows, columns=["user", "session", "item"])
+    capped = cap_shopper_share(frame, share=0.02)
+    assert (capped["session"] == "bot").sum() == 20  # 2 % of 600 is 12; the floor is 20
+    assert len(capped) == 120
+
+
+@pytest.mark.parametrize("item_id", ["123456789012345678901234567890", "-5", "1'OR'1'='1", "999999"])
+def test_events_for_items_the_catalogue_does_not_have_are_refused(item_id):
+    """Finding 11: events for 30-digit ids, -5 and SQL-looking ids were accepted (and counted)."""
+    real = factories.product()
+    answer = post(app_client(), {"item_id": str(real.pk)}, {"item_id": item_id})
+    assert answer.status_code == 400 and "no such item" in answer.json()["events"]
+    assert not Event.objects.exists()  # the batch is refused whole, as for any bad event
+
+
+def test_for_you_is_filled_to_its_limit_from_the_fallbacks(served_model, recorder_settings):
+    """Finding 11: for-you?limit=10 returned 6 items when the model's candidates ran out."""
+    from shop.models import Product
+    from tests.serving_world import ITEMS
+
+    recorder_settings(MAX_PER_CATEGORY=None, RESPONSE_CACHE_SECONDS=0)
+    phones = [item for item, code in ITEMS.items() if code == "electronics.smartphone"]
+    Product.objects.filter(pk__in=[int(i) for i in ITEMS if i not in phones[:6]]).update(stock=0)
+    newcomers = [factories.product() for _ in range(6)]  # new to the model, popular already
+    for n, product in enumerate(newcomers):
+        factories.event("view", item_id=str(product.pk), session_key=f"fan-{n}")
+    client = app_client(HTTP_X_DEVICE_ID=device_id("filler"))
+    post(client, *views_of(phones[0]), device="filler")
+    listed = client.get("/api/v1/recommendations/for-you/", {"limit": 10}).json()
+    assert len(listed["items"]) == 10 and listed["source"] == "model+fallbacks"
+    assert {i["item_id"] for i in listed["items"][:5]} == set(phones[1:6])  # the model's first
+    assert {i["item_id"] for i in listed["items"][5:]} <= {str(p.pk) for p in newcomers}
+
+
+def test_a_signed_in_app_is_never_recommended_what_it_just_viewed(served_model, recorder_settings):
+    """Finding 11: a token caller was recommended the item just viewed, "Because you viewed" it."""
+    from rest_framework.authtoken.models import Token
+
+    from tests.serving_world import ITEMS
+
+    recorder_settings(RESPONSE_CACHE_SECONDS=0)
+    phone = next(item for item, code in ITEMS.items() if code == "electronics.smartphone")
+    user = factories.user("token-shopper")
+    client = app_client(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    answer = client.post(
+        EVENTS,
+        {"events": [{"event": "view", "item_id": phone, "client_event_id": uuid.uuid4().hex}]},
+        format="json",
+    )
+    assert answer.status_code == 202, answer.content
+    listed = client.get("/api/v1/recommendations/for-you/", {"limit": 20}).json()["items"]
+    assert listed and phone not in [item["item_id"] for item in listed]

@@ -3,8 +3,8 @@
 The middleware, ``track()``, the shop's signals, clicks on recommendations and the mobile
 API's batches all end in ``accept``: the request's rules (``rules.is_trackable``: crawler,
 prefetch, DNT/GPC, consent, staff) are checked once, every event is validated by
-``build_record`` (type, item, query, price, quantity, lengths), and a resent event is
-stored once through its ``client_event_id``. Events of a request wait in a buffer that
+``build_record`` (type, item, query, price, quantity, lengths), a resent event is
+stored once through its ``client_event_id``, and ``vigilance`` flags shoppers faster than people. Events of a request wait in a buffer that
 ``EventMiddleware`` writes once, after the response has been sent; without the middleware
 they are written at once. Each accepted batch is announced with the ``events_recorded``
 signal before it goes to the recorder.
@@ -29,6 +29,7 @@ from ..identity import Shopper, user_id_of, visitor_id
 from ..models import ITEM_EVENTS, EventType
 from ..records import EventRecord
 from ..signals import events_recorded
+from . import vigilance
 from .recorders import get_recorder
 from .rules import is_trackable
 
@@ -214,8 +215,26 @@ def accept(
         records.append(
             build_record(**fields, user_id=shopper.user_id, session_key=shopper.visitor, source=source)
         )
+    if from_client:
+        _refuse_unknown_items(records)
+    flag = vigilance.watch(request, shopper, records)
+    if flag is not None:
+        pending = getattr(request, vigilance.FLAGS_ATTR, None) if request is not None else None
+        if pending is not None and getattr(request, BUFFER_ATTR, None) is not None:
+            pending.append(flag)  # written with the events, after the response
+        else:
+            vigilance.record_flags([flag])
     _emit(request, records)
     return len(records)
+
+
+def _refuse_unknown_items(records: list[EventRecord]) -> None:
+    """An app's events name items of the catalogue: no statistic learns made-up ids (one query)."""
+    named = {record.item_id for record in records if record.item_id}
+    unknown = named - get_adapter().known_item_ids(named) if named else set()
+    if unknown:
+        shown = ", ".join(sorted(repr(item)[:40] for item in unknown)[:5])
+        raise ValueError(f"no such item in the catalogue: {shown}")
 
 
 def _deliver(records: list[EventRecord]) -> None:
@@ -227,6 +246,7 @@ def _deliver(records: list[EventRecord]) -> None:
 def begin(request: Any) -> None:
     """Give ``request`` an event buffer (done by ``EventMiddleware``)."""
     setattr(request, BUFFER_ATTR, [])
+    setattr(request, vigilance.FLAGS_ATTR, [])
 
 
 def _emit(request: Any, records: list[EventRecord]) -> None:
@@ -251,6 +271,8 @@ def flush(request: Any) -> None:
     records = getattr(request, BUFFER_ATTR, None) or []
     try:
         setattr(request, BUFFER_ATTR, None)
+        vigilance.record_flags(getattr(request, vigilance.FLAGS_ATTR, None) or ())
+        setattr(request, vigilance.FLAGS_ATTR, None)
         dropped = getattr(request, DROPPED_ATTR, 0)
         if dropped:
             logger.warning(

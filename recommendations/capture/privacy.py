@@ -17,11 +17,12 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from ..conf import app_settings
 from ..identity import Shopper
-from ..models import Event, VisitorLink
+from ..models import Event, FlaggedShopper, VisitorLink
 from ..signals import shopper_forgotten
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ def forget_user(user: Any) -> Erasure:
             anonymous, _ = Event.objects.filter(session_key__in=visitors, user__isnull=True).delete()
             deleted += anonymous
         VisitorLink.objects.filter(user_id=user_id).delete()
+        FlaggedShopper.objects.filter(Q(user_id=user_id) | Q(session_key__in=visitors)).delete()
     shoppers = [Shopper(user_id=user_id, visitor=visitor) for visitor in visitors or [""]]
     shopper_forgotten.send_robust(sender=None, shoppers=shoppers)
     # No user id in the log line: the count is what an operator needs.
@@ -53,6 +55,7 @@ def forget_user(user: Any) -> Erasure:
 def forget_visitor(session_key: str) -> Erasure:
     """Erase an anonymous visitor's (or app install's) events and cache entries."""
     deleted, _ = Event.objects.filter(session_key=session_key, user__isnull=True).delete()
+    FlaggedShopper.objects.filter(session_key=session_key).delete()
     shopper_forgotten.send_robust(sender=None, shoppers=[Shopper(visitor=session_key)])
     return Erasure(events=deleted, visitors=1)
 

@@ -98,7 +98,7 @@ def _train(version: ModelVersion) -> None:
     # pandas and Keras load in the training worker only, never in a web process that imports this module.
     from ..ml.baselines import BASELINES
     from ..ml.evaluation import MODEL_NAME, run_evaluation
-    from ..ml.frames import split_at
+    from ..ml.frames import cap_shopper_share, split_at
     from ..ml.preprocessing import Preprocessor
     from ..ml.training import NextItemRecommender
     from .reading import events_frame
@@ -108,12 +108,14 @@ def _train(version: ModelVersion) -> None:
     newest = Event.objects.aggregate(newest=Max("timestamp"))["newest"]
     if app_settings.TRAINING_WINDOW_DAYS and newest is not None:
         since = newest - timedelta(days=app_settings.TRAINING_WINDOW_DAYS)
-    frame = events_frame(since=since)
+    # Flagged shoppers' events are left out (capture/vigilance.py): no burst trains or judges a model.
+    frame = events_frame(since=since, queryset=Event.objects.trusted())
     if len(frame) < 20:
         raise TrainingError(f"only {len(frame)} events in the training window; at least 20 are needed")
     times = frame["timestamp"]
     cut = times.quantile(1 - app_settings.HOLDOUT_FRACTION) if app_settings.HOLDOUT_FRACTION else times.max()
     train, holdout = split_at(frame, cut)
+    holdout = cap_shopper_share(holdout, app_settings.HOLDOUT_MAX_SHOPPER_SHARE)
     if train.empty or holdout.empty:
         raise TrainingError("the events span too short a time to keep a later holdout apart")
 

@@ -72,3 +72,15 @@ def split_at(frame: pd.DataFrame, timestamp: str | pd.Timestamp) -> tuple[pd.Dat
     cut = cut.tz_localize("UTC") if cut.tzinfo is None else cut.tz_convert("UTC")
     before = frame["timestamp"] < cut
     return frame[before].reset_index(drop=True), frame[~before].reset_index(drop=True)
+
+
+def cap_shopper_share(frame: pd.DataFrame, share: float, minimum: int = 20) -> pd.DataFrame:
+    """At most ``share`` of the rows (and never fewer than ``minimum``) from any one shopper
+    (the user, else the session): their earliest ones. A holdout that one shopper fills is
+    judged by that shopper; with this, no single one can decide whether a model ships."""
+    if frame.empty or share >= 1:
+        return frame
+    shopper = frame["user"].where(frame["user"] != "", "s:" + frame["session"].astype(str))
+    allowed = max(int(share * len(frame)), minimum)
+    keep = frame.assign(_shopper=shopper).groupby("_shopper", sort=False).cumcount() < allowed
+    return frame[keep.to_numpy()].reset_index(drop=True)

@@ -7,23 +7,29 @@ in Django's cache under the shopper's key ("remember"); history = stored rows + 
 list, without duplicates. The list's counter is the shopper's "generation": cached API
 responses carry it in their key, so a new event of theirs invalidates them at once. The
 list hears of new events through capture's ``events_recorded`` signal, and of erasure
-through ``shopper_forgotten``.
+through ``shopper_forgotten``; an erasure run in another process, whose cache this one may
+not share, reaches it through an ``ErasureMark`` row (checked before the list is trusted,
+and part of the generation).
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.core.cache import cache
 from django.db import connection
+from django.db.models import Max
 from django.dispatch import receiver
+from django.utils import timezone
 
 from ..conf import app_settings
 from ..identity import Shopper
-from ..models import Event, EventType
+from ..models import ErasureMark, Event, EventType
 from ..records import EventRecord
 from ..signals import events_recorded, shopper_forgotten
 
@@ -31,9 +37,10 @@ from ..signals import events_recorded, shopper_forgotten
 HISTORY_TYPES = (EventType.VIEW, EventType.CART, EventType.PURCHASE, EventType.CLICK)
 OVERLAY_PREFIX = "recommendations:recent:"
 OVERLAY_SECONDS = 3600
-#: An overlay event counts only this long after it was noted: by then its row is stored, and
-#: an erasure in another process (whose cache this one may not share) reaches this one too.
+#: An overlay event counts only this long after it was noted: by then its row is stored.
 OVERLAY_TRUST_SECONDS = 120
+#: Erasure marks are kept as long as any cache may hold what they cancel.
+MARK_SECONDS = OVERLAY_SECONDS
 
 
 @dataclass(frozen=True)
@@ -92,9 +99,19 @@ def on_events_recorded(sender: Any, records: Sequence[EventRecord], **kwargs: An
     remember(records)
 
 
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 def forget(shoppers: Iterable[Shopper]) -> None:
-    """Drop these shoppers' recent-event lists from the cache (erasure)."""
-    cache.delete_many([_overlay_key(key) for shopper in shoppers for key in shopper.keys])
+    """Drop these shoppers' recent-event lists from the cache, and leave a mark that every
+    other process reads before it trusts its own copy (its cache may not be this one)."""
+    keys = [key for shopper in shoppers for key in shopper.keys]
+    cache.delete_many([_overlay_key(key) for key in keys])
+    now = timezone.now()
+    ErasureMark.objects.filter(erased_at__lt=now - timedelta(seconds=MARK_SECONDS)).delete()
+    for key in keys:
+        ErasureMark.objects.update_or_create(digest=_digest(key), defaults={"erased_at": now})
 
 
 @receiver(shopper_forgotten, dispatch_uid="recommendations.serving.forget")
@@ -108,9 +125,22 @@ def _overlay(shopper: Shopper) -> dict[str, dict]:
     return cache.get_many([_overlay_key(key) for key in shopper.keys])
 
 
+def erased_at(shopper: Shopper) -> float:
+    """When this shopper was last erased (Unix seconds; 0: not within the hour). One query."""
+    if not shopper.is_known:
+        return 0.0
+    latest = ErasureMark.objects.filter(digest__in=[_digest(key) for key in shopper.keys]).aggregate(
+        latest=Max("erased_at")
+    )["latest"]
+    return latest.timestamp() if latest is not None else 0.0
+
+
 def generation(shopper: Shopper) -> str:
-    """Changes whenever the shopper produces a new item event (part of response cache keys)."""
-    return ".".join(str(entry.get("generation", 0)) for entry in _overlay(shopper).values()) or "0"
+    """Changes whenever the shopper produces a new item event, or is erased in any process
+    (part of response cache keys: a list cached before an erasure is never served after it)."""
+    events = ".".join(str(entry.get("generation", 0)) for entry in _overlay(shopper).values()) or "0"
+    erased = erased_at(shopper)
+    return f"{events}~{erased:.6f}" if erased else events
 
 
 def _shopper_rows(shopper: Shopper):
@@ -154,13 +184,15 @@ def activity(shopper: Shopper, limit: int | None = None) -> Activity:
         key = client_id or f"db:{timestamp.timestamp()}:{event_type}:{item_id}"
         events[key] = HistoryEvent(timestamp.timestamp(), event_type, item_id, session_key, key, category)
     now = time.time()
-    for entry in _overlay(shopper).values():
+    overlay = _overlay(shopper)
+    erased = erased_at(shopper) if any(entry.get("events") for entry in overlay.values()) else 0.0
+    for entry in overlay.values():
         for row in entry.get("events", []):
             timestamp, event_type, item_id, session_key, client_id = row[:5]
             category = row[5] if len(row) > 5 else ""
             noted = float(row[6]) if len(row) > 6 else float(timestamp)
-            if now - noted > OVERLAY_TRUST_SECONDS:
-                continue  # stored by now: the table is the truth (erased rows stay erased)
+            if now - noted > OVERLAY_TRUST_SECONDS or noted <= erased:
+                continue  # stored by now, or erased since: the table is the truth
             key = client_id or f"cache:{timestamp}:{event_type}:{item_id}"
             events.setdefault(
                 key, HistoryEvent(float(timestamp), event_type, item_id, session_key, key, category)

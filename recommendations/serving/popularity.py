@@ -97,7 +97,7 @@ def _shopper(event_id: int, user_id: int | None, external: str, session: str) ->
 
 
 def _trending_now() -> Ranking:
-    events = Event.objects.filter(event_type__in=TYPE_WEIGHTS).exclude(item_id="")
+    events = Event.objects.trusted().filter(event_type__in=TYPE_WEIGHTS).exclude(item_id="")
     newest = events.aggregate(newest=Max("timestamp"))["newest"]
     if newest is None:
         return Ranking()
@@ -135,7 +135,8 @@ def _trending_now() -> Ranking:
 
 def _popular_now() -> Ranking:
     rows = (
-        Event.objects.filter(event_type__in=TYPE_WEIGHTS)
+        Event.objects.trusted()
+        .filter(event_type__in=TYPE_WEIGHTS)
         .exclude(item_id="")
         .values("item_id", "event_type", "category_id")
         .annotate(n=Count(shopper_expression(), distinct=True))
@@ -154,7 +155,8 @@ def _sessions_with(item_id: str, types) -> list[str]:
     """The ``MAX_SESSIONS`` sessions that had ``item_id`` last: each session once, however
     many events it has (ordering by the events' time made the window count events)."""
     return list(
-        Event.objects.filter(item_id=item_id, event_type__in=types)
+        Event.objects.trusted()
+        .filter(item_id=item_id, event_type__in=types)
         .exclude(session_key="")
         .values("session_key")
         .annotate(last=Max("timestamp"))
@@ -169,7 +171,8 @@ def _co_counts(item_id: str, types) -> tuple[Counter, int]:
     if not sessions:
         return Counter(), 0
     rows = (
-        Event.objects.filter(session_key__in=sessions, event_type__in=types)
+        Event.objects.trusted()
+        .filter(session_key__in=sessions, event_type__in=types)
         .exclude(item_id__in=["", item_id])
         .values("item_id")
         .annotate(n=Count("session_key", distinct=True))
@@ -203,7 +206,7 @@ def bought_together(item_id: str) -> dict[str, float]:
         counts = Counter({item: n for item, n in counts.items() if n >= 2})
         if not counts:
             return {}
-        baskets = Event.objects.filter(event_type__in=BASKET_TYPES).exclude(session_key="")
+        baskets = Event.objects.trusted().filter(event_type__in=BASKET_TYPES).exclude(session_key="")
         total = baskets.values("session_key").distinct().count()
         support = dict(
             baskets.filter(item_id__in=list(counts))

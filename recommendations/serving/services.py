@@ -14,8 +14,8 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.http import HttpRequest
@@ -158,10 +158,11 @@ def _name_reasons(results: list[Recommendation], causes: dict[str, HistoryEvent]
         result.reason = f"Because you {VERBS.get(event.event_type, 'viewed')} {what}"
 
 
-def _fallback(
-    scenario: str, limit: int, exclude: set[str], category: str | None, events: list[HistoryEvent]
-) -> RecommendationList:
-    """Trending (led by the categories of the shopper's history, if any), then popular."""
+def _fallback_candidates(category: str | None, events: list[HistoryEvent]) -> list[Candidate]:
+    """Trending (led by the categories of the shopper's history, if any), then popular.
+
+    Scores fall with the rank (trending's before popular's), so the two read as one list and
+    can follow a model's candidates (see ``_below``)."""
     trending = popularity.trending()
     affinity: dict[str, float] = {}
     if events:
@@ -184,18 +185,28 @@ def _fallback(
                 candidate.score *= weight
                 candidate.reason = "Popular in a category you browsed"
         candidates.sort(key=lambda c: -c.score)
+    candidates += _ranking_candidates(popularity.popular(), "Popular in the shop", category)
+    return list(_below(1.0, candidates))
+
+
+def _below(ceiling: float, candidates: Iterable[Candidate]) -> Iterator[Candidate]:
+    """The candidates in their order, with scores falling from just under ``ceiling``."""
+    for rank, candidate in enumerate(candidates, start=1):
+        yield replace(candidate, score=ceiling * 0.999**rank)
+
+
+def _fallback(
+    scenario: str, limit: int, exclude: set[str], category: str | None, events: list[HistoryEvent]
+) -> RecommendationList:
+    """Trending (led by the categories of the shopper's history, if any), then popular."""
+    candidates = _fallback_candidates(category, events)
     results = finalize(scenario, candidates, limit=limit, exclude=exclude, category=category)
-    source = "trending"
-    if len(results) < limit:
-        more = finalize(
-            scenario,
-            _ranking_candidates(popularity.popular(), "Popular in the shop", category),
-            limit=limit,
-            exclude=exclude | {r.item_id for r in results},
-            category=category,
-        )
-        results += more[: limit - len(results)]
-        source = "trending+popular" if results and more else source
+    reasons = {r.reason for r in results}
+    source = (
+        "trending+popular"
+        if "Popular in the shop" in reasons and len(reasons) > 1
+        else ("popular" if reasons == {"Popular in the shop"} else "trending")
+    )
     return RecommendationList(scenario, results, source)
 
 
@@ -232,9 +243,8 @@ def for_you(
     shopper = as_shopper(who)
     known = activity(shopper) if shopper.is_known else Activity([], set())
     events = known.recent
-    exclude = _taken(shopper, known.purchased)
+    exclude = _taken(shopper, known.purchased) | _looking_at(events, shopper.visitor)
     current = shopper.visitor
-    exclude |= {e.item_id for e in events if current and e.session_key == current}
     model = model if model is not None else active_model()
     if model is not None and events:
         try:
@@ -247,21 +257,49 @@ def for_you(
         if scores is not None:
             window = max(4 * limit, 40) * (8 if category else 1)
             candidates = [Candidate(model.item_ids[i], p) for i, p in scores.top(window)]
+            # Past the model's window (its items out of stock, hidden, capped): the fallbacks
+            # fill the list to its limit, under the same rules.
+            floor = candidates[-1].score if candidates else 1.0
+
+            def then_fallbacks() -> Iterator[Candidate]:  # read only if the model's run dry
+                yield from candidates
+                yield from _below(floor, _fallback_candidates(category, events))
+
             results = finalize(
                 "for_you",
-                candidates,
+                then_fallbacks(),
                 limit=limit,
                 exclude=exclude,
                 category=category,
                 sponsored=_sponsor(model, scores),
-                window=window,
+                window=window + 2 * popularity.TOP,
             )
             _name_reasons(results, scores.explain([r.item_id for r in results if not r.reason]))
             for result in results:
                 result.reason = result.reason or "Picked for you"
             if results:
-                return RecommendationList("for_you", results, "model", model.version_id)
+                filled = any(r.reason.startswith(("Trending", "Popular")) for r in results)
+                return RecommendationList(
+                    "for_you", results, "model+fallbacks" if filled else "model", model.version_id
+                )
     return _fallback("for_you", limit, exclude, category, events)
+
+
+#: Events this recent are what the shopper is looking at now, whichever device sent them.
+VISIT_SECONDS = 30 * 60
+
+
+def _looking_at(events: list[HistoryEvent], visitor: str) -> set[str]:
+    """Items of the shopper's current visit: never recommended back to them "for you".
+
+    The visit is this browser's or device's events, and any event of the last
+    ``VISIT_SECONDS`` (a signed-in app caller has no visitor id), and always the latest one.
+    """
+    if not events:
+        return set()
+    since = time.time() - VISIT_SECONDS
+    looking = {e.item_id for e in events if (visitor and e.session_key == visitor) or e.timestamp >= since}
+    return looking | {events[-1].item_id}
 
 
 def _about_item(item: Any, who: HttpRequest | Shopper | None, limit: Any) -> tuple[int, str, Any, set[str]]:

@@ -71,13 +71,13 @@ def _visits(since: datetime | None) -> Iterator[tuple[str, list[tuple]]]:
 
     A result count is the server's own (pages tracked by the middleware); one an app sent
     through the API is not trusted and reads as unknown."""
-    searches = Event.objects.filter(event_type=EventType.SEARCH).exclude(session_key="")
+    searches = Event.objects.trusted().filter(event_type=EventType.SEARCH).exclude(session_key="")
     if since is not None:
         searches = searches.filter(timestamp__gte=since)
     sessions = list(searches.values_list("session_key", flat=True).distinct())
     types = [EventType.SEARCH, *OUTCOME_WEIGHTS]
     for chunk in _chunks(sessions, SESSION_CHUNK):
-        rows = Event.objects.filter(session_key__in=chunk, event_type__in=types)
+        rows = Event.objects.trusted().filter(session_key__in=chunk, event_type__in=types)
         if since is not None:
             rows = rows.filter(timestamp__gte=since)
         visit: list[tuple] = []
