@@ -4,6 +4,7 @@
 # and, for maintainers:
 #   make bench  run the benchmarks and rewrite BENCHMARKS.md
 #   make load   the 60 s load run under gunicorn; rewrites its section of RELIABILITY.md
+#   make abuse  what it costs to steer others' lists (fake visitors, devices); rewrites its section of RELIABILITY.md
 #   make lint   ruff, and the import contracts of pyproject.toml (lint-imports)
 
 PYTHON ?= python3
@@ -12,7 +13,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test test-postgres test-sqlite lint bench load install
+.PHONY: demo test test-postgres test-sqlite lint bench load abuse install
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,3 +53,7 @@ bench: install
 load: install
 	$(PY) -m pip install --quiet -r bench/requirements.txt
 	$(PY) -m bench load --output RELIABILITY.md
+
+abuse: install
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	$(PY) -m bench abuse --output RELIABILITY.md

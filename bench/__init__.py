@@ -9,5 +9,6 @@ BENCHMARKS.md, keeping the others. Add a suite by writing its module and naming 
 
 #: Suites run by default, in the order of their sections in BENCHMARKS.md.
 SUITES: tuple[str, ...] = ("capture", "learning", "selection", "serving", "suggest")
-#: Suites run only when named: ``load`` writes its section into RELIABILITY.md (``make load``).
-EXTRA_SUITES: tuple[str, ...] = ("load",)
+#: Suites run only when named: ``load`` and ``abuse`` write their sections into RELIABILITY.md
+#: (``make load``, ``make abuse``).
+EXTRA_SUITES: tuple[str, ...] = ("load", "abuse")

@@ -102,6 +102,10 @@ DEFAULTS: dict[str, Any] = {
         "NETWORK_NEW_SHOPPERS_PER_HOUR": 20,
         # Events of all shoppers of one network in a minute.
         "NETWORK_EVENTS_PER_MINUTE": 600,
+        # An anonymous visitor or device counts in others' lists (and in training) once its
+        # first event is this many seconds old: a fresh cookie jar costs nothing, an hour-old
+        # one an hour. Signed-in shoppers count at once (an account is the shop's to guard).
+        "SETTLE_SECONDS": 3600,
     },
     # --- Learning (needs the "ml" extra) ---
     # Train models at all (a system check requires the ml extra when on).

@@ -7,6 +7,8 @@ account they signed in to (``VisitorLink``).
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -28,12 +30,29 @@ ITEM_EVENTS = frozenset({EventType.VIEW, EventType.CART, EventType.PURCHASE, Eve
 
 class EventQuerySet(models.QuerySet):
     def trusted(self) -> EventQuerySet:
-        """Without the events of flagged shoppers (``FlaggedShopper``): what may rank items for
-        other shoppers or train a model. Their events stay stored and still shape their own lists."""
+        """What may rank items for other shoppers or train a model: without the events of
+        flagged shoppers (``FlaggedShopper``) and of anonymous shoppers first seen less than
+        ``VIGILANCE["SETTLE_SECONDS"]`` ago (a fresh cookie jar or device costs nothing; one an
+        hour old costs an hour). Their events stay stored and shape their own lists at once."""
+        from .conf import app_settings
+
         flagged = FlaggedShopper.objects.filter(cleared_at__isnull=True)
-        return self.exclude(session_key__in=flagged.exclude(session_key="").values("session_key")).exclude(
+        events = self.exclude(session_key__in=flagged.exclude(session_key="").values("session_key")).exclude(
             user_id__in=flagged.filter(user_id__isnull=False).values("user_id")
         )
+        settle = app_settings.VIGILANCE.get("SETTLE_SECONDS")
+        if settle:
+            since = timezone.now() - timedelta(seconds=settle)
+            recent = Event.objects.filter(timestamp__gte=since, user__isnull=True).exclude(session_key="")
+            fresh = (
+                Event.objects.filter(session_key__in=recent.values("session_key"))
+                .values("session_key")
+                .annotate(first=models.Min("timestamp"))
+                .filter(first__gte=since)
+                .values("session_key")
+            )
+            events = events.exclude(user__isnull=True, session_key__in=fresh)
+        return events
 
 
 class Event(models.Model):

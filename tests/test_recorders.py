@@ -62,9 +62,10 @@ def test_celery_recorder_goes_through_a_real_worker(celery_worker, browser, reco
     recorder_settings(RECORDER=CELERY_RECORDER, CELERY_QUEUE=celery_worker["queue"])
     assert type(get_recorder()).__name__ == "CeleryRecorder"
     product = factories.product()
-    user = factories.user()
+    user = factories.user("celery-shopper", "pw-celery-123")
     browser.get(reverse("shop:product", kwargs={"pk": product.pk}))
-    browser.force_login(user)
+    # A real login (force_login's request carries no cookies, so no visitor id to merge).
+    browser.post(reverse("login"), {"username": "celery-shopper", "password": "pw-celery-123"})
     browser.post(reverse("shop:cart_add", kwargs={"pk": product.pk}), {"quantity": 1})
     browser.post(reverse("shop:checkout"), {"email": "a@example.com"})
     stored = wait_for(lambda: Event.objects.count() >= 3 and list(Event.objects.order_by("timestamp", "id")))

@@ -534,7 +534,7 @@ def vigilant(recorder_settings):
     """The production limits on (the suite turns them off: all its clients are 127.0.0.1)."""
     from recommendations.conf import DEFAULTS
 
-    recorder_settings(VIGILANCE=DEFAULTS["VIGILANCE"])
+    recorder_settings(VIGILANCE={**DEFAULTS["VIGILANCE"], "SETTLE_SECONDS": None})
 
 
 def test_a_burst_is_flagged_and_left_out_of_everyone_elses_lists(vigilant, admin_client):
@@ -677,3 +677,23 @@ def test_a_signed_in_app_is_never_recommended_what_it_just_viewed(served_model, 
     assert answer.status_code == 202, answer.content
     listed = client.get("/api/v1/recommendations/for-you/", {"limit": 20}).json()["items"]
     assert listed and phone not in [item["item_id"] for item in listed]
+
+
+def test_fresh_visitors_count_for_others_only_once_settled(recorder_settings):
+    """The attack (finding 2) from many addresses: fresh visitors, each from its own network,
+    made an item trend in a minute. A visitor counts for others once its first event is
+    SETTLE_SECONDS old; a signed-in shopper at once; its own lists see it at once."""
+    from recommendations.capture.ingress import track
+    from recommendations.serving import popularity
+
+    recorder_settings(VIGILANCE={"SETTLE_SECONDS": 3600})
+    old_hand, pushed = factories.product(), factories.product()
+    an_hour_ago = timezone.now() - timedelta(hours=2)
+    factories.event("view", item_id="1", session_key="regular", timestamp=an_hour_ago)
+    factories.event("view", item_id=str(old_hand.pk), session_key="regular")
+    for n in range(30):
+        factories.event("view", item_id=str(pushed.pk), session_key=f"fresh-{n}")
+    assert {item for item, _, _ in popularity.trending().items} == {"1", str(old_hand.pk)}
+    track(None, "view", pushed, user=factories.user("member"))
+    popularity.clear()
+    assert str(pushed.pk) in [item for item, _, _ in popularity.trending().items]
