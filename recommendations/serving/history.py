@@ -41,6 +41,7 @@ OVERLAY_SECONDS = 3600
 OVERLAY_TRUST_SECONDS = 120
 #: Erasure marks are kept as long as any cache may hold what they cancel.
 MARK_SECONDS = OVERLAY_SECONDS
+ERASED_ATTR = "_recommendations_erased_at"
 
 
 @dataclass(frozen=True)
@@ -129,10 +130,16 @@ def erased_at(shopper: Shopper) -> float:
     """When this shopper was last erased (Unix seconds; 0: not within the hour). One query."""
     if not shopper.is_known:
         return 0.0
+    memo = getattr(shopper.request, ERASED_ATTR, None) if shopper.request is not None else None
+    if memo is not None and memo[0] == shopper.key:
+        return memo[1]  # read once per request
     latest = ErasureMark.objects.filter(digest__in=[_digest(key) for key in shopper.keys]).aggregate(
         latest=Max("erased_at")
     )["latest"]
-    return latest.timestamp() if latest is not None else 0.0
+    value = latest.timestamp() if latest is not None else 0.0
+    if shopper.request is not None:
+        setattr(shopper.request, ERASED_ATTR, (shopper.key, value))
+    return value
 
 
 def generation(shopper: Shopper) -> str:
