@@ -697,3 +697,23 @@ def test_fresh_visitors_count_for_others_only_once_settled(recorder_settings):
     track(None, "view", pushed, user=factories.user("member"))
     popularity.clear()
     assert str(pushed.pk) in [item for item, _, _ in popularity.trending().items]
+
+
+def test_the_fallback_list_is_filled_to_its_limit_past_the_category_cap(recorder_settings):
+    """Finding 11: a list of 10 came back with 7 when trending's first items shared a category
+    (the cap passed over them and the rest of the candidates were never read)."""
+    from recommendations.serving import services
+
+    recorder_settings(MAX_PER_CATEGORY=4, RESPONSE_CACHE_SECONDS=0)
+    long_ago = timezone.now() - timedelta(days=60)
+    for n in range(45):  # trending: one category only
+        factories.event("view", item_id=str(factories.product().pk), session_key=f"now-{n}")
+    others = [
+        factories.category("furniture.living_room.sofa", "Sofa"),
+        factories.category("appliances.kettle", "Kettle"),
+    ]
+    for n in range(8):  # popular of old, in two other categories
+        item = str(factories.product(category=others[n % 2]).pk)
+        factories.event("view", item_id=item, session_key=f"then-{n}", timestamp=long_ago)
+    listed = services.for_you(None, 10)
+    assert len(listed) == 10 and listed.source == "trending+popular"

@@ -200,7 +200,10 @@ def _fallback(
 ) -> RecommendationList:
     """Trending (led by the categories of the shopper's history, if any), then popular."""
     candidates = _fallback_candidates(category, events)
-    results = finalize(scenario, candidates, limit=limit, exclude=exclude, category=category)
+    # Every candidate may be read: the per-category cap can pass over many of trending's.
+    results = finalize(
+        scenario, candidates, limit=limit, exclude=exclude, category=category, window=max(len(candidates), 1)
+    )
     reasons = {r.reason for r in results}
     source = (
         "trending+popular"
