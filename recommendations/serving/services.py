@@ -204,12 +204,14 @@ def _fallback(
     results = finalize(
         scenario, candidates, limit=limit, exclude=exclude, category=category, window=max(len(candidates), 1)
     )
-    reasons = {r.reason for r in results}
-    source = (
-        "trending+popular"
-        if "Popular in the shop" in reasons and len(reasons) > 1
-        else ("popular" if reasons == {"Popular in the shop"} else "trending")
+    # Which rankings the list drew on: "Popular in the shop" marks popular's items.
+    from_popular = {r.reason == "Popular in the shop" for r in results}
+    source = "+".join(
+        name
+        for name, used in (("trending", False in from_popular), ("popular", True in from_popular))
+        if used
     )
+    source = source or "trending"
     return RecommendationList(scenario, results, source)
 
 
