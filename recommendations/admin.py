@@ -211,13 +211,26 @@ class ModelVersionAdmin(admin.ModelAdmin):
     actions = ("activate_version",)
     change_list_template = "admin/recommendations/modelversion/change_list.html"
     readonly_fields = (
-        "status", "created_at", "activated_at", "promotion_note", "training", "loss_chart", "metrics_chart",
+        "status", "created_at", "activated_at", "promotion_note", "comparison", "training", "stages", "loss_chart", "metrics_chart",
         "metrics_table", "data_start", "holdout_start", "data_end", "event_count", "n_items", "train_seconds",
         "artifact_path", "artifact_size", "params", "error", "sample_recommendations", "click_through",
     )  # fmt: skip
     fieldsets = (
-        (None, {"fields": ("status", "created_at", "activated_at", "promotion_note", "training", "error")}),
-        ("Quality on later data", {"fields": ("metrics_chart", "metrics_table", "loss_chart")}),
+        (
+            None,
+            {
+                "fields": (
+                    "status",
+                    "created_at",
+                    "activated_at",
+                    "promotion_note",
+                    "comparison",
+                    "training",
+                    "error",
+                )
+            },
+        ),
+        ("Quality on later data", {"fields": ("metrics_chart", "metrics_table", "stages", "loss_chart")}),
         ("In the shop", {"fields": ("sample_recommendations", "click_through")}),
         ("Data", {"fields": ("data_start", "holdout_start", "data_end", "event_count", "n_items")}),
         ("Files and parameters", {"fields": ("train_seconds", "artifact_path", "artifact_size", "params")}),
@@ -328,19 +341,98 @@ class ModelVersionAdmin(admin.ModelAdmin):
         if obj.status != ModelVersion.Status.TRAINING:
             return f"{obj.train_seconds:.0f} s" if obj.train_seconds else "-"
         if "epoch" in progress:
-            return f"epoch {progress['epoch']}: loss {progress.get('loss', 0):.4f}, val {progress.get('val_loss', 0):.4f}"
+            val_loss = progress.get("val_loss")
+            validation = "refit on every event" if progress.get("refit") else f"val {val_loss or 0:.4f}"
+            return f"stage {progress.get('stage', '?')} epoch {progress.get('stage_epoch', progress['epoch'])}: loss {progress.get('loss', 0):.4f}, {validation}"
         return str(progress.get("stage", "queued"))
 
     @admin.display(description="loss per epoch")
     def loss_chart(self, obj: ModelVersion) -> str:
         history = obj.history or []
+        evaluated = [row for row in history if not row.get("refit")]
+        refit = [row for row in history if row.get("refit")]
+        labels, marks = [], []
+        for i, row in enumerate(history):
+            stage = row.get("stage", "")
+            number = row.get("stage_epoch", row.get("epoch"))
+            labels.append(f"R{stage}.{number}" if row.get("refit") else f"{stage}.{number}")
+            if i == 0 or (row.get("stage"), row.get("refit")) != (
+                history[i - 1].get("stage"),
+                history[i - 1].get("refit"),
+            ):
+                marks.append((i, f"refit {stage}" if row.get("refit") else f"stage {stage}"))
+        for record in (obj.metrics or {}).get("stages", []):
+            rows = [i for i, row in enumerate(evaluated) if row.get("stage") == record["stage"]]
+            if record.get("best_epoch") and rows:
+                best = rows[0] + record["best_epoch"] - 1
+                marks.append((best, "best" if record["kept"] else "best; rejected"))
+        pad = [None] * len(refit)
         return charts.line_chart(
             {
-                "training loss": [row.get("loss") for row in history],
-                "validation loss": [row.get("val_loss") for row in history],
+                "training loss": [row.get("loss") for row in evaluated] + pad,
+                "validation loss": [row.get("val_loss") for row in evaluated] + pad,
+                "refit on every event": [None] * len(evaluated) + [row.get("loss") for row in refit],
             },
-            title=f"Loss per epoch, version {obj.pk}",
-            x_label="epoch",
+            title=f"Loss per epoch, version {obj.pk} (stage.epoch; R: the refit that ships)",
+            x_label="stage.epoch",
+            x_labels=labels,
+            marks=marks,
+        )
+
+    @admin.display(description="training stages")
+    def stages(self, obj: ModelVersion) -> str:
+        """How each stage ended: kept, or rejected with the weights from before it restored."""
+        records = (obj.metrics or {}).get("stages") or []
+        if not records:
+            return "-"
+        lines = []
+        for record in records:
+            best = (
+                f"best validation loss {record['best_val_loss']:.4f} at epoch {record['best_epoch']} of {record['epochs_run']}"
+                if record.get("best_val_loss") is not None
+                else f"{record['epochs_run']} epochs, no validation slice"
+            )
+            verdict = (
+                "kept"
+                if record["kept"]
+                else "rejected: it did not improve validation loss, so the weights from before it were restored"
+            )
+            lines.append((f"Stage {record['stage']} ({record.get('name', '')})", f"{best}; {verdict}."))
+        if not (obj.metrics or {}).get("learned_mlp", True):
+            lines.append(
+                (
+                    "So",
+                    "this version's MLP and embeddings are untrained: it ranks with popularity, repeats and the item-item priors.",
+                )
+            )
+        if (obj.metrics or {}).get("refit"):
+            lines.append(
+                (
+                    "Shipped",
+                    "refit on every event (holdout included) for the epochs chosen above; the holdout figures are those of the evaluated fit.",
+                )
+            )
+        return format_html("<ul>{}</ul>", format_html_join("", "<li><strong>{}</strong>: {}</li>", lines))
+
+    @admin.display(description="against the version serving then")
+    def comparison(self, obj: ModelVersion) -> str:
+        """Both versions' promotion metric on the same holdout cases."""
+        name = app_settings.PROMOTION_METRIC
+        found = obj.comparison(name)
+        if not found:
+            return "No version was serving (or it could not be scored) when this one was evaluated."
+
+        def shown(value: float | None) -> str:
+            return "-" if value is None else f"{value:.4f}"
+
+        return format_html(
+            "{} on the same {} holdout cases (those after the events v{} was fitted on): this version {}, v{} {}.",
+            name,
+            found["n_cases"],
+            found["version"],
+            shown(found["candidate"]),
+            found["version"],
+            shown(found["active"]),
         )
 
     @admin.display(description="metrics vs baselines")

@@ -20,15 +20,23 @@ def line_chart(
     *,
     title: str,
     x_label: str,
-    width: int = 520,
-    height: int = 240,
+    width: int = 560,
+    height: int = 260,
+    x_labels: Sequence[str] | None = None,
+    marks: Sequence[tuple[int, str]] = (),
 ) -> SafeString:
-    """One line per series over x = 1..n (e.g. loss and validation loss per epoch)."""
+    """One line per series over x = 1..n (e.g. loss and validation loss per epoch).
+
+    ``x_labels`` names the points (default 1..n); ``marks`` draws a dashed vertical line
+    with a label at point ``i`` (0-based), e.g. where a training stage starts.
+    """
     values = _finite([v for line in series.values() for v in line])
     if not values:
         return format_html("<p>{}: no data.</p>", title)
-    left, right, top, bottom = 56, 16, 28, 36
+    # The legend has its own row under the title, so it never covers a line.
+    left, right, top, bottom = 56, 16, 48, 36
     n = max(len(line) for line in series.values())
+    labels = list(x_labels) if x_labels is not None else [str(i + 1) for i in range(n)]
     low, high = min(values), max(values)
     if high == low:
         high = low + 1.0
@@ -49,8 +57,18 @@ def line_chart(
         f'<text x="{left - 6}" y="{y(low) + 4:.1f}" text-anchor="end">{low:.3g}</text>',
         f'<text x="{(width + left) / 2:.0f}" y="{height - 6}" text-anchor="middle">{escape(x_label)}</text>',
     ]
-    for i in range(n):
-        parts.append(f'<text x="{x(i):.1f}" y="{height - bottom + 14}" text-anchor="middle">{i + 1}</text>')
+    step = max(1, -(-n // 16))  # at most ~16 tick labels
+    for i in range(0, n, step):
+        label = labels[i] if i < len(labels) else str(i + 1)
+        parts.append(
+            f'<text x="{x(i):.1f}" y="{height - bottom + 14}" text-anchor="middle">{escape(label)}</text>'
+        )
+    for i, label in marks:
+        parts.append(
+            f'<line x1="{x(i):.1f}" y1="{top}" x2="{x(i):.1f}" y2="{height - bottom}" stroke="#666" '
+            'stroke-dasharray="4 3"/>'
+            f'<text x="{x(i) + 3:.1f}" y="{top + 10}" fill="#444">{escape(label)}</text>'
+        )
     for line, colour in zip(series.values(), PALETTE, strict=False):
         points = " ".join(
             f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(line) if v is not None and math.isfinite(v)
@@ -59,10 +77,11 @@ def line_chart(
         for i, v in enumerate(line):
             if v is not None and math.isfinite(v):
                 parts.append(f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="3" fill="{colour}"/>')
-    legend_x = width - right - 150
-    for row, (name, colour) in enumerate(zip(series, PALETTE, strict=False)):
-        parts.append(f'<rect x="{legend_x}" y="{top + row * 16}" width="10" height="10" fill="{colour}"/>')
-        parts.append(f'<text x="{legend_x + 14}" y="{top + row * 16 + 9}">{escape(name)}</text>')
+    legend_x = left
+    for name, colour in zip(series, PALETTE, strict=False):
+        parts.append(f'<rect x="{legend_x}" y="{top - 20}" width="10" height="10" fill="{colour}"/>')
+        parts.append(f'<text x="{legend_x + 14}" y="{top - 11}">{escape(name)}</text>')
+        legend_x += 24 + 7 * len(name)
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308  (every label above is escaped)
 

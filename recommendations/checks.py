@@ -98,6 +98,20 @@ def check_training(app_configs: Any = None, **kwargs: Any) -> list:
         errors.append(
             Error("RECOMMENDATIONS['HOLDOUT_FRACTION'] must be in [0, 1).", id="recommendations.E011")
         )
+    min_cases = app_settings.PROMOTION_MIN_CASES
+    if (
+        not isinstance(min_cases, int)
+        or isinstance(min_cases, bool)
+        or min_cases < 0
+        or not isinstance(app_settings.REFIT_ON_ALL_EVENTS, bool)
+    ):
+        errors.append(
+            Error(
+                "RECOMMENDATIONS['PROMOTION_MIN_CASES'] must be a whole number ≥ 0 and "
+                "RECOMMENDATIONS['REFIT_ON_ALL_EVENTS'] True or False.",
+                id="recommendations.E011",
+            )
+        )
     if not 0 < float(app_settings.HOLDOUT_MAX_SHOPPER_SHARE) <= 1:
         errors.append(
             Error(

@@ -131,9 +131,17 @@ DEFAULTS: dict[str, Any] = {
     # Cut-off k of the holdout metrics.
     "EVALUATION_K": 20,
     # A new version is activated only if this holdout metric ("variant:metric", variants
-    # "all" and "new") is at least the active version's plus PROMOTION_MARGIN.
+    # "all" and "new") is at least the active version's plus PROMOTION_MARGIN, both scored
+    # on the same cases: those of the new holdout after the last event the active version
+    # was fitted on. With fewer than PROMOTION_MIN_CASES of them it is kept ready (the
+    # admin says so; activate it by hand).
     "PROMOTION_METRIC": "new:mrr@20",
     "PROMOTION_MARGIN": 0.0,
+    "PROMOTION_MIN_CASES": 30,
+    # After evaluation, fit the version that ships again on every event, holdout included,
+    # for the epochs evaluation chose: the newest items and days reach serving. Its holdout
+    # figures stay those of the evaluated fit. False ships the evaluated fit itself.
+    "REFIT_ON_ALL_EVENTS": True,
     # Versions kept (active, ready, retired and failed); older ones and their files are deleted.
     "KEEP_VERSIONS": 5,
     # Storage alias (settings.STORAGES) and folder where model files are written.

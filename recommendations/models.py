@@ -8,6 +8,7 @@ account they signed in to (``VisitorLink``).
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -263,6 +264,29 @@ class ModelVersion(models.Model):
     def metric(self, name: str) -> float | None:
         """A holdout metric of this version's own model, as ``variant:metric`` (``new:mrr@20``)."""
         return self._scores(name).get((self.metrics or {}).get("model", ""))
+
+    def comparison(self, name: str) -> dict[str, Any] | None:
+        """This model and the version active when it trained, on the same holdout cases.
+
+        ``{"version", "n_cases", "candidate", "active"}`` for the metric ``variant:metric``,
+        or None when the active version was not scored (none was active, or its files
+        could not be read).
+        """
+        reference = (self.metrics or {}).get("reference") or {}
+        variant, _, metric = name.partition(":")
+        try:
+            data = reference["variants"][variant]
+            models = data["models"]
+        except (KeyError, TypeError):
+            return None
+        own = models.get((self.metrics or {}).get("model", ""), {})
+        theirs = models.get(reference.get("model", ""), {})
+        return {
+            "version": reference.get("version"),
+            "n_cases": int(data.get("n_cases") or 0),
+            "candidate": own.get(metric),
+            "active": theirs.get(metric),
+        }
 
     def best_baseline_metric(self, name: str) -> float | None:
         """The best value of that metric among the baselines evaluated beside the model."""

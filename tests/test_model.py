@@ -92,6 +92,37 @@ def test_score_returns_a_fresh_array(trained):
     assert not np.array_equal(model.score(batch), first)
 
 
+def test_a_saved_version_scores_cases_numbered_by_another_fit(trained):
+    """Promotion scores the active version on a candidate's cases: same scores, other numbering."""
+    from types import SimpleNamespace
+
+    from recommendations.ml.exported import SavedModel, SavedRecommender
+
+    model, cases = trained
+    vocabulary = {
+        "preprocessor": {"item_ids": [str(i) for i in range(1, 201)], "category_ids": []},
+        "feature_spec": model.feature_spec_.to_json(),
+        "item_features": model.item_features_.to_json(),
+    }
+    saved = SavedRecommender(SavedModel.from_bundle(model.export_weights(), vocabulary))
+    # The candidate numbers the same items backwards and knows one more, "new", at index 1.
+    candidate_ids = ["new", *(str(i) for i in range(200, 0, -1))]
+    saved.fit_preprocessed(None, SimpleNamespace(item_ids_=np.array(candidate_ids, dtype=object)))
+    to_candidate = np.zeros(201, np.int64)
+    to_candidate[1:] = [candidate_ids.index(str(i)) + 1 for i in range(1, 201)]
+    batch = cases.take(slice(0, 32))
+    renumbered = batch.take(slice(None))
+    renumbered.items = to_candidate[batch.items].astype(np.int32)
+    # An item the saved version never saw, early in one history, drops out as in serving.
+    renumbered.items[0, 0] = 1 if renumbered.items[0, 0] == 0 else renumbered.items[0, 0]
+    scores = saved.score(renumbered)
+    expected = model.score(batch)
+    np.testing.assert_allclose(scores[:, to_candidate[1:]], expected[:, 1:], rtol=1e-5, atol=1e-5)
+    assert np.isneginf(scores[:, 1]).all()  # "new": never recommended by the saved version
+    with pytest.raises(TypeError, match="already fitted"):
+        saved.fit(None, 3)
+
+
 def test_keras_file_round_trips(trained, tmp_path):
     import keras
 

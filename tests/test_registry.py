@@ -30,20 +30,30 @@ FAST_MODEL = {
 }
 
 
-def planted_events(n_sessions: int = 120, n_items: int = 30) -> None:
-    """Sessions where item i is followed by item i+1, spread over the last few days."""
-    start = timezone.now() - timedelta(days=3)
+def planted_events(
+    n_sessions: int = 120,
+    n_items: int = 30,
+    *,
+    step: int = 1,
+    start=None,
+    minutes_apart: float = 30,
+    prefix: str = "session",
+    item_prefix: str = "",
+) -> None:
+    """Sessions where item i is followed by item i+step, spread over the last few days."""
+    start = start or timezone.now() - timedelta(days=3)
     rows = []
     for s in range(n_sessions):
-        first = s % (n_items - 4) + 1
+        first = s % (n_items - 4 * step) + 1
         for j in range(4):
+            item = first + j * step
             rows.append(
                 Event(
                     event_type="view",
-                    item_id=str(first + j),
-                    session_key=f"session-{s}",
-                    category_id=f"cat-{(first + j) % 3}",
-                    timestamp=start + timedelta(minutes=30 * s + j),
+                    item_id=f"{item_prefix}{item}",
+                    session_key=f"{prefix}-{s}",
+                    category_id=f"cat-{item % 3}",
+                    timestamp=start + timedelta(minutes=minutes_apart * s + j),
                 )
             )
     Event.objects.bulk_create(rows)
@@ -70,25 +80,36 @@ def test_train_version_produces_an_active_version_with_files_and_metrics(learnin
     )
     assert version.metric("new:mrr@20") is not None
     assert len(version.history) >= 1 and "val_loss" in version.history[0]
-    assert version.event_count == 480 and 20 <= version.n_items <= 30  # items seen before the holdout
+    assert version.event_count == 480 and version.n_items == 29  # the shipped refit knows every item
     assert version.data_start < version.holdout_start < version.data_end
     bundle = artifacts.load_bundle(version.artifact_path, with_keras=True)
     assert bundle.vocabulary["preprocessor"]["item_ids"]
     assert bundle.weights["item_embedding"].shape == (version.n_items + 1, 16)
+    assert {record["stage"] for record in version.metrics["stages"]} == {1, 2}
     assert bundle.keras_model is not None
     assert "Activated" in version.promotion_note
 
 
+def later_events(**kwargs) -> None:
+    """More sessions in the last 12 hours: the next holdout, after what the active version saw."""
+    planted_events(start=timezone.now() - timedelta(hours=12), minutes_apart=5, prefix="later", **kwargs)
+
+
 @pytest.mark.django_db
-def test_a_worse_version_stays_ready_and_says_why(learning):
+def test_a_worse_version_stays_ready_and_says_why_on_the_same_cases(learning):
     planted_events()
     first = registry.train_version(registry.request_training()[0].pk)
-    ModelVersion.objects.filter(pk=first.pk).update(
-        metrics={**first.metrics, "variants": {"new": {"models": {"mlp_attention": {"mrr@20": 2.0}}}}}
-    )
-    second = registry.train_version(registry.request_training()[0].pk)
-    assert second.status == Status.READY
+    assert first.status == Status.ACTIVE
+    later_events()
+    # No training at all (no stages, no priors): popularity only, worse on the same cases.
+    crippled = {**FAST_MODEL, "epochs": 0, "scalar_epochs": 0, "n_neighbours": 0, "repeat": False}
+    second = registry.train_version(registry.request_training(params=crippled)[0].pk)
+    assert second.status == Status.READY, second.promotion_note
+    found = second.comparison("new:mrr@20")
+    assert found["version"] == first.pk and found["n_cases"] >= 30
+    assert found["candidate"] < found["active"]
     assert "Kept ready" in second.promotion_note and f"v{first.pk}" in second.promotion_note
+    assert f"same {found['n_cases']} holdout cases" in second.promotion_note
     assert registry.active_version().pk == first.pk
     registry.activate(second)  # a manual activation (or rollback) still works
     assert registry.active_version().pk == second.pk
@@ -96,6 +117,75 @@ def test_a_worse_version_stays_ready_and_says_why(learning):
     assert first.status == Status.RETIRED
     registry.activate(first)  # roll back
     assert registry.active_version().pk == first.pk
+
+
+@pytest.mark.django_db
+def test_promotion_scores_both_versions_on_the_same_holdout_cases(learning):
+    """A better candidate is promoted even when the active version's old figure was higher."""
+    planted_events(step=2)  # the old shop: item i is followed by item i+2
+    first = registry.train_version(registry.request_training()[0].pk)
+    assert first.status == Status.ACTIVE
+    # Its own (easier, older) holdout said 2.0: a comparison of figures would keep it forever.
+    ModelVersion.objects.filter(pk=first.pk).update(
+        metrics={**first.metrics, "variants": {"new": {"models": {"mlp_attention": {"mrr@20": 2.0}}}}}
+    )
+    later_events(n_sessions=240)  # the shop now: i is followed by i+1
+    second = registry.train_version(registry.request_training()[0].pk)
+    found = second.comparison("new:mrr@20")
+    assert found["version"] == first.pk and found["n_cases"] >= 30
+    assert found["candidate"] > found["active"]
+    assert second.status == Status.ACTIVE, second.promotion_note
+    assert f"same {found['n_cases']} holdout cases" in second.promotion_note
+    # The first version was never judged on events it was fitted on.
+    assert second.metrics["reference"]["after"] == pytest.approx(
+        timezone.datetime.fromisoformat(first.metrics["fitted_through"]).timestamp()
+    )
+
+
+@pytest.mark.django_db
+def test_retraining_on_the_same_events_keeps_the_active_version_and_says_why(learning):
+    planted_events()
+    first = registry.train_version(registry.request_training()[0].pk)
+    second = registry.train_version(registry.request_training()[0].pk)
+    assert second.status == Status.READY
+    assert "only 0 new holdout cases come after the events" in second.promotion_note
+    assert registry.active_version().pk == first.pk
+
+
+@pytest.mark.django_db
+def test_the_shipped_model_knows_an_item_that_first_appears_in_the_holdout(learning):
+    from recommendations.serving import loader
+
+    planted_events()
+    later_events(n_sessions=12, item_prefix="new-")  # items new-1 ... exist only in the holdout
+    version = registry.train_version(registry.request_training()[0].pk)
+    assert version.status == Status.ACTIVE, version.error
+    assert version.metrics["refit"] and version.metrics["fitted_through"]
+    model = loader.load_version(version)
+    assert "new-1" in model.index_of and "1" in model.index_of
+    assert version.n_items == model.n_items
+    # The evaluated fit never saw them: the holdout is still later data for its figures.
+    assert version.history[-1]["refit"] and not version.history[0].get("refit")
+
+
+@pytest.mark.django_db
+def test_a_rejected_stage_is_logged_recorded_and_shown(learning, admin_client, caplog):
+    planted_events()
+    # A learning rate this large makes stage 2 (embeddings and MLP) worse on validation.
+    params = {**FAST_MODEL, "learning_rate": 5.0, "epochs": 2, "scalar_epochs": 2}
+    with caplog.at_level("WARNING", logger="recommendations.ml.training"):
+        version = registry.train_version(registry.request_training(params=params)[0].pk)
+    assert version.status == Status.ACTIVE, version.error
+    stages = {record["stage"]: record for record in version.metrics["stages"]}
+    assert stages[1]["kept"] and not stages[2]["kept"], stages
+    assert version.metrics["learned_mlp"] is False
+    assert "Stage 2 (embeddings and MLP) rejected" in caplog.text
+    # The refit that ships repeats the choice: no stage-2 epochs.
+    assert all(row["stage"] == 1 for row in version.history if row.get("refit"))
+    page = admin_client.get(reverse("admin:recommendations_modelversion_change", args=[version.pk]))
+    assert b"rejected: it did not improve validation loss" in page.content
+    assert b"MLP and embeddings are untrained" in page.content
+    assert b"best; rejected" in page.content  # marked on the loss chart
 
 
 @pytest.mark.django_db

@@ -3,8 +3,10 @@
 The training lock is a row: a ``ModelVersion`` with ``running=True`` (unique), so two
 retrain requests from two processes train once. ``train_version`` reads the events, keeps
 the latest ``HOLDOUT_FRACTION`` back, trains the model and the baselines on the rest,
-evaluates all of them on the holdout, writes the files, and activates the version only if
-its ``PROMOTION_METRIC`` is at least the active version's plus ``PROMOTION_MARGIN``.
+evaluates all of them on the holdout (the active version too, on the same cases), refits
+the model on every event with the epochs evaluation chose, writes the files, and
+activates the version only if its ``PROMOTION_METRIC`` on those cases is at least the
+active version's plus ``PROMOTION_MARGIN``.
 Everything heavy lives in ``ml``; this module is the Django side of it.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.cache import cache
@@ -120,7 +122,7 @@ def _train(version: ModelVersion) -> None:
         raise TrainingError("the events span too short a time to keep a later holdout apart")
 
     def epoch(row: dict[str, Any]) -> None:
-        _report(version.pk, stage="training", **row)
+        _report(version.pk, **row)  # "stage" is the training stage, 1 or 2
 
     model = NextItemRecommender(**{**app_settings.MODEL, **version.params}, progress=epoch)
     ModelVersion.objects.filter(pk=version.pk).update(
@@ -131,6 +133,7 @@ def _train(version: ModelVersion) -> None:
         event_count=len(frame),
     )
     preprocessor = Preprocessor(**app_settings.PREPROCESSING)
+    serving, fitted_through = _serving_reference(version)
     evaluation = run_evaluation(
         train,
         holdout,
@@ -138,18 +141,62 @@ def _train(version: ModelVersion) -> None:
         models={**{name: cls() for name, cls in BASELINES.items()}, MODEL_NAME: model},
         preprocessor=preprocessor,
         progress=lambda message: _report(version.pk, stage=message),
+        reference=serving[1] if serving else None,
+        reference_after=fitted_through,
     )
+    if serving:
+        evaluation["reference"]["version"] = serving[0]
+    metrics = {**evaluation, "model": MODEL_NAME, "stages": model.stages_, "learned_mlp": model.learned_mlp}
+    history, shipped, shipped_preprocessor = model.history_, model, preprocessor
+    if app_settings.REFIT_ON_ALL_EVENTS:
+        # The version that ships has seen every event, the holdout's newest items included,
+        # trained for the epochs evaluation chose; its holdout figures are the evaluated fit's.
+        _report(version.pk, stage="refitting on every event")
+        shipped_preprocessor = Preprocessor(**app_settings.PREPROCESSING)
+        shipped = NextItemRecommender(
+            **model.refit_params(), progress=lambda row: _report(version.pk, **row, refit=True)
+        )
+        shipped.fit_preprocessed(shipped_preprocessor.fit_transform(frame), shipped_preprocessor)
+        history = [*history, *({**row, "refit": True} for row in shipped.history_)]
+    metrics["fitted_through"] = (times.max() if app_settings.REFIT_ON_ALL_EVENTS else cut).isoformat()
+    metrics["refit"] = bool(app_settings.REFIT_ON_ALL_EVENTS)
     _report(version.pk, stage="writing files")
-    folder, size = artifacts.save_bundle(version.pk, bundle_of(model, preprocessor))
+    folder, size = artifacts.save_bundle(version.pk, bundle_of(shipped, shipped_preprocessor))
     ModelVersion.objects.filter(pk=version.pk).update(
         status=Status.READY,
-        metrics={**evaluation, "model": MODEL_NAME},
-        history=model.history_,
-        n_items=preprocessor.n_items_,
+        metrics=metrics,
+        history=history,
+        n_items=shipped_preprocessor.n_items_,
         artifact_path=folder,
         artifact_size=size,
-        progress={"stage": "done", "epochs": len(model.history_)},
+        progress={"stage": "done", "epochs": len(history)},
     )
+
+
+def _fitted_through(version: ModelVersion) -> float | None:
+    """Unix seconds of the last event ``version`` was fitted on (None: unknown)."""
+    recorded = (version.metrics or {}).get("fitted_through")
+    if recorded:
+        return datetime.fromisoformat(recorded).timestamp()
+    # Versions trained before the refit existed were fitted on the events before their holdout.
+    moment = version.holdout_start or version.data_end
+    return moment.timestamp() if moment else None
+
+
+def _serving_reference(candidate: ModelVersion) -> tuple[tuple[int, Any] | None, float | None]:
+    """((active version id, its files as a recommender), end of its data), or (None, None)."""
+    current = active_version()
+    if current is None or current.pk == candidate.pk or not current.artifact_path:
+        return None, None
+    from ..ml.exported import SavedModel, SavedRecommender
+
+    try:
+        bundle = artifacts.load_bundle(current.artifact_path)
+        saved = SavedModel.from_bundle(bundle.weights, bundle.vocabulary)
+    except (artifacts.ArtifactError, KeyError, TypeError, ValueError) as exc:
+        logger.warning("The serving version %s cannot be scored on the new holdout: %s", current.pk, exc)
+        return None, None
+    return (current.pk, SavedRecommender(saved)), _fitted_through(current)
 
 
 def bundle_of(model: Any, preprocessor: Any) -> artifacts.Bundle:
@@ -194,23 +241,44 @@ def activate(version: ModelVersion, note: str = "") -> ModelVersion:
 
 
 def promote_if_better(version: ModelVersion) -> bool:
-    """Activate ``version`` if its holdout metric beats the active one's; note why either way."""
+    """Activate ``version`` if it beats the active one on the same holdout cases; note why.
+
+    Both are scored on the candidate's holdout, on the cases after the last event the
+    active version was fitted on (see ``run_evaluation``'s ``reference``): a harder or an
+    easier window cannot decide, and the active version is never judged on its own
+    training data. Fewer than ``PROMOTION_MIN_CASES`` such cases: kept ready, said why.
+    """
     name, margin = app_settings.PROMOTION_METRIC, app_settings.PROMOTION_MARGIN
     value = version.metric(name)
     current = active_version()
-    current_value = current.metric(name) if current else None
     if value is None:
         note = f"Not activated: it has no {name} metric."
-    elif current is None or current_value is None:
+    elif current is None:
         activate(version, f"Activated: {name} {value:.4f}; no active version to compare with.")
         return True
-    elif value >= current_value + margin:
-        activate(
-            version, f"Activated: {name} {value:.4f} ≥ v{current.pk}'s {current_value:.4f} + margin {margin}."
-        )
-        return True
     else:
-        note = f"Kept ready: {name} {value:.4f} < v{current.pk}'s {current_value:.4f} + margin {margin}."
+        comparison = version.comparison(name)
+        if comparison is None or comparison["version"] != current.pk:
+            note = (
+                f"Kept ready: v{current.pk} could not be scored on this version's holdout, so the two "
+                "were not compared; activate it by hand if it should serve."
+            )
+        elif comparison["n_cases"] < app_settings.PROMOTION_MIN_CASES or comparison["active"] is None:
+            note = (
+                f"Kept ready: only {comparison['n_cases']} {name.partition(':')[0]} holdout cases come after "
+                f"the events v{current.pk} was fitted on (at least {app_settings.PROMOTION_MIN_CASES} are "
+                "needed to compare the two fairly); retrain when more events have arrived, or activate it by hand."
+            )
+        else:
+            ours, theirs, n = comparison["candidate"], comparison["active"], comparison["n_cases"]
+            same = f"on the same {n} holdout cases"
+            if ours is not None and ours >= theirs + margin:
+                activate(
+                    version,
+                    f"Activated: {name} {ours:.4f} ≥ v{current.pk}'s {theirs:.4f} + margin {margin}, {same}.",
+                )
+                return True
+            note = f"Kept ready: {name} {ours or 0:.4f} < v{current.pk}'s {theirs:.4f} + margin {margin}, {same}."
     ModelVersion.objects.filter(pk=version.pk).update(promotion_note=note)
     return False
 

@@ -27,6 +27,8 @@ pd = require("ml", "pandas")
 
 VARIANTS = ("all", "new")
 MODEL_NAME = "mlp_attention"
+#: The version serving now, scored beside a candidate on the candidate's holdout.
+REFERENCE_NAME = "serving_version"
 METRICS = ("hr", "mrr", "ndcg", "coverage", "novelty")
 MAX_CHUNK_CELLS = 1 << 26
 
@@ -210,6 +212,8 @@ def run_evaluation(
     progress: Progress | None = None,
     preprocessor: Any = None,
     per_case: bool = False,
+    reference: Recommender | None = None,
+    reference_after: float | None = None,
 ) -> dict[str, Any]:
     """Fit on ``train_frame``, evaluate on ``test_frame`` (canonical frames, split by time).
 
@@ -217,6 +221,12 @@ def run_evaluation(
     ``None`` runs every baseline and the learned model when it can be imported. Pass an
     unfitted ``preprocessor`` to keep it (fitted here) for the model's files. ``per_case``:
     see ``evaluate``.
+
+    ``reference``: an already fitted recommender (the version serving now) to compare with
+    the learned model on the same cases, those whose next item comes after
+    ``reference_after`` (Unix seconds: the end of the events it was fitted on, so it is
+    never judged on what it learned from). The result's ``"reference"`` holds that
+    comparison, models named ``MODEL_NAME`` and ``REFERENCE_NAME``.
     """
 
     def say(message: str) -> None:
@@ -270,13 +280,29 @@ def run_evaluation(
         train_seconds=seconds,
         per_case=per_case,
     )
-    return {
+    result = {
         "n_cases": len(cases),
         "n_skipped": int(built.n_skipped),
         "n_sessions": int(built.n_sessions),
         "k": int(k),
         "variants": variants,
     }
+    if reference is not None:
+        say("Scoring the version serving now on the same cases ...")
+        reference.fit_preprocessed(train, preprocessor)
+        later = cases if reference_after is None else cases.take(np.flatnonzero(cases.now > reference_after))
+        compared = {REFERENCE_NAME: reference}
+        if MODEL_NAME in instances:
+            compared = {MODEL_NAME: instances[MODEL_NAME], **compared}
+        result["reference"] = {
+            "model": REFERENCE_NAME,
+            "after": reference_after,
+            "n_cases": len(later),
+            "variants": evaluate(
+                compared, later, k=k, item_popularity=preprocessor.item_popularity_, n_items=n_items
+            ),
+        }
+    return result
 
 
 def _cell(value: float | None, digits: int = 4) -> str:

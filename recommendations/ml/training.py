@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[dict[str, Any]], None]
 #: Float weights of the model that are data, never trained.
 FIXED = ("item_log_probability", "prior_scores")
+#: The two training stages, as logs, the admin and the loss chart name them.
+STAGE_NAMES = {1: "scalars: popularity, repeat and prior weights", 2: "embeddings and MLP"}
 
 
 class EpochProgress(keras.callbacks.Callback):
@@ -38,29 +40,44 @@ class EpochProgress(keras.callbacks.Callback):
         self.n_samples = n_samples
         self.report = report
         self.epochs: list[dict[str, Any]] = []
+        self.stage = 0
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.started = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         seconds = time.perf_counter() - self.started
+        logs = logs or {}
         row = {
-            "epoch": epoch + 1,
-            "loss": float((logs or {}).get("loss", float("nan"))),
-            "val_loss": float((logs or {}).get("val_loss", float("nan"))),
+            "epoch": len(self.epochs) + 1,
+            "stage": self.stage,
+            "stage_epoch": epoch + 1,
+            # None without a validation slice (the refit on every event) or when a loss
+            # diverged: JSON has no NaN.
+            "loss": _finite_or_none(logs.get("loss")),
+            "val_loss": _finite_or_none(logs.get("val_loss")),
             "seconds": round(seconds, 3),
             "samples_per_second": round(self.n_samples / seconds, 1) if seconds else None,
         }
         self.epochs.append(row)
-        logger.info(
-            "epoch %d: loss %.4f, val_loss %.4f, %.0f samples/s",
-            row["epoch"],
-            row["loss"],
-            row["val_loss"],
-            row["samples_per_second"] or 0,
-        )
+        logger.info("%s", describe_epoch(row))
         if self.report:
             self.report(row)
+
+
+def _finite_or_none(value: Any) -> float | None:
+    return None if value is None or not np.isfinite(float(value)) else float(value)
+
+
+def describe_epoch(row: dict[str, Any]) -> str:
+    """One line per epoch, naming its stage: what logs, commands and the admin print."""
+    stage = row.get("stage")
+    where = f"stage {stage} ({STAGE_NAMES.get(stage, '?')}) epoch {row.get('stage_epoch', row.get('epoch'))}"
+    val_loss = row.get("val_loss")
+    validation = "no validation" if val_loss is None else f"val_loss {val_loss:.4f}"
+    speed = f", {row['samples_per_second']:,.0f} samples/s" if row.get("samples_per_second") else ""
+    loss = "diverged" if row.get("loss") is None else f"{row['loss']:.4f}"
+    return f"{where}: loss {loss}, {validation}{speed}"
 
 
 class NextItemRecommender(Recommender):
@@ -224,6 +241,7 @@ class NextItemRecommender(Recommender):
         validation = (*self._xy(val_cases), val_cases.weights) if n_val else None
         scalars = {id(v) for v in self.model_.scalar_variables()}
         best = float("inf")
+        stages: list[dict[str, Any]] = []
         # Stage 1 fits only the few scalars (popularity, repeat and prior weights) to convergence;
         # stage 2 adds the embeddings and the MLP, and is kept only if validation improves.
         for stage, epochs in ((1, self.scalar_epochs), (2, self.epochs)):
@@ -247,6 +265,7 @@ class NextItemRecommender(Recommender):
                 )
             before = self.model_.get_weights()
             done = len(progress.epochs)
+            progress.stage = stage
             self.model_.fit(
                 x,
                 y,
@@ -258,18 +277,17 @@ class NextItemRecommender(Recommender):
                 shuffle=True,
                 verbose=0,
             )
-            for row in progress.epochs[done:]:
-                row["stage"] = stage
-            stage_best = min((row["val_loss"] for row in progress.epochs[done:]), default=float("inf"))
-            if n_val and stage_best > best:
-                self.model_.set_weights(before)
-            best = min(best, stage_best)
+            rows = progress.epochs[done:]
+            stages.append(self._stage_record(stage, rows, best, before if n_val else None))
+            if stages[-1]["kept"] and stages[-1]["best_val_loss"] is not None:
+                best = stages[-1]["best_val_loss"]
         if self.prior_cut_ is not None:
             self.model_.set_priors(*item_priors(train, n_items, self.priors_, self.n_neighbours))
         if self.model_.mixture and self.gate_shift:
             shift = np.eye(1, self.model_.mix.units, dtype=np.float32)[0] * np.float32(self.gate_shift)
             self.model_.mix.bias.assign(self.model_.mix.bias + shift)
         self.history_ = progress.epochs
+        self.stages_ = stages
         self.n_train_cases_ = len(fit_cases)
         self.n_validation_cases_ = len(val_cases)
         seconds = [row["seconds"] for row in self.history_]
@@ -279,6 +297,63 @@ class NextItemRecommender(Recommender):
         self.tower_ = NumpyTower(self.export_weights())
         self.train_seconds_ = time.perf_counter() - started
         return self
+
+    def _stage_record(
+        self, stage: int, rows: list[dict[str, Any]], best_before: float, before: list | None
+    ) -> dict[str, Any]:
+        """What a stage did; a stage that did not beat the one before gives its weights back."""
+        losses = [np.nan if row["val_loss"] is None else row["val_loss"] for row in rows]
+        record: dict[str, Any] = {
+            "stage": stage,
+            "name": STAGE_NAMES.get(stage, f"stage {stage}"),
+            "epochs_run": len(rows),
+            "best_epoch": None,
+            "best_val_loss": None,
+            "kept": True,
+        }
+        if before is None or not rows:  # no validation slice: every epoch is kept
+            return record
+        if np.isfinite(losses).any():
+            best_index = int(np.nanargmin(losses))
+            record["best_epoch"] = best_index + 1
+            record["best_val_loss"] = float(losses[best_index])
+        if record["best_val_loss"] is None or not record["best_val_loss"] < best_before:
+            self.model_.set_weights(before)
+            record["kept"] = False
+            logger.warning(
+                "Stage %d (%s) rejected: its best validation loss %s (epoch %s) is not below %.4f "
+                "before it; the weights from before it were restored.",
+                stage, record["name"], record["best_val_loss"] or "diverged", record["best_epoch"] or "-",
+                best_before,
+            )  # fmt: skip
+        else:
+            logger.info(
+                "Stage %d (%s) kept: best validation loss %.4f at its epoch %d of %d.",
+                stage, record["name"], record["best_val_loss"], record["best_epoch"], len(rows),
+            )  # fmt: skip
+        return record
+
+    @property
+    def learned_mlp(self) -> bool:
+        """Whether the embeddings and the MLP were trained and kept (stage 2 not rejected)."""
+        return any(
+            record["stage"] == 2 and record["kept"] and record["epochs_run"] for record in self.stages_
+        )
+
+    def refit_params(self) -> dict[str, Any]:
+        """Parameters that repeat this fit on more events without a validation slice.
+
+        Each stage runs for the epochs that were best on validation, a rejected stage for
+        none, so the refit on every event (holdout included) ships what evaluation chose.
+        """
+        epochs = {record["stage"]: record["best_epoch"] or record["epochs_run"] for record in self.stages_}
+        kept = {record["stage"]: record["kept"] for record in self.stages_}
+        return {
+            **self.get_params(),
+            "scalar_epochs": epochs.get(1, 0) if kept.get(1, False) else 0,
+            "epochs": epochs.get(2, 0) if kept.get(2, False) else 0,
+            "validation_fraction": 0.0,
+        }
 
     def fit_preprocessed(self, train: pd.DataFrame, preprocessor: Any) -> NextItemRecommender:
         return self.fit(train, int(preprocessor.n_items_), ItemFeatures.from_preprocessor(preprocessor))

@@ -51,28 +51,21 @@ class ServingModel:
     @classmethod
     def from_bundle(cls, version_id: int, bundle: Any) -> ServingModel:
         # numpy (the ml extra) loads only once a version is served: a shop without it still starts.
-        from ..ml.features import FeatureSpec, ItemFeatures
-        from ..ml.tower import NumpyTower
+        from ..ml.exported import SavedModel
 
-        vocabulary = bundle.vocabulary
-        preprocessor = vocabulary["preprocessor"]
-        item_ids = [""] + [str(item) for item in preprocessor["item_ids"]]
-        categories = [""] + [str(category) for category in preprocessor["category_ids"]]
-        item_features = ItemFeatures.from_json(vocabulary["item_features"])
-        tower = NumpyTower(bundle.weights)
-        if tower.item_table.shape[0] != len(item_ids):
-            raise ValueError(
-                f"the item table has {tower.item_table.shape[0]} rows for {len(item_ids)} item ids"
-            )
+        saved = SavedModel.from_bundle(bundle.weights, bundle.vocabulary)
+        categories = saved.category_ids
         return cls(
             version_id=version_id,
-            tower=tower,
-            item_ids=item_ids,
-            index_of={item: index for index, item in enumerate(item_ids) if index},
-            category_of=[categories[c] if 0 <= c < len(categories) else "" for c in item_features.category],
+            tower=saved.tower,
+            item_ids=saved.item_ids,
+            index_of={item: index for index, item in enumerate(saved.item_ids) if index},
+            category_of=[
+                categories[c] if 0 <= c < len(categories) else "" for c in saved.item_features.category
+            ],
             category_list=categories,
-            spec=FeatureSpec.from_json(vocabulary["feature_spec"]),
-            item_features=item_features,
+            spec=saved.spec,
+            item_features=saved.item_features,
         )
 
 

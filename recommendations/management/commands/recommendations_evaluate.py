@@ -81,10 +81,9 @@ class Command(BaseCommand):
                 params["epochs"] = options["epochs"]
                 params["scalar_epochs"] = min(options["epochs"], planned[MODEL_NAME].scalar_epochs)
             if "progress" in inspect.signature(type(planned[MODEL_NAME])).parameters:
-                params["progress"] = lambda row: say(
-                    f"  {MODEL_NAME} epoch {row.get('epoch')}: loss {row.get('loss', float('nan')):.4f}, "
-                    f"val_loss {row.get('val_loss', float('nan')):.4f}"
-                )
+                from ...ml.training import describe_epoch
+
+                params["progress"] = lambda row: say(f"  {MODEL_NAME} {describe_epoch(row)}")
             model_params[MODEL_NAME] = params
         elif options["epochs"] is not None:
             say(f"--epochs ignored: {MODEL_NAME} is not run.")
