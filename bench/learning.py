@@ -71,6 +71,20 @@ class Dataset:
     path: Path
     format: str
     split: str
+    #: A products file beside the events (``read_catalogue`` reads it), or None: the events'
+    #: own columns are the catalogue.
+    catalogue: Path | None = None
+
+
+def read_catalogue(dataset: Dataset) -> Any:
+    """The data set's catalogue at prediction time: what its event files say, plus its products file."""
+    import pandas as pd
+
+    if dataset.catalogue is None:
+        return None
+    # Diginetica's product-categories.csv: itemId;categoryId (every product, with or without views).
+    frame = pd.read_csv(dataset.catalogue, sep=";", dtype=str)
+    return frame.rename(columns={"itemId": "item", "categoryId": "category"})[["item", "category"]]
 
 
 DATASETS = (
@@ -87,6 +101,7 @@ DATASETS = (
         DATA / "diginetica" / "train-item-views-sample.csv",
         "diginetica",
         "2016-05-03",
+        DATA / "diginetica" / "product-categories.csv",
     ),
 )
 
@@ -147,12 +162,10 @@ def model_params(wanted: Mapping[str, Any], report: Callable[[dict], None] | Non
 
 
 def epoch_reporter(label: str) -> Callable[[dict], None]:
+    from recommendations.ml.training import describe_epoch
+
     def report(row: dict) -> None:
-        rate = row.get("samples_per_second") or 0
-        common.progress(
-            f"  {label} epoch {row.get('epoch')}: loss {row.get('loss', float('nan')):.4f}, "
-            f"val_loss {row.get('val_loss', float('nan')):.4f}, {row.get('seconds', 0):.1f} s, {rate:,.0f} samples/s"
-        )
+        common.progress(f"  {label} {describe_epoch(row)}, {row.get('seconds', 0):.1f} s")
 
     return report
 
@@ -178,10 +191,11 @@ def measure_quality(dataset: Dataset, sizes: Sizes) -> dict[str, Any]:
     from bench.peers import PEERS
     from recommendations.ml.baselines import BASELINES
     from recommendations.ml.evaluation import format_table, run_evaluation
-    from recommendations.ml.frames import split_at
+    from recommendations.ml.frames import catalogue_from_events, merge_catalogues, split_at
 
     frame = common.read_events(dataset.path, dataset.format)
     train, test = split_at(frame, dataset.split)
+    catalogue = merge_catalogues(catalogue_from_events(train, test), read_catalogue(dataset))
     common.progress(
         f"{dataset.label}: {len(train):,} training events before {dataset.split}, {len(test):,} after"
     )
@@ -189,7 +203,9 @@ def measure_quality(dataset: Dataset, sizes: Sizes) -> dict[str, Any]:
     models = {MODEL_NAME: model}
     models.update({name: cls() for name, cls in BASELINES.items()})
     models.update({name: cls() for name, cls in PEERS.items()})
-    result = run_evaluation(train, test, k=K, models=models, progress=common.progress, per_case=True)
+    result = run_evaluation(
+        train, test, k=K, models=models, progress=common.progress, per_case=True, catalogue=catalogue
+    )
     ranks = {variant: data.pop("reciprocal_ranks") for variant, data in result["variants"].items()}
     common.progress(f"{dataset.label}:\n{format_table(result)}")
     history = list(getattr(model, "history_", []) or [])

@@ -21,7 +21,10 @@ pytestmark = pytest.mark.no_db
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_SLICE = ROOT / "shop" / "demo_data" / "rees46_oct2019_slice.csv.gz"
-BASELINE_NAMES = ["popular", "recent_popular", "session_recency", "item_knn", "ease"]
+BASELINE_NAMES = [
+    "popular", "recent_popular", "session_recency", "item_knn", "ease",
+    "category_popular", "knn_category", "cold_price", "cold_newest",
+]  # fmt: skip
 START = pd.Timestamp("2024-03-01", tz="UTC")
 
 
@@ -327,8 +330,9 @@ def test_command_on_the_demo_slice_prints_one_json_object(capsys):
     result = json.loads(captured.out)
     assert captured.err  # progress went to stderr
     assert result["n_cases"] > 0 and result["k"] == 20
-    assert set(result) == {"n_cases", "n_skipped", "n_sessions", "k", "variants"}
-    for variant in ("all", "new"):
+    assert set(result) == {"n_cases", "n_skipped", "skipped", "n_sessions", "k", "variants"}
+    assert set(result["variants"]) == {"all", "new", "cold"}
+    for variant in ("all", "new", "cold"):
         models = result["variants"][variant]["models"]
         assert sorted(models) == sorted([*BASELINE_NAMES, "mlp_attention"])
         for metrics in models.values():
@@ -386,3 +390,118 @@ def test_command_rejects_an_empty_side_a_bad_row_and_a_bad_timestamp(tmp_path):
     bad = write_canonical(tmp_path, "2024-03-01T10:00:00Z,s1,,view,1,,,,\nyesterday,s1,,view,2,,,,\n")
     with pytest.raises(CommandError, match=r"events.csv, line 3, field 'timestamp'"):
         call_command("recommendations_evaluate", "--events", str(bad), "--split-at", "2024-03-01T10:00:30Z")
+
+
+# --- the cold variant and the category baselines ------------------------------------------
+
+
+def canonical(rows) -> pd.DataFrame:
+    """A canonical frame from (minute, session, item, category, price) view events."""
+    from recommendations.ml.frames import normalize_frame
+
+    frame = pd.DataFrame(rows, columns=["minute", "session", "item", "category", "price"])
+    frame["timestamp"] = START + pd.to_timedelta(frame.pop("minute"), unit="min")
+    frame["event"] = "view"
+    return normalize_frame(frame)
+
+
+def cold_world():
+    """Shoes (cat s) and phones (cat p); two new shoes appear in the test period only."""
+    train = canonical(
+        [(m, f"t{m}", item, cat, price) for m, (item, cat, price) in enumerate(
+            [("shoe-1", "s", 50), ("shoe-2", "s", 55), ("phone-1", "p", 500), ("phone-2", "p", 600)] * 5
+        )] + [(100 + i, "pair", item, "s", 50) for i, item in enumerate(["shoe-1", "shoe-2"] * 3)]
+    )  # fmt: skip
+    test = canonical(
+        [
+            (200, "early", "new-shoe-a", "s", 52),  # new-shoe-a is first seen here: not yet listed before
+            (210, "a", "shoe-1", "s", 50),
+            (211, "a", "new-shoe-a", "s", 52),  # cold, listed since minute 200
+            (212, "a", "new-shoe-b", "s", 300),  # cold, first sighting: left out of every variant
+            (220, "b", "phone-1", "p", 500),
+            (221, "b", "phone-2", "p", 600),  # warm: all and new
+        ]
+    )
+    return train, test
+
+
+def test_items_without_training_events_form_the_cold_variant_ranked_among_listed_cold_items():
+    from recommendations.ml.baselines import CategoryPopular, ColdNewest, ColdPrice
+    from recommendations.ml.evaluation import run_evaluation
+    from recommendations.ml.frames import catalogue_from_events
+
+    train, test = cold_world()
+    models = [MostPopular(), CategoryPopular(), ColdPrice(), ColdNewest()]
+    params = {"dedupe_seconds": 0, "min_seconds_per_event": 0}
+    without = run_evaluation(train, test, models=models, preprocessor_params=params)
+    assert set(without["variants"]) == {"all", "new"} and without["n_skipped"] == 2  # the two new shoes
+
+    result = run_evaluation(
+        train, test, models=models, preprocessor_params=params, catalogue=catalogue_from_events(train, test)
+    )
+    variants = result["variants"]
+    assert variants["all"]["n_cases"] == 1 and variants["new"]["n_cases"] == 1  # only phone-1 -> phone-2
+    assert variants["cold"]["n_cases"] == 1 and variants["cold"]["n_not_yet_listed"] == 1
+    cold = variants["cold"]["models"]
+    # Two cold items exist by minute 211, but new-shoe-b is not listed until minute 212: the
+    # list holds new-shoe-a alone, so every model ranks it first (popular too: by elimination).
+    assert cold["popular"]["hr@20"] == 1.0 and cold["cold_price"]["mrr@20"] == 1.0
+    assert "1 more left out" in format_table(result)
+
+
+def test_category_baselines_follow_the_latest_category_and_price():
+    from recommendations.ml.baselines import CategoryPopular, ColdNewest, ColdPrice, KNNCategory
+    from recommendations.ml.frames import catalogue_from_events
+    from recommendations.ml.preprocessing import Preprocessor
+
+    train, test = cold_world()
+    preprocessor = Preprocessor(dedupe_seconds=0, min_seconds_per_event=0)
+    preprocessor.fit(train, catalogue=catalogue_from_events(train, test))
+    index = {item: i + 1 for i, item in enumerate(preprocessor.item_ids_)}
+    transformed_train = preprocessor.transform(train)
+    # A shopper who saw a phone long ago and a shoe last.
+    cases = batch([[index["phone-1"], index["shoe-1"]]], [[True, True]], [index["shoe-2"]])
+
+    def top(model, n=2):
+        fitted = model.fit_preprocessed(transformed_train, preprocessor)
+        return [preprocessor.item_ids_[i - 1] for i in ranking(fitted, cases)[0][:n]]
+
+    assert top(CategoryPopular()) == ["shoe-1", "shoe-2"]  # the latest category first, by popularity
+    assert top(KNNCategory()) == ["shoe-2", "shoe-1"]  # the co-viewed item first, then the fill
+    assert top(ColdPrice(), 4)[:3] == ["shoe-1", "new-shoe-a", "shoe-2"]  # 50, 52, 55: closest in price
+    assert top(ColdNewest(), 1) == ["new-shoe-b"]  # the newest shoe
+    with pytest.raises(TypeError, match="fit_preprocessed"):
+        CategoryPopular().fit(transformed_train, 4)
+
+
+def test_command_reads_a_catalogue_csv_and_refuses_a_bad_one(tmp_path, capsys):
+    events = write_canonical(
+        tmp_path,
+        "".join(
+            f"2024-03-01T10:{m:02d}:00Z,s{m // 3},,view,{item},,c,10,\n"
+            for m, item in enumerate(["1", "2", "3"] * 6 + ["1", "9"])
+        ),
+    )
+    catalogue = tmp_path / "catalogue.csv"
+    catalogue.write_text("item_id,category_path,brand,price,name\n9,c,acme,11,Nine\n8,c,acme,,Eight\n")
+    call_command(
+        "recommendations_evaluate", "--events", str(events), "--split-at", "2024-03-01T10:18:00Z",
+        "--catalogue", str(catalogue), "--models", "popular,cold_price", "--json",
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert "Catalogue: 5 items" in captured.err  # 1, 2, 3, 9 from the events; 8 from the file
+    assert result["variants"]["cold"]["n_cases"] == 0  # item 9's one event is its first sighting
+    assert result["variants"]["cold"]["n_not_yet_listed"] == 1
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sku,price\n1,2\n")
+    with pytest.raises(CommandError, match="has no item_id column"):
+        call_command(
+            "recommendations_evaluate", "--events", str(events), "--split-at", "2024-03-01T10:18:00Z",
+            "--catalogue", str(bad),
+        )  # fmt: skip
+    with pytest.raises(CommandError, match="contradict"):
+        call_command(
+            "recommendations_evaluate", "--events", str(events), "--split-at", "2024-03-01T10:18:00Z",
+            "--catalogue", str(catalogue), "--no-cold",
+        )  # fmt: skip

@@ -320,6 +320,39 @@ def test_vocabulary_is_json_and_restores_an_identical_preprocessor():
     assert restored.get_params() == preprocessor.get_params()
 
 
+def test_a_catalogue_adds_items_without_events_after_the_others_and_fills_gaps():
+    train = frame(
+        [
+            ev(0, item="a", category="shoes", price=50.0),
+            ev(10, item="b", session="s2", price=80.0),  # no category in the events
+            ev(20, item="a", session="s3", category="shoes", price=50.0),
+        ]
+    )
+    catalogue = pd.DataFrame(
+        {
+            "item": ["b", "z-new", "c-new"],
+            "category": ["bags", "shoes", ""],
+            "price": [99.0, 60.0, None],
+            "added_at": [None, "2024-03-05T00:00:00Z", None],
+        }
+    )
+    preprocessor = Preprocessor(dedupe_seconds=0, min_seconds_per_event=0).fit(train, catalogue=catalogue)
+    assert list(preprocessor.item_ids_) == ["a", "b", "c-new", "z-new"]  # event items first, by popularity
+    categories = list(preprocessor.category_ids_)
+    assert [categories[c] for c in preprocessor.item_category_[1:]] == ["shoes", "bags", "", "shoes"]
+    assert preprocessor.item_price_[2] == 80.0  # the events' price stays; the catalogue fills gaps only
+    assert list(preprocessor.item_popularity_[1:]) == [2.0, 1.0, 0.0, 0.0]  # cold: no training events
+    assert preprocessor.item_price_bucket_[3] == 0 and preprocessor.item_price_bucket_[4] > 0
+    assert preprocessor.item_added_[1] == T0.timestamp()  # first seen
+    assert preprocessor.item_added_[4] == pd.Timestamp("2024-03-05T00:00:00Z").timestamp()
+    assert np.isnan(preprocessor.item_added_[3])  # unknown: listed all along
+    restored = Preprocessor.from_vocabulary(
+        json.loads(json.dumps(preprocessor.vocabulary(), allow_nan=False))
+    )
+    np.testing.assert_array_equal(restored.item_added_, preprocessor.item_added_)
+    assert list(restored.transform(frame([ev(30, item="z-new")]))["item_idx"]) == [4]
+
+
 def test_output_is_deterministic_and_fit_transform_equals_fit_then_transform():
     events = synthetic_events(5_000, n_shoppers=200, n_items=300, seed=3)
     shuffled = events.sample(frac=1.0, random_state=7)

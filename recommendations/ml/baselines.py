@@ -9,6 +9,8 @@ positions), so they stay cheap enough to run on every evaluation.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..extras import require
 from .base import Recommender
 from .cases import CaseBatch
@@ -292,7 +294,120 @@ class EASE(Recommender):
         return scores
 
 
+def recent_category_weights(cases: CaseBatch, item_category: np.ndarray, n_categories: int) -> np.ndarray:
+    """float32 [n, n_categories + 1]: the shopper's categories, the most recent one highest.
+
+    A category scores 1 + the history position where it last appeared (so any recent
+    category outranks every other); category 0 (unknown) and absent ones score 0.
+    """
+    weights = np.zeros((len(cases), n_categories + 1), dtype=np.float32)
+    rows = np.arange(len(cases))
+    for position in range(cases.history_length):  # oldest first: later positions overwrite
+        items = cases.items[:, position]
+        categories = item_category[items]
+        mask = (items > 0) & (categories > 0)
+        weights[rows[mask], categories[mask]] = np.float32(1 + position)
+    weights[:, 0] = 0.0
+    return weights
+
+
+class _CategoryAware(Recommender):
+    """A baseline that reads each item's category (and price, first sighting) from the preprocessor."""
+
+    def fit(self, train: pd.DataFrame, n_items: int) -> Recommender:
+        raise TypeError(f"{self.name} reads item categories: fit it with fit_preprocessed")
+
+    def fit_preprocessed(self, train: pd.DataFrame, preprocessor: Any) -> Recommender:
+        self.n_items_ = int(preprocessor.n_items_)
+        self.item_category_ = np.asarray(preprocessor.item_category_, dtype=np.int64)[: self.n_items_ + 1]
+        self.n_categories_ = int(max(len(preprocessor.category_ids_) - 1, self.item_category_.max(initial=0)))
+        self.item_price_ = np.asarray(preprocessor.item_price_, dtype=np.float32)[: self.n_items_ + 1]
+        added = getattr(preprocessor, "item_added_", None)
+        self.item_added_ = (
+            np.full(self.n_items_ + 1, np.nan) if added is None else np.asarray(added, np.float64)
+        )
+        self.popularity_ = _share(_counts(_item_events(train)["item_idx"].to_numpy(), self.n_items_))
+        return self._fit_more(train)
+
+    def _fit_more(self, train: pd.DataFrame) -> Recommender:
+        return self
+
+    def _category_scores(self, cases: CaseBatch) -> np.ndarray:
+        """[n, n_items + 1]: the recency weight of each item's category (0: not a recent one)."""
+        weights = recent_category_weights(cases, self.item_category_, self.n_categories_)
+        return np.take(weights, self.item_category_, axis=1)
+
+
+class CategoryPopular(_CategoryAware):
+    """The most popular items of the categories of the shopper's recent items, most recent category first.
+
+    What a shop without a recommender shows ("more from this category"); strong where a
+    model knows items only by their ids.
+    """
+
+    name = "category_popular"
+
+    def score(self, cases: CaseBatch) -> np.ndarray:
+        return self._category_scores(cases) + 0.5 * self.popularity_[None, :]
+
+
+class KNNCategory(_CategoryAware):
+    """Item-kNN, and where it has no neighbour to offer, ``category_popular``'s order below it."""
+
+    name = "knn_category"
+
+    def _fit_more(self, train: pd.DataFrame) -> KNNCategory:
+        self.knn_ = ItemKNN().fit(train, self.n_items_)
+        return self
+
+    def score(self, cases: CaseBatch) -> np.ndarray:
+        knn = self.knn_.score(cases)
+        category = self._category_scores(cases) + 0.5 * self.popularity_[None, :]
+        # A neighbour's similarity outweighs any tie-break: every kNN item ranks above the fill.
+        has_neighbour = knn > 2 * TIE_BREAK
+        top = np.maximum(category.max(axis=1, keepdims=True), 1.0)
+        return np.where(
+            has_neighbour,
+            1.0 + knn / np.maximum(knn.max(axis=1, keepdims=True), 1e-9),
+            category / (top + 1.0),
+        )
+
+
+class ColdPrice(_CategoryAware):
+    """For new arrivals: items of the shopper's recent categories, closest in price to their latest priced item."""
+
+    name = "cold_price"
+
+    def score(self, cases: CaseBatch) -> np.ndarray:
+        prices = np.where(cases.items > 0, self.item_price_[cases.items], np.nan)
+        latest = np.full(len(cases), np.nan, dtype=np.float32)
+        for position in range(cases.history_length):  # the latest priced item wins
+            column = prices[:, position]
+            latest = np.where(np.isnan(column), latest, column)
+        distance = np.abs(np.log1p(self.item_price_[None, :]) - np.log1p(latest[:, None]))
+        closeness = np.where(np.isnan(distance), 0.0, 0.5 / (1.0 + distance))  # in (0, 0.5]
+        return (self._category_scores(cases) + closeness + TIE_BREAK * self.popularity_[None, :]).astype(
+            np.float32
+        )
+
+
+class ColdNewest(_CategoryAware):
+    """For new arrivals: the newest items of the shopper's recent categories (by their first sighting)."""
+
+    name = "cold_newest"
+
+    def score(self, cases: CaseBatch) -> np.ndarray:
+        added = self.item_added_
+        known = np.isfinite(added)
+        span = (np.nanmax(added) - np.nanmin(added)) if known.any() else 1.0
+        newness = np.where(known, (added - (np.nanmin(added) if known.any() else 0.0)) / max(span, 1e-9), 0.0)
+        return (self._category_scores(cases) + 0.5 * newness[None, :]).astype(np.float32)
+
+
 #: Every baseline by its ``name``, in the order reports list them.
 BASELINES: dict[str, type[Recommender]] = {
-    cls.name: cls for cls in (MostPopular, RecentPopular, SessionRecency, ItemKNN, EASE)
-}
+    cls.name: cls
+    for cls in (
+        MostPopular, RecentPopular, SessionRecency, ItemKNN, EASE, CategoryPopular, KNNCategory, ColdPrice, ColdNewest,
+    )
+}  # fmt: skip

@@ -128,11 +128,20 @@ def training_cases(frame: pd.DataFrame, max_history: int = 20) -> CaseBatch:
     )
 
 
+#: Why a test prefix is not a case, as ``EvaluationCases.skipped`` counts them.
+SKIPPED_UNKNOWN = "next item unknown: no training events and not in the catalogue"
+SKIPPED_COLD_REPEAT = "next item a cold item already seen in the session (in no variant)"
+
+
 @dataclass(frozen=True)
 class EvaluationCases:
     cases: CaseBatch
-    n_skipped: int  # prefixes whose next item was never seen in training
+    n_skipped: int  # prefixes whose next item is unknown (never seen in training, not in the catalogue)
     n_sessions: int
+    #: bool per case: the next item had no training events (known from the catalogue only).
+    is_cold: np.ndarray | None = None
+    #: reason -> prefixes left out of every variant.
+    skipped: dict[str, int] | None = None
 
 
 def evaluation_cases(train: pd.DataFrame, test: pd.DataFrame, max_history: int = 50) -> EvaluationCases:
@@ -185,4 +194,14 @@ def evaluation_cases(train: pd.DataFrame, test: pd.DataFrame, max_history: int =
         weights=np.ones(len(case_rows), dtype=np.float32),
         is_new=new[case_rows],
     )
-    return EvaluationCases(cases=cases, n_skipped=n_skipped, n_sessions=int(test["group"].nunique()))
+    trained = np.zeros(int(max(items.max(initial=0), train["item_idx"].max() if len(train) else 0)) + 1, bool)
+    trained[_item_events(train)["item_idx"].to_numpy(np.int64)] = True
+    is_cold = ~trained[cases.targets]
+    skipped = {SKIPPED_UNKNOWN: n_skipped, SKIPPED_COLD_REPEAT: int((is_cold & ~cases.is_new).sum())}
+    return EvaluationCases(
+        cases=cases,
+        n_skipped=n_skipped,
+        n_sessions=int(test["group"].nunique()),
+        is_cold=is_cold,
+        skipped=skipped,
+    )

@@ -19,13 +19,13 @@ from typing import Any
 from ..extras import require
 from .base import Recommender
 from .baselines import BASELINES
-from .cases import CaseBatch, evaluation_cases
+from .cases import SKIPPED_UNKNOWN, CaseBatch, evaluation_cases
 from .preprocessing import Preprocessor
 
 np = require("ml", "numpy")
 pd = require("ml", "pandas")
 
-VARIANTS = ("all", "new")
+VARIANTS = ("all", "new", "cold")
 MODEL_NAME = "mlp_attention"
 #: The version serving now, scored beside a candidate on the candidate's holdout.
 REFERENCE_NAME = "serving_version"
@@ -141,11 +141,19 @@ def evaluate(
     train_seconds: Mapping[str, float] | None = None,
     batch_size: int = 2048,
     per_case: bool = False,
+    is_cold: np.ndarray | None = None,
+    cold_items: np.ndarray | None = None,
+    item_added: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Metrics of fitted models on ``cases``, in both variants, scoring each chunk once.
+    """Metrics of fitted models on ``cases``, in each variant, scoring each chunk once.
 
     ``all``: every case, lists as the model ranks them. ``new``: only cases whose target is
-    not yet in the session, and each list first loses the session's items. HR/MRR/NDCG
+    not yet in the session, and each list first loses the session's items. With
+    ``is_cold`` (per case: the target had no training events) and ``cold_items`` (per item:
+    no training events), those cases leave ``all`` and ``new`` and form ``cold``: a "new
+    arrivals for you" list, ranked among the cold items already in the catalogue at the
+    case's moment (``item_added``, Unix seconds, NaN: always there), the session's items
+    removed. HR/MRR/NDCG
     treat the target as the one relevant item (NDCG = 1/log2(rank + 1)); coverage is the
     share of the catalogue recommended at least once; novelty is the mean ``-log2`` of the
     recommended items' training popularity share, smoothed by +1 per item. The arrays
@@ -161,15 +169,32 @@ def evaluate(
     popularity[0] = 0.0
     surprise = -np.log2((popularity + 1.0) / (popularity[1:].sum() + n_items))
     train_seconds = train_seconds or {}
-    result: dict[str, Any] = {variant: {"n_cases": 0, "models": {}} for variant in VARIANTS}
-    result["all"]["n_cases"] = len(cases)
-    result["new"]["n_cases"] = int(np.asarray(cases.is_new, dtype=bool).sum())
+    variants = VARIANTS if cold_items is not None and is_cold is not None else VARIANTS[:2]
+    warm = np.ones(len(cases), bool) if is_cold is None else ~np.asarray(is_cold, bool)
+    is_new = np.asarray(cases.is_new, dtype=bool)
+    chosen = {"all": warm, "new": warm & is_new}
+    if "cold" in variants:
+        not_cold = ~np.asarray(cold_items, bool)[: n_items + 1]
+        added = np.full(n_items + 1, np.nan)
+        if item_added is not None:
+            added = np.asarray(item_added, np.float64)[: n_items + 1]
+        # An item is in the catalogue strictly after it was added: a target first seen at
+        # this very moment (an event-derived catalogue) could not have been listed.
+        target_added = added[cases.targets]
+        listed = np.isnan(target_added) | (target_added < cases.now)
+        chosen["cold"] = ~warm & is_new & listed
+    result: dict[str, Any] = {
+        variant: {"n_cases": int(chosen[variant].sum()), "models": {}} for variant in variants
+    }
+    if "cold" in variants:
+        result["cold"]["n_not_yet_listed"] = int((~warm & is_new & ~listed).sum())
     # Scores are [rows, n_items + 1] float32: keep a chunk near 256 MB on big catalogues.
     batch_size = max(1, min(batch_size, MAX_CHUNK_CELLS // (n_items + 1)))
     for name, model in models.items():
-        tallies = {variant: _Tally(n_items, k, surprise, per_case) for variant in VARIANTS}
+        tallies = {variant: _Tally(n_items, k, surprise, per_case) for variant in variants}
         for start in range(0, len(cases), batch_size):
-            chunk = cases.take(slice(start, start + batch_size))
+            window = slice(start, start + batch_size)
+            chunk = cases.take(window)
             scores = np.asarray(model.score(chunk), dtype=np.float32)
             if scores.shape != (len(chunk), n_items + 1):
                 raise ValueError(
@@ -179,15 +204,25 @@ def evaluate(
                 scores = scores.copy()
             scores[np.isnan(scores)] = -np.inf
             scores[:, 0] = -np.inf
-            tallies["all"].add(scores, chunk.targets)
-            new = np.flatnonzero(chunk.is_new)
-            if len(new):
-                fresh = scores[new]  # a copy: the mask below does not leak into "all"
-                items = chunk.items[new]
-                session = chunk.in_session[new] & (items > 0)
+            if "cold" in variants:  # nothing is recommended before it is in the catalogue
+                scores[added[None, :] >= chunk.now[:, None]] = -np.inf
+            rows = {variant: np.flatnonzero(mask[window]) for variant, mask in chosen.items()}
+            if len(rows["all"]) == len(chunk):
+                tallies["all"].add(scores, chunk.targets)
+            elif len(rows["all"]):
+                tallies["all"].add(scores[rows["all"]], chunk.targets[rows["all"]])
+            for variant in variants[1:]:
+                picked = rows[variant]
+                if not len(picked):
+                    continue
+                fresh = scores[picked]  # a copy: the masks below do not leak into "all"
+                items = chunk.items[picked]
+                session = chunk.in_session[picked] & (items > 0)
                 fresh[np.nonzero(session)[0], items[session]] = -np.inf
-                tallies["new"].add(fresh, chunk.targets[new])
-        for variant in VARIANTS:
+                if variant == "cold":
+                    fresh[:, not_cold] = -np.inf
+                tallies[variant].add(fresh, chunk.targets[picked])
+        for variant in variants:
             metrics = tallies[variant].metrics(n_items)
             seconds = train_seconds.get(name)
             metrics["train_seconds"] = None if seconds is None else float(seconds)
@@ -214,6 +249,7 @@ def run_evaluation(
     per_case: bool = False,
     reference: Recommender | None = None,
     reference_after: float | None = None,
+    catalogue: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Fit on ``train_frame``, evaluate on ``test_frame`` (canonical frames, split by time).
 
@@ -221,6 +257,10 @@ def run_evaluation(
     ``None`` runs every baseline and the learned model when it can be imported. Pass an
     unfitted ``preprocessor`` to keep it (fitted here) for the model's files. ``per_case``:
     see ``evaluate``.
+
+    ``catalogue`` (``frames.CATALOGUE_COLUMNS``): the products known at prediction time.
+    Its items without training events join the vocabulary, and next items among them are
+    scored in the ``cold`` variant instead of being skipped (see ``evaluate``).
 
     ``reference``: an already fitted recommender (the version serving now) to compare with
     the learned model on the same cases, those whose next item comes after
@@ -252,15 +292,20 @@ def run_evaluation(
     say(f"Preprocessing {len(train_frame):,} training and {len(test_frame):,} test events ...")
     if preprocessor is None:
         preprocessor = Preprocessor(**dict(preprocessor_params or {}))
-    preprocessor.fit(train_frame)
+    preprocessor.fit(train_frame, catalogue=catalogue)
     train = preprocessor.transform(train_frame)
     test = preprocessor.transform(test_frame)
     n_items = int(preprocessor.n_items_)
     built = evaluation_cases(train, test, max_history=max_history)
     cases = built.cases
+    with_cold = catalogue is not None
+    cold_items = np.asarray(preprocessor.item_popularity_) == 0
+    cold_items[0] = False
+    skipped = {reason: n for reason, n in (built.skipped or {}).items() if n or reason == SKIPPED_UNKNOWN}
     say(
-        f"{n_items:,} items; {len(cases):,} cases from {built.n_sessions:,} test sessions "
-        f"({built.n_skipped:,} next items unknown in training skipped)"
+        f"{n_items:,} items ({int(cold_items.sum()):,} without training events); {len(cases):,} cases from "
+        f"{built.n_sessions:,} test sessions; skipped: "
+        + ", ".join(f"{n:,} ({reason})" for reason, n in skipped.items())
     )
 
     seconds: dict[str, float] = {}
@@ -279,10 +324,14 @@ def run_evaluation(
         n_items=n_items,
         train_seconds=seconds,
         per_case=per_case,
+        is_cold=built.is_cold if with_cold else None,
+        cold_items=cold_items if with_cold else None,
+        item_added=getattr(preprocessor, "item_added_", None),
     )
     result = {
         "n_cases": len(cases),
         "n_skipped": int(built.n_skipped),
+        "skipped": skipped,
         "n_sessions": int(built.n_sessions),
         "k": int(k),
         "variants": variants,
@@ -314,15 +363,25 @@ def format_table(result: Mapping[str, Any]) -> str:
     k = result["k"]
     columns = [f"hr@{k}", f"mrr@{k}", f"ndcg@{k}", f"coverage@{k}", f"novelty@{k}", "train_seconds"]
     lines = [
-        f"{result['n_cases']:,} cases from {result['n_sessions']:,} test sessions, "
-        f"{result['n_skipped']:,} skipped (next item unknown in training)"
+        f"{result['n_cases']:,} cases from {result['n_sessions']:,} test sessions"
+        + "; skipped: "
+        + (
+            ", ".join(f"{n:,} ({reason})" for reason, n in result["skipped"].items())
+            if result.get("skipped")
+            else f"{result['n_skipped']:,} (next item unknown in training)"
+        )
     ]
     for variant, data in result["variants"].items():
         models = data["models"]
         mrr = f"mrr@{k}"
         ranked = sorted(models, key=lambda name: -(models[name][mrr] or -1.0))
         width = max([len("model"), *(len(name) for name in models)]) + 2
-        lines += ["", f"[{variant}] {data['n_cases']:,} cases"]
+        note = ""
+        if data.get("n_not_yet_listed"):
+            note = (
+                f" ({data['n_not_yet_listed']:,} more left out: the next item's first sighting is that event)"
+            )
+        lines += ["", f"[{variant}] {data['n_cases']:,} cases{note}"]
         lines.append("  " + "model".ljust(width) + "".join(c.rjust(14) for c in columns))
         for position, name in enumerate(ranked):
             row = models[name]

@@ -19,6 +19,9 @@ pd = require("ml", "pandas")
 np = require("ml", "numpy")
 
 FRAME_COLUMNS = ("timestamp", "user", "session", "event", "item", "category", "price", "quantity", "query")
+#: A catalogue: one row per product. ``category`` is its category (a path "a.b.c" where the
+#: shop has one), ``added_at`` when it entered the catalogue (NaT: unknown).
+CATALOGUE_COLUMNS = ("item", "category", "brand", "price", "name", "added_at")
 
 
 def frame_from_records(records: Iterable[Any]) -> pd.DataFrame:
@@ -84,3 +87,51 @@ def cap_shopper_share(frame: pd.DataFrame, share: float, minimum: int = 20) -> p
     allowed = max(int(share * len(frame)), minimum)
     keep = frame.assign(_shopper=shopper).groupby("_shopper", sort=False).cumcount() < allowed
     return frame[keep.to_numpy()].reset_index(drop=True)
+
+
+def normalize_catalogue(catalogue: pd.DataFrame) -> pd.DataFrame:
+    """Canonical dtypes for a catalogue; one row per item (the last one given wins)."""
+    catalogue = catalogue.copy()
+    for column in CATALOGUE_COLUMNS:
+        if column not in catalogue:
+            catalogue[column] = pd.NaT if column == "added_at" else (np.nan if column == "price" else "")
+    for column in ("item", "category", "brand", "name"):
+        catalogue[column] = _as_text(catalogue[column])
+    catalogue["price"] = pd.to_numeric(catalogue["price"], errors="coerce").astype("float64")
+    catalogue["added_at"] = pd.to_datetime(catalogue["added_at"], utc=True, errors="coerce").dt.as_unit("ns")
+    catalogue = catalogue[catalogue["item"] != ""]
+    return catalogue[list(CATALOGUE_COLUMNS)].drop_duplicates("item", keep="last").reset_index(drop=True)
+
+
+def catalogue_from_events(*frames: pd.DataFrame) -> pd.DataFrame:
+    """What event files say of each item: its latest category, median price, first event.
+
+    The ``added_at`` of an item is its first event in these frames, so an evaluation's
+    catalogue holds an item from the moment the log first shows it, never earlier.
+    """
+    events = pd.concat([frame[frame["item"] != ""] for frame in frames], ignore_index=True)
+    events = events.sort_values("timestamp", kind="stable")
+    grouped = events.groupby("item", sort=True)
+    named = events[events["category"] != ""].groupby("item", sort=True)["category"].last()
+    catalogue = pd.DataFrame(
+        {
+            "price": grouped["price"].median(),
+            "added_at": grouped["timestamp"].min(),
+        }
+    )
+    catalogue["category"] = named.reindex(catalogue.index).fillna("")
+    return normalize_catalogue(catalogue.rename_axis("item").reset_index())
+
+
+def merge_catalogues(events: pd.DataFrame, catalogue: pd.DataFrame | None) -> pd.DataFrame:
+    """The catalogue file's rows first; what the events say fills its gaps and adds items."""
+    events = normalize_catalogue(events)
+    if catalogue is None:
+        return events
+    given = normalize_catalogue(catalogue).set_index("item")
+    seen = events.set_index("item")
+    merged = given.combine_first(seen)
+    for column in ("category", "brand", "name"):
+        gaps = merged[column].isna() | (merged[column] == "")
+        merged.loc[gaps, column] = seen[column].reindex(merged.index[gaps])
+    return normalize_catalogue(merged.rename_axis("item").reset_index())

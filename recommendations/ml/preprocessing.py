@@ -197,10 +197,23 @@ class Preprocessor:
         codes = self._min_counts(self._clean(codes, active_items))
         return self._output(frame, codes)
 
-    def fit(self, events: pd.DataFrame, active_items: Iterable[Any] | None = None) -> Preprocessor:
-        """Learn vocabularies and item features from the cleaned training events."""
+    def fit(
+        self,
+        events: pd.DataFrame,
+        active_items: Iterable[Any] | None = None,
+        catalogue: pd.DataFrame | None = None,
+    ) -> Preprocessor:
+        """Learn vocabularies and item features from the cleaned training events.
+
+        ``catalogue`` (``frames.CATALOGUE_COLUMNS``): products the shop has, with or without
+        events. Those without training events get indices after the others (their
+        training popularity is 0: the ``cold`` items), with the catalogue's category and
+        price; it also fills a category or price the events did not give.
+        """
         frame, codes = self._encode(events)
         self._learn(frame, self._min_counts(self._clean(codes, active_items)), n_given=len(frame))
+        if catalogue is not None:
+            self._add_catalogue(catalogue)
         return self
 
     def transform(
@@ -212,12 +225,18 @@ class Preprocessor:
         return self._transformed(frame, self._clean(codes, active_items), now)
 
     def fit_transform(
-        self, events: pd.DataFrame, active_items: Iterable[Any] | None = None, now: Any = None
+        self,
+        events: pd.DataFrame,
+        active_items: Iterable[Any] | None = None,
+        now: Any = None,
+        catalogue: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         """Same result as ``fit(...).transform(...)``, cleaning the events only once."""
         frame, codes = self._encode(events)
         cleaned = self._clean(codes, active_items)
         self._learn(frame, self._min_counts(cleaned), n_given=len(frame))
+        if catalogue is not None:
+            self._add_catalogue(catalogue)
         return self._transformed(frame, cleaned, now)
 
     def item_indices(self, item_ids: Iterable[Any]) -> np.ndarray:
@@ -246,6 +265,7 @@ class Preprocessor:
             "item_price": [None if np.isnan(p) else float(p) for p in prices],
             "item_price_bucket": self.item_price_bucket_.tolist(),
             "item_popularity": self.item_popularity_.astype(np.float64).tolist(),
+            "item_added": [None if np.isnan(t) else float(t) for t in self.item_added_],
             "price_edges": self.price_edges_.tolist(),
             "train_end": self.train_end_.isoformat(),
             "n_events": int(self.n_events_),
@@ -269,6 +289,8 @@ class Preprocessor:
         )
         preprocessor.item_price_bucket_ = np.asarray(data["item_price_bucket"], dtype=np.int8)
         preprocessor.item_popularity_ = np.asarray(data["item_popularity"], dtype=np.float32)
+        added = data.get("item_added") or [None] * len(preprocessor.item_popularity_)
+        preprocessor.item_added_ = np.array([np.nan if t is None else t for t in added], dtype=np.float64)
         preprocessor.price_edges_ = np.asarray(data["price_edges"], dtype=np.float64)
         preprocessor.train_end_ = _to_utc(data["train_end"])
         preprocessor.n_events_ = int(data["n_events"])
@@ -435,6 +457,11 @@ class Preprocessor:
 
         popularity = np.zeros(n_items + 1, dtype=np.float32)
         popularity[1:] = counts[present]
+        # When each item was first seen (Unix seconds): the "newest items" baseline reads it.
+        item_added = np.full(n_items + 1, np.nan)
+        known_rows = item_idx > 0
+        first = pd.Series(codes.time[known_rows]).groupby(item_idx[known_rows]).min()
+        item_added[first.index.to_numpy()] = first.to_numpy() / _NS
 
         self.item_ids_ = codes.items[present].astype(str).astype(object)
         self.item_index_ = {item: i + 1 for i, item in enumerate(self.item_ids_)}
@@ -444,6 +471,7 @@ class Preprocessor:
         self.item_price_ = item_price
         self.item_price_bucket_ = item_price_bucket
         self.item_popularity_ = popularity
+        self.item_added_ = item_added
         self.price_edges_ = np.asarray(edges, dtype=np.float64)
         self.train_end_ = pd.Timestamp(int(codes.time.max()), unit="ns", tz="UTC")
         self.n_events_ = len(codes)
@@ -453,6 +481,49 @@ class Preprocessor:
                 DEFAULT_EVENT_WEIGHTS if self.event_weights is None else self.event_weights
             ).items()
         }
+
+    def _add_catalogue(self, catalogue: pd.DataFrame) -> None:
+        """Append the catalogue's items without training events; fill missing features."""
+        from .frames import normalize_catalogue
+
+        catalogue = normalize_catalogue(catalogue)
+        known = pd.Index(self.item_ids_, dtype=object)
+        position = known.get_indexer(pd.Index(catalogue["item"], dtype=object))
+        new = catalogue[position < 0].sort_values("item", kind="stable")
+        old = catalogue[position >= 0]
+        old_index = position[position >= 0] + 1
+
+        categories = set(self.category_ids_[1:]) | set(catalogue.loc[catalogue["category"] != "", "category"])
+        category_ids = np.array(sorted(categories), dtype=object)
+        remap = np.searchsorted(category_ids, self.category_ids_[1:].astype(str)) + 1
+        lookup = np.concatenate([[0], remap]).astype(np.int32)
+        item_category = lookup[self.item_category_]
+
+        def category_index(values: pd.Series) -> np.ndarray:
+            index = np.searchsorted(category_ids, values.to_numpy(dtype=object).astype(str)) + 1
+            return np.where(values.to_numpy(dtype=object) == "", 0, index).astype(np.int32)
+
+        fill = (item_category[old_index] == 0) & (old["category"].to_numpy(dtype=object) != "")
+        item_category[old_index[fill]] = category_index(old["category"])[fill]
+        item_price = self.item_price_.copy()
+        item_price_bucket = self.item_price_bucket_.copy()
+        old_price = old["price"].to_numpy(np.float64)
+        fill = np.isnan(item_price[old_index]) & ~np.isnan(old_price)
+        item_price[old_index[fill]] = old_price[fill]
+        item_price_bucket[old_index[fill]] = self.price_bucket(old_price[fill])
+
+        n_new = len(new)
+        self.item_ids_ = np.concatenate([self.item_ids_, new["item"].to_numpy(dtype=object)])
+        self.item_index_ = {item: i + 1 for i, item in enumerate(self.item_ids_)}
+        self.n_items_ = len(self.item_ids_)
+        self.category_ids_ = np.concatenate([np.array([""], dtype=object), category_ids])
+        self.item_category_ = np.concatenate([item_category, category_index(new["category"])])
+        self.item_price_ = np.concatenate([item_price, new["price"].to_numpy(np.float32)])
+        self.item_price_bucket_ = np.concatenate([item_price_bucket, self.price_bucket(new["price"])])
+        self.item_popularity_ = np.concatenate([self.item_popularity_, np.zeros(n_new, np.float32)])
+        epoch = pd.Timestamp(0, tz="UTC")
+        added = (new["added_at"] - epoch).dt.total_seconds().to_numpy(np.float64)  # NaN: unknown
+        self.item_added_ = np.concatenate([self.item_added_, added])
 
     # ----------------------------------------------------------------- output
 

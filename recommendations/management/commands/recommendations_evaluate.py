@@ -20,8 +20,10 @@ class Command(BaseCommand):
     help = (
         "Next-item evaluation on events after a point in time: every prefix of every later session "
         "predicts its next item. Reports HR, MRR, NDCG, coverage and novelty at k for every model, in "
-        "two variants: 'all' next items, and 'new' ones (not yet in the session; session items are "
-        "removed from every list). Give --train and --test files, or one --events file and --split-at."
+        "three variants: 'all' next items, 'new' ones (not yet in the session; session items are "
+        "removed from every list) and 'cold' ones (new items without training events, ranked among "
+        "the catalogue's other such items). Give --train and --test files, or one --events file and "
+        "--split-at; the catalogue is what the event files say of each item, plus --catalogue."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -38,6 +40,17 @@ class Command(BaseCommand):
             "--epochs", type=int, help="most training epochs of the learned model, in each of its two stages"
         )
         parser.add_argument("--max-history", type=int, default=50, help="history events per case")
+        parser.add_argument(
+            "--catalogue",
+            metavar="PATH",
+            help="CSV of products (item_id, category_path, brand, price, name[, added_at]); with the "
+            "event files it is the catalogue of the 'cold' variant",
+        )
+        parser.add_argument(
+            "--no-cold",
+            action="store_true",
+            help="leave items without training events out (as before: their cases are skipped)",
+        )
         parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -113,6 +126,17 @@ class Command(BaseCommand):
                 f"After {where} the {side} side has no events ({len(train):,} training, {len(test):,} test)."
             )
         say(f"{len(train):,} training events, {len(test):,} test events")
+        catalogue = None
+        if not options["no_cold"]:
+            from recommendations.ml.frames import catalogue_from_events, merge_catalogues
+
+            catalogue = merge_catalogues(
+                catalogue_from_events(train, test),
+                read_catalogue(options["catalogue"]) if options["catalogue"] else None,
+            )
+            say(f"Catalogue: {len(catalogue):,} items")
+        elif options["catalogue"]:
+            raise CommandError("--catalogue and --no-cold contradict each other: give one.")
 
         try:
             result = run_evaluation(
@@ -123,6 +147,7 @@ class Command(BaseCommand):
                 model_params=model_params,
                 max_history=options["max_history"],
                 progress=say,
+                catalogue=catalogue,
             )
         except ValueError as exc:
             raise CommandError(f"Evaluation failed: {exc}") from exc
@@ -132,3 +157,34 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(result))
         else:
             self.stdout.write(format_table(result))
+
+
+#: Columns of a catalogue CSV and their names in ``frames.CATALOGUE_COLUMNS``.
+CATALOGUE_CSV = {
+    "item_id": "item",
+    "category_path": "category",
+    "brand": "brand",
+    "price": "price",
+    "name": "name",
+}
+
+
+def read_catalogue(path: str) -> Any:
+    """The catalogue CSV as a frame, or a ``CommandError`` that names what is wrong."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise CommandError(f"Cannot read the catalogue {path}: {exc}") from exc
+    if "item_id" not in frame.columns:
+        raise CommandError(
+            f"The catalogue {path} has no item_id column (its columns: {', '.join(frame.columns) or 'none'}); "
+            f"expected {', '.join(CATALOGUE_CSV)}[, added_at]."
+        )
+    renamed = frame.rename(columns=CATALOGUE_CSV)
+    keep = [column for column in (*CATALOGUE_CSV.values(), "added_at") if column in renamed.columns]
+    renamed = renamed[keep]
+    if "price" in renamed:
+        renamed["price"] = pd.to_numeric(renamed["price"].replace("", None), errors="coerce")
+    return renamed
