@@ -51,6 +51,8 @@ from bench.report import Block, Cell, Figure, Part, Section, Table, decimals, ra
 
 K = 20
 MRR_TARGET = 1.10
+#: In ``cold`` the issue asks for more: ≥ 1.25 x the best cold baseline (peers score no cold item).
+COLD_TARGET = 1.25
 SPEED_TARGET = 20_000.0
 PREP_TARGET_SECONDS = 5.0
 PREP_TARGET_EVENTS = 1_000_000
@@ -273,8 +275,9 @@ def quality_rows(quality: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 else None
                 for name in (baseline, peer)
             }
-            met_baseline = vs_baseline is not None and vs_baseline >= MRR_TARGET
-            met_peer = vs_peer is not None and vs_peer >= MRR_TARGET
+            target = COLD_TARGET if variant == "cold" else MRR_TARGET
+            met_baseline = vs_baseline is not None and vs_baseline >= target
+            met_peer = variant == "cold" or (vs_peer is not None and vs_peer >= MRR_TARGET)
             met = met_baseline and met_peer
             rows.append(
                 {
@@ -649,7 +652,7 @@ def quality_part(quality: list[dict[str, Any]], chart: Path, chart_bytes: int) -
             ),
             strong(
                 f"Target: our MRR@{K} ≥ {MRR_TARGET:.2f} x the best baseline and ≥ {MRR_TARGET:.2f} x the best "
-                "peer, in both variants."
+                f"peer in `all` and `new`; in `cold`, ≥ {COLD_TARGET:.2f} x the best baseline."
             ),
             f"Each ratio's 95% interval is a paired bootstrap over the cases ({BOOTSTRAP_REPEATS:,} draws of the "
             "same cases for both models): how far the ratio could move with another sample of shoppers of the "
@@ -668,8 +671,12 @@ def dataset_part(item: dict[str, Any]) -> Part:
     blocks: list[Block] = [
         f"`{dataset.path}` (format `{dataset.format}`), split at {dataset.split} UTC: "
         f"{item['train_events']:,} training events, {item['test_events']:,} later events; "
-        f"{result['n_cases']:,} cases from {result['n_sessions']:,} later sessions "
-        f"({result['n_skipped']:,} next items unknown in training skipped)."
+        f"{result['n_cases']:,} cases from {result['n_sessions']:,} later sessions"
+        "; skipped: "
+        + ", ".join(f"{n:,} ({reason})" for reason, n in (result.get("skipped") or {}).items())
+        + ". The catalogue at prediction time is what the event files say of each item"
+        + (f" plus `{dataset.catalogue.name}`" if dataset.catalogue else "")
+        + "; `cold` ranks next items without training events among the cold items listed by then."
         + (
             f" Few cases: a difference of a few hundredths of MRR@{K} is within noise here."
             if result["n_cases"] < 500

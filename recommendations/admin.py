@@ -387,11 +387,12 @@ class ModelVersionAdmin(admin.ModelAdmin):
             return "-"
         lines = []
         for record in records:
-            best = (
-                f"best validation loss {record['best_val_loss']:.4f} at epoch {record['best_epoch']} of {record['epochs_run']}"
-                if record.get("best_val_loss") is not None
-                else f"{record['epochs_run']} epochs, no validation slice"
-            )
+            if record.get("best_val_loss") is not None:
+                best = f"best validation loss {record['best_val_loss']:.4f} at epoch {record['best_epoch']} of {record['epochs_run']}"
+            elif not record["kept"]:
+                best = f"{record['epochs_run']} epochs, validation loss diverged"
+            else:
+                best = f"{record['epochs_run']} epochs, no validation slice"
             verdict = (
                 "kept"
                 if record["kept"]
