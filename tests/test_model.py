@@ -155,6 +155,15 @@ def test_sampled_softmax_trains_above_the_threshold():
     assert model.history_[-1]["loss"] < model.history_[0]["loss"]
 
 
+def test_catalogue_items_without_training_events_are_never_drawn_as_negatives():
+    frame = planted(n_items=300, n_sessions=600)
+    # Items 301..1300 exist only in the catalogue: 1,000 cold items beside the 300 with events.
+    model = NextItemRecommender(epochs=1, sampled_softmax_above=100, n_negatives=64, **SMALL).fit(frame, 1300)
+    probability = np.exp(np.asarray(model.model_.item_log_probability))
+    assert probability[301:].sum() < 1e-6  # before: 1,000 of 1,300 smoothed counts, most of the draws
+    assert probability[1:300].min() > 0  # a rare item with events is still drawn
+
+
 def test_sampled_logits_are_the_full_logits_of_each_candidate_once():
     """The sampled head, column by column, against the full softmax of the same weights: each
     candidate's first column is its full logit (history terms included) minus log Q; later

@@ -195,11 +195,18 @@ class NextItemRecommender(Recommender):
         # the priors' events out of the fitting cases, 30-70 % of them, was worse on new items.)
         self.prior_cut_ = float(val_cases.now.min()) if self.priors_ and n_val else None
 
-        counts = np.bincount(fit_cases.targets, minlength=n_items + 1).astype(np.float64) + 1.0
-        counts[0] = 0.0
+        # Items with training events get +1 (so a rare one is still drawn as a negative);
+        # catalogue items without any (cold: known by their content only) get none: they
+        # would otherwise fill the sampled negatives of a big catalogue with items no
+        # shopper ever chose (on Diginetica's 184k products, 97 % of the draws).
+        warm = np.zeros(n_items + 1, dtype=bool)
+        warm[cases.targets] = True
+        warm[cases.items[cases.items > 0]] = True
+        warm[0] = False
+        counts = np.bincount(fit_cases.targets, minlength=n_items + 1).astype(np.float64) + warm
         log_probability = np.log(np.maximum(counts / counts.sum(), 1e-12))
         log_probability[0] = -1e9
-        bias = log_probability - log_probability[1:].mean()
+        bias = log_probability - (log_probability[warm].mean() if warm.any() else 0.0)
         bias[0] = 0.0
         self.sampled_ = n_items > self.sampled_softmax_above
         self.model_ = NextItemModel(
