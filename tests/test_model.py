@@ -84,6 +84,27 @@ def test_numpy_tower_matches_the_keras_model(trained):
     np.testing.assert_allclose(numpy_scores[:, 1:], keras_scores[:, 1:], rtol=1e-4, atol=1e-4)
 
 
+def test_content_items_match_numpy_and_score_items_without_events_by_their_content():
+    from recommendations.ml.features import ItemFeatures
+
+    frame = planted(n_items=200, n_sessions=600)
+    n_items = 220  # 201..220: catalogue items without events
+    category = (np.arange(n_items + 1) % 5 + 1).astype(np.int32)
+    price = (np.arange(n_items + 1) % 3 + 1).astype(np.int8)
+    category[0] = price[0] = 0
+    features = ItemFeatures(category=category, price_bucket=price, n_categories=6, n_price_buckets=3)
+    model = NextItemRecommender(epochs=2, content=True, **SMALL).fit(frame, n_items, item_features=features)
+    cases = evaluation_cases(frame.iloc[:2000], frame.iloc[2000:]).cases.take(slice(0, 32))
+    np.testing.assert_allclose(
+        model.score(cases)[:, 1:], model.keras_scores(cases)[:, 1:], rtol=1e-4, atol=1e-4
+    )
+    table = model.export_weights()["item_embedding"]
+    # Two cold items of the same category and price bucket (15 apart) have one vector: their content.
+    np.testing.assert_allclose(table[201], table[216], atol=1e-6)
+    assert not np.allclose(table[201], table[202])  # another category and price
+    assert not np.allclose(table[1], table[16])  # items with events keep their own ID part
+
+
 def test_score_returns_a_fresh_array(trained):
     model, cases = trained
     batch = cases.take(slice(0, 4))

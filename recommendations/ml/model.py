@@ -59,6 +59,10 @@ class NextItemModel(keras.Model):
         item_bias_init: list[float] | None = None,
         prior_window: int = 0,
         mixture: bool = False,
+        content: bool = False,
+        item_price_bucket: list[int] | None = None,
+        n_price_buckets: int = 0,
+        item_has_id: list[bool] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -92,6 +96,17 @@ class NextItemModel(keras.Model):
         # Repeat or explore (RepeatNet): p(i) = g P_repeat(i) + (1 - g) P_explore(i), with the
         # gate g per case (mix column 0). Without it the repeat logit is added to the item's.
         self.mixture = bool(mixture) and self.repeat
+        # Content-aware items: an item's vector is its ID embedding (only for items with
+        # training events) plus its category and price-bucket embeddings, in the history and
+        # in the output table alike, so an item without events is scored by its content.
+        self.content = bool(content)
+        self.item_price_bucket_list = (
+            [int(b) for b in item_price_bucket] if item_price_bucket is not None else [0] * (self.n_items + 1)
+        )
+        self.n_price_buckets = int(n_price_buckets)
+        self.item_has_id_list = (
+            [bool(h) for h in item_has_id] if item_has_id is not None else [True] * (self.n_items + 1)
+        )
 
         init = keras.initializers.RandomNormal(stddev=0.05, seed=seed)
         self.item_embedding = keras.layers.Embedding(
@@ -108,6 +123,13 @@ class NextItemModel(keras.Model):
         )
         self.age_embedding = keras.layers.Embedding(
             n_age_buckets, embedding_dim, embeddings_initializer=init, name="age_embedding"
+        )
+        self.price_embedding = (
+            keras.layers.Embedding(
+                self.n_price_buckets + 1, embedding_dim, embeddings_initializer=init, name="price_embedding"
+            )
+            if self.content
+            else None
         )
         self.attention_hidden = keras.layers.Dense(
             attention_units, activation="tanh", name="attention_hidden"
@@ -134,6 +156,18 @@ class NextItemModel(keras.Model):
             name="item_category",
         )
         self.item_category.assign(np.asarray(self.item_category_list, dtype=np.int32))
+        self.item_price_bucket = self.add_weight(
+            shape=(self.n_items + 1,),
+            dtype="int32",
+            initializer="zeros",
+            trainable=False,
+            name="item_price_bucket",
+        )
+        self.item_price_bucket.assign(np.asarray(self.item_price_bucket_list, dtype=np.int32))
+        self.item_id_scale = self.add_weight(
+            shape=(self.n_items + 1,), initializer="ones", trainable=False, name="item_id_scale"
+        )
+        self.item_id_scale.assign(np.asarray(self.item_has_id_list, dtype=np.float32))
         self.item_log_probability = self.add_weight(
             shape=(self.n_items + 1,), initializer="zeros", trainable=False, name="item_log_probability"
         )
@@ -166,7 +200,8 @@ class NextItemModel(keras.Model):
         length = input_shape["items"][1] if isinstance(input_shape, dict) else None
         history = (None, length, self.embedding_dim)
         for layer in (
-            self.item_embedding, self.item_bias, self.category_embedding, self.type_embedding, self.age_embedding
+            self.item_embedding, self.item_bias, self.category_embedding, self.type_embedding, self.age_embedding,
+            *([self.price_embedding] if self.content else []),
         ):  # fmt: skip
             layer.build((None, length))
         if self.item_bias_init_list is not None:  # e.g. log popularity: a sensible model from step one
@@ -193,14 +228,29 @@ class NextItemModel(keras.Model):
         self.prior_items.assign(np.asarray(items, np.int32))
         self.prior_scores.assign(np.asarray(scores, np.float32))
 
+    def item_vectors(self, items: Any = None) -> Any:
+        """Each item's vector [N + 1, D] (or of ``items``): its ID embedding, plus its content."""
+        if items is None:
+            items = ops.arange(self.n_items + 1, dtype="int32")
+        vectors = self.item_embedding(items)
+        categories = self.category_embedding(ops.take(self.item_category, items, axis=0))
+        if not self.content:
+            return vectors, categories  # the first design: the category joins the history only
+        scale = ops.take(self.item_id_scale, items, axis=0)
+        prices = self.price_embedding(ops.take(self.item_price_bucket, items, axis=0))
+        return vectors * ops.expand_dims(scale, -1) + categories + prices, None
+
     def history_embeddings(self, items: Any, types: Any, ages: Any) -> Any:
-        categories = ops.take(self.item_category, items, axis=0)
-        return (
-            self.item_embedding(items)
-            + self.category_embedding(categories)
-            + self.type_embedding(types)
-            + self.age_embedding(ages)
-        )
+        vectors, categories = self.item_vectors(items)
+        if categories is not None:
+            vectors = vectors + categories
+        return vectors + self.type_embedding(types) + self.age_embedding(ages)
+
+    def output_table(self) -> Any:
+        """The table the user vector is scored against: content-aware items when ``content``."""
+        if not self.content:
+            return self.item_embedding.embeddings
+        return self.item_vectors()[0]
 
     def tower(self, inputs: dict[str, Any], training: bool = False) -> tuple[Any, Any]:
         """(user vector [B, D], mix [B, 1 + n_priors])."""
@@ -294,7 +344,7 @@ class NextItemModel(keras.Model):
 
     def call(self, inputs: dict[str, Any], training: bool = False) -> Any:
         user, mix = self.tower(inputs, training=training)
-        table = self.item_embedding.embeddings
+        table = self.output_table()
         bias = ops.squeeze(self.item_bias.embeddings, axis=-1)
         extra = (self.repeat and not self.mixture) or self.n_priors
         if extra:
@@ -406,17 +456,24 @@ class NextItemModel(keras.Model):
             n_neighbours=self.n_neighbours,
             prior_window=self.prior_window,
             mixture=self.mixture,
+            content=self.content,
+            item_price_bucket=self.item_price_bucket_list,
+            n_price_buckets=self.n_price_buckets,
+            item_has_id=self.item_has_id_list,
         )
         return config
 
 
 def export_weights(model: NextItemModel) -> dict[str, np.ndarray]:
     """The arrays serving needs, by name, as float32 numpy (no Keras needed to use them)."""
+    # With content the exported table is the composed item vectors (category included), so
+    # the numpy tower's history sum gets a zero category term and stays as it is.
+    categories = model.category_embedding.embeddings
     arrays = {
-        "item_embedding": model.item_embedding.embeddings,
+        "item_embedding": model.output_table(),
         "item_bias": model.item_bias.embeddings[:, 0],
         "item_category": model.item_category,
-        "category_embedding": model.category_embedding.embeddings,
+        "category_embedding": ops.zeros_like(categories) if model.content else categories,
         "type_embedding": model.type_embedding.embeddings,
         "age_embedding": model.age_embedding.embeddings,
         "attention_hidden_kernel": model.attention_hidden.kernel,

@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[dict[str, Any]], None]
 #: Float weights of the model that are data, never trained.
-FIXED = ("item_log_probability", "prior_scores")
+FIXED = ("item_log_probability", "prior_scores", "item_id_scale")
 #: The two training stages, as logs, the admin and the loss chart name them.
 STAGE_NAMES = {1: "scalars: popularity, repeat and prior weights", 2: "embeddings and MLP"}
 
@@ -111,6 +111,7 @@ class NextItemRecommender(Recommender):
         mixture: bool = True,
         gate_shift: float = 3.0,
         priors: tuple[str, ...] = ("transitions", "ease"),
+        content: bool = False,
         random_state: int = 0,
         progress: Progress | None = None,
     ) -> None:
@@ -149,6 +150,10 @@ class NextItemRecommender(Recommender):
         # "transitions" (what follows an item), "ease" (EASE's weights, the strongest baseline
         # on new items; over the 5,000 most popular items).
         self.priors = priors
+        # Content-aware item vectors (ID embedding for items with training events + category
+        # and price-bucket embeddings), in the history and the output table: items without
+        # events are scored by their content (see NextItemModel.item_vectors).
+        self.content = content
         self.random_state = random_state
         self.progress = progress
 
@@ -156,7 +161,7 @@ class NextItemRecommender(Recommender):
         names = (
             "embedding_dim", "hidden_units", "attention_units", "dropout", "history_length", "epochs",
             "batch_size", "learning_rate", "patience", "validation_fraction", "sampled_softmax_above",
-            "n_negatives", "max_categories", "min_steps_per_epoch", "sampled_batch_size", "weight_decay", "scalar_epochs", "repeat", "n_neighbours", "prior_window", "mixture", "gate_shift", "priors", "random_state",
+            "n_negatives", "max_categories", "min_steps_per_epoch", "sampled_batch_size", "weight_decay", "scalar_epochs", "repeat", "n_neighbours", "prior_window", "mixture", "gate_shift", "priors", "content", "random_state",
         )  # fmt: skip
         params = {name: getattr(self, name) for name in names}
         params["hidden_units"] = list(params["hidden_units"])
@@ -231,6 +236,12 @@ class NextItemRecommender(Recommender):
             item_bias_init=bias.tolist(),
             prior_window=self.prior_window,
             mixture=self.mixture,
+            content=self.content,
+            item_price_bucket=self.item_features_.price_bucket.tolist(),
+            n_price_buckets=max(
+                self.item_features_.n_price_buckets, int(self.item_features_.price_bucket.max(initial=0))
+            ),
+            item_has_id=warm.tolist(),
         )
         x, y = self._xy(fit_cases)
         self.model_({name: value[:1] for name, value in x.items()})  # build, then set the priors
