@@ -11,7 +11,8 @@ what differs in your shop, for example::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -54,6 +55,37 @@ class CatalogueAdapter:
             return Decimal(str(value))
         except InvalidOperation:
             return None
+
+    def brand(self, item: Any) -> str:
+        return str(getattr(item, "brand", "") or "")
+
+    def added_at(self, item: Any) -> datetime | None:
+        """When the item entered the catalogue (``created_at``/``created``), or None."""
+        for name in ("created_at", "created", "date_added"):
+            value = getattr(item, name, None)
+            if isinstance(value, datetime):
+                return value
+        return None
+
+    def item_features(self) -> Iterator[dict[str, Any]]:
+        """What training knows of each recommendable item besides its events.
+
+        One dict per item of ``item_queryset()``: ``item``, ``category`` (a path such as
+        ``electronics.smartphone`` where the shop has one), ``brand``, ``price``, ``name``
+        and ``added_at``. Items nobody has interacted with yet join the model's catalogue
+        through it (they are the evaluation's ``cold`` items). Override it to read the
+        columns in one query, or to add what your product model calls them.
+        """
+        for item in self.item_queryset().iterator(chunk_size=2000):
+            price = self.price(item)
+            yield {
+                "item": self.item_id(item),
+                "category": self.category_id(item),
+                "brand": self.brand(item),
+                "price": None if price is None else float(price),
+                "name": str(item),
+                "added_at": self.added_at(item),
+            }
 
     def order_lines(self, order: Any) -> Iterable[OrderLine]:
         for line in order.lines.select_related("product"):

@@ -26,12 +26,13 @@ class ShopCatalogueAdapter(CatalogueAdapter):
         return getattr(category, "slug", "") or ""
 
     def item_queryset(self) -> QuerySet:
-        # Widgets show name, brand, price and category: only those columns are read.
+        # Widgets show name, brand, price and category (training also reads when it was added):
+        # only those columns are read.
         return (
             Product.objects.active()
             .filter(stock__gt=0)
             .select_related("category")
-            .only("name", "brand", "price", "stock", "category__slug", "category__name")
+            .only("name", "brand", "price", "stock", "created", "category__slug", "category__name")
         )
 
     def all_items_queryset(self) -> QuerySet:

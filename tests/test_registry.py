@@ -169,6 +169,25 @@ def test_the_shipped_model_knows_an_item_that_first_appears_in_the_holdout(learn
 
 
 @pytest.mark.django_db
+def test_products_nobody_has_seen_yet_reach_the_model_and_its_cold_figures(learning):
+    from recommendations.serving import loader
+
+    electronics = factories.category("electronics.smartphone")
+    for item in range(1, 30):  # the planted items are products of the shop...
+        factories.product(id=item, category=electronics, name=f"Phone {item}")
+    factories.product(id=900, category=electronics, name="Brand-new phone")  # ...and one nobody saw
+    factories.product(id=901, category=electronics, name="Sold out", stock=0)  # not on sale: left out
+    planted_events()
+    version = registry.train_version(registry.request_training()[0].pk)
+    assert version.status == Status.ACTIVE, version.error
+    model = loader.load_version(version)
+    assert "900" in model.index_of and "901" not in model.index_of
+    assert model.category_of[model.index_of["900"]] == "electronics.smartphone"
+    assert "cold" in version.metrics["variants"]  # the holdout is scored with the catalogue
+    assert {"cold_price", "category_popular"} <= set(version.metrics["variants"]["cold"]["models"])
+
+
+@pytest.mark.django_db
 def test_a_rejected_stage_is_logged_recorded_and_shown(learning, admin_client, caplog):
     planted_events()
     # A learning rate this large makes stage 2 (embeddings and MLP) worse on validation.

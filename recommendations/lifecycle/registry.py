@@ -18,11 +18,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from .. import artifacts
+from ..adapters import get_adapter
 from ..conf import app_settings
 from ..keys import ACTIVE_VERSION
 from ..models import Event, ModelVersion
@@ -133,6 +135,8 @@ def _train(version: ModelVersion) -> None:
         event_count=len(frame),
     )
     preprocessor = Preprocessor(**app_settings.PREPROCESSING)
+    _report(version.pk, stage="reading the catalogue")
+    catalogue = _catalogue()
     serving, fitted_through = _serving_reference(version)
     evaluation = run_evaluation(
         train,
@@ -143,6 +147,7 @@ def _train(version: ModelVersion) -> None:
         progress=lambda message: _report(version.pk, stage=message),
         reference=serving[1] if serving else None,
         reference_after=fitted_through,
+        catalogue=catalogue,
     )
     if serving:
         evaluation["reference"]["version"] = serving[0]
@@ -156,7 +161,9 @@ def _train(version: ModelVersion) -> None:
         shipped = NextItemRecommender(
             **model.refit_params(), progress=lambda row: _report(version.pk, **row, refit=True)
         )
-        shipped.fit_preprocessed(shipped_preprocessor.fit_transform(frame), shipped_preprocessor)
+        shipped.fit_preprocessed(
+            shipped_preprocessor.fit_transform(frame, catalogue=catalogue), shipped_preprocessor
+        )
         history = [*history, *({**row, "refit": True} for row in shipped.history_)]
     metrics["fitted_through"] = (times.max() if app_settings.REFIT_ON_ALL_EVENTS else cut).isoformat()
     metrics["refit"] = bool(app_settings.REFIT_ON_ALL_EVENTS)
@@ -171,6 +178,25 @@ def _train(version: ModelVersion) -> None:
         artifact_size=size,
         progress={"stage": "done", "epochs": len(history)},
     )
+
+
+def _catalogue() -> Any:
+    """The shop's recommendable items as a frame (``adapter.item_features()``), or None.
+
+    Items without events join the vocabulary through it: the version's ``cold`` figures
+    rank them, and the shipped model knows every item on sale. A shop whose adapter cannot
+    list its items (no ``ITEM_MODEL``) trains on the events alone.
+    """
+    import pandas as pd
+
+    try:
+        rows = list(get_adapter().item_features())
+    except ImproperlyConfigured:
+        return None
+    except Exception:
+        logger.exception("The catalogue could not be read; training on the events alone.")
+        return None
+    return pd.DataFrame(rows) if rows else None
 
 
 def _fitted_through(version: ModelVersion) -> float | None:

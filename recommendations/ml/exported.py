@@ -44,7 +44,9 @@ class SavedModel:
         return cls(
             tower=tower,
             item_ids=item_ids,
-            category_ids=[""] + [str(category) for category in preprocessor["category_ids"]],
+            # The vocabulary's list already starts with "" (index 0: unknown), as the
+            # preprocessor numbers categories; adding another shifted every name by one.
+            category_ids=[str(category) for category in preprocessor["category_ids"]],
             spec=FeatureSpec.from_json(vocabulary["feature_spec"]),
             item_features=ItemFeatures.from_json(vocabulary["item_features"]),
         )
