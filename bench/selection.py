@@ -23,12 +23,15 @@ from bench.report import Part, Section, Table, decimals, ratio_text, strong
 #: Where each training side is split again: the dev part is its latest 30 % of events.
 DEV_QUANTILE = 0.7
 #: The baselines the candidates are compared with (the strongest in each variant).
-BASELINES = ("session_recency", "ease", "item_knn")
+BASELINES = ("session_recency", "ease", "item_knn", "category_popular", "knn_category")
+#: Beside them in ``cold`` (next items without training events): the cold baselines.
+COLD_BASELINES = ("cold_price", "cold_newest")
 #: (label, parameters that differ from the defaults); the first row is the defaults.
 CANDIDATES: tuple[tuple[str, Mapping[str, Any]], ...] = (
     ("defaults", {}),
     ("priors: session co-occurrence + transitions", {"priors": ("cooccurrence", "transitions")}),
     ("priors: all three", {"priors": ("cooccurrence", "transitions", "ease")}),
+    ("priors: transitions + EASE (no content)", {"priors": ("transitions", "ease")}),
     ("no priors", {"n_neighbours": 0}),
     ("prior_window 3", {"prior_window": 3}),
     ("prior_window 10", {"prior_window": 10}),
@@ -41,23 +44,26 @@ QUICK_PARAMS = {"epochs": 1, "scalar_epochs": 1}
 
 
 def evaluate_candidates(dataset: Any, quick: bool) -> dict[str, Any]:
+    from bench.learning import read_catalogue
     from recommendations.ml.baselines import BASELINES as ALL_BASELINES
     from recommendations.ml.evaluation import run_evaluation
-    from recommendations.ml.frames import split_at
+    from recommendations.ml.frames import catalogue_from_events, merge_catalogues, split_at
     from recommendations.ml.training import NextItemRecommender
 
     train, _ = split_at(common.read_events(dataset.path, dataset.format), dataset.split)  # test side unused
     cut = train["timestamp"].quantile(DEV_QUANTILE)
     fit, dev = split_at(train, cut)
+    # The catalogue at prediction time, as in the learning suite, from the training side only.
+    catalogue = merge_catalogues(catalogue_from_events(fit, dev), read_catalogue(dataset))
     common.progress(f"{dataset.label}: {len(fit):,} events before {cut}, {len(dev):,} dev events after")
-    models: dict[str, Any] = {name: ALL_BASELINES[name]() for name in BASELINES}
+    models: dict[str, Any] = {name: ALL_BASELINES[name]() for name in (*BASELINES, *COLD_BASELINES)}
     labels = {}
     for i, (label, params) in enumerate(CANDIDATES):
         model = NextItemRecommender(**{**params, **(QUICK_PARAMS if quick else {})})
         model.name = f"candidate_{i}"
         models[model.name] = model
         labels[model.name] = label
-    result = run_evaluation(fit, dev, k=K, models=models, progress=common.progress)
+    result = run_evaluation(fit, dev, k=K, models=models, progress=common.progress, catalogue=catalogue)
     return {
         "dataset": dataset,
         "cut": cut,
@@ -72,28 +78,32 @@ def dataset_part(run: dict[str, Any]) -> Part:
     """One data set: its dev split, then every candidate's MRR beside the baselines'."""
     metric = f"mrr@{K}"
     dataset, variants = run["dataset"], run["result"]["variants"]
-    cases = ", ".join(f"{variants[v]['n_cases']:,} `{v}` cases" for v in ("all", "new"))
+    names = [v for v in ("all", "new", "cold") if v in variants]
+    cases = ", ".join(f"{variants[v]['n_cases']:,} `{v}` cases" for v in names)
     split = (
         f"Training side before {dataset.split} split again at {run['cut']:%Y-%m-%d %H:%M:%S} UTC: "
         f"{run['fit']:,} events to fit, {run['dev']:,} dev events; {cases}."
     )
-    best = {v: max((variants[v]["models"][name][metric], name) for name in BASELINES) for v in ("all", "new")}
+
+    def against(v: str) -> tuple[str, ...]:
+        return COLD_BASELINES + BASELINES if v == "cold" else BASELINES
+
+    best = {v: max((variants[v]["models"][name][metric] or 0.0, name) for name in against(v)) for v in names}
     rows = [
         [
             f"baseline `{name}`",
-            *[decimals(variants[v]["models"][name][metric]) for v in ("all", "new")],
-            "",
-            "",
+            *[decimals(variants[v]["models"][name][metric]) for v in names],
+            *[""] * len(names),
         ]
-        for name in BASELINES
+        for name in (*BASELINES, *COLD_BASELINES)
     ]
     for name, label in run["labels"].items():
-        scores = [variants[v]["models"][name][metric] for v in ("all", "new")]
-        ratios = [ratio(score, best[v][0]) for score, v in zip(scores, ("all", "new"), strict=True)]
+        scores = [variants[v]["models"][name][metric] for v in names]
+        ratios = [ratio(score, best[v][0]) for score, v in zip(scores, names, strict=True)]
         shown = strong(label) if label == "defaults" else label
         rows.append([shown, *[decimals(s) for s in scores], *[ratio_text(r) for r in ratios]])
     table = Table(
-        ["model", f"all MRR@{K}", f"new MRR@{K}", "all vs best baseline", "new vs best baseline"], rows
+        ["model", *(f"{v} MRR@{K}" for v in names), *(f"{v} vs best baseline" for v in names)], rows
     )
     return Part(dataset.label, [split, table])
 

@@ -114,7 +114,7 @@ DEFAULTS: dict[str, Any] = {
     # embedding_dim, hidden_units (the article's (100, 100) is a valid setting), attention_units,
     # dropout, history_length, epochs, batch_size, learning_rate, patience,
     # validation_fraction, sampled_softmax_above (catalogue size), n_negatives, priors
-    # (item-item priors by name: "cooccurrence", "transitions", "ease"), n_neighbours and
+    # (item-item priors by name: "cooccurrence", "transitions", "ease", "content"), n_neighbours and
     # prior_window (how the priors are read), mixture and gate_shift (repeat or explore),
     # random_state. Each is documented in NextItemRecommender.
     "MODEL": {},

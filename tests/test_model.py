@@ -284,9 +284,10 @@ def test_each_prior_finds_the_planted_neighbour():
     from recommendations.ml.features import PRIORS, item_priors
 
     frame = planted(n_items=60, n_sessions=600)
-    items, scores = item_priors(frame, 60, tuple(PRIORS), k=5)
-    assert items.shape == scores.shape == (len(PRIORS), 61, 5)
-    for name, table, score in zip(PRIORS, items, scores, strict=True):
+    names = tuple(name for name in PRIORS if name != "content")  # content: the next test
+    items, scores = item_priors(frame, 60, names, k=5)
+    assert items.shape == scores.shape == (len(names), 61, 5)
+    for name, table, score in zip(names, items, scores, strict=True):
         # Item 20 is always followed by 21 and preceded by 19: those two are its best neighbours
         # (the transitions prior only looks forward: 21, then 22).
         expected = {21, 22} if name == "transitions" else {19, 21}
@@ -294,8 +295,27 @@ def test_each_prior_finds_the_planted_neighbour():
         assert (np.diff(score[20]) <= 0).all() and score[20, 0] > 0, name
         assert (table[0] == 0).all(), name  # padding has no neighbours
     # EASE's table is scaled so an item's best neighbour scores about 1, like the others.
-    ease = scores[list(PRIORS).index("ease")]
+    ease = scores[list(names).index("ease")]
     assert 0.5 < ease[1:, 0][ease[1:, 0] > 0].mean() < 1.5
+
+
+def test_the_content_prior_offers_same_category_items_nearest_in_price_new_ones_included():
+    from recommendations.ml.features import ItemFeatures, content_prior
+
+    frame = planted(n_items=40, n_sessions=200)  # items up to 40 have events; 41..50 are catalogue only
+    with_events = set(frame["item_idx"].tolist())
+    category = np.array([0] + [1 + (i % 2) for i in range(1, 51)], np.int32)  # odd: 2, even: 1
+    bucket = np.array([0] + [1 + (i // 5) % 10 for i in range(1, 51)], np.int8)
+    features = ItemFeatures(category=category, price_bucket=bucket, n_categories=3, n_price_buckets=10)
+    items, scores = content_prior(frame, 50, k=4, item_features=features)
+    row = items[10]  # item 10: category 1, bucket 3
+    seen, new = row[:2], row[2:]  # half the slots for items with events, half for those without
+    assert all(i in with_events and category[i] == category[10] and i != 10 for i in seen)
+    assert all(i not in with_events and category[i] == category[10] for i in new) and new.all()
+    assert scores[10, 0] == 1.0  # another item in the same bucket: the nearest price
+    assert (items[0] == 0).all()  # padding has no neighbours
+    cold = items[42]  # a new item has neighbours too (it may be in a history)
+    assert set(cold[cold > 0]) and all(category[i] == category[42] for i in cold[cold > 0])
 
 
 def test_priors_are_counted_without_the_validation_slice_while_the_model_learns(monkeypatch):

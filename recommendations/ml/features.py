@@ -244,16 +244,70 @@ def ease_prior(
     return items, scores / np.float32(tops.mean() if len(tops) else 1.0)
 
 
+def content_prior(
+    frame: pd.DataFrame, n_items: int, k: int = 20, item_features: ItemFeatures | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """[n_items + 1, k] (items, scores): items of the same category, nearest in price bucket.
+
+    Half the ``k`` slots go to items with events in ``frame``, half to items without any
+    (catalogue items nobody has chosen yet), so a new product has a way into a shopper's
+    list from the moment it is on sale. Score 1 / (1 + bucket distance); 0.5 when either
+    price is unknown. Sorted windows, no pairwise matrix: O(items x k).
+    """
+    size = n_items + 1
+    if item_features is None or k < 2:
+        return _top_k(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), n_items, k)
+    category = np.asarray(item_features.category, np.int64)[:size]
+    bucket = np.asarray(item_features.price_bucket, np.int64)[:size]
+    seen = np.zeros(size, bool)
+    seen[_item_timeline(frame)["item_idx"].to_numpy(np.int64)] = True
+    items = np.arange(size)
+    has_category = (items > 0) & (category > 0)
+    key = category * 256 + bucket
+    tables = []
+    for members, width in ((has_category & seen, k - k // 2), (has_category & ~seen, k // 2)):
+        pool = items[members]
+        pool = pool[np.argsort(key[pool], kind="stable")]
+        if not len(pool) or not width:
+            tables.append(_top_k(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), n_items, width))
+            continue
+        heads = items[has_category]
+        start = np.searchsorted(key[pool], key[heads])
+        index = start[:, None] + np.arange(-width, width + 1)[None, :]
+        valid = (index >= 0) & (index < len(pool))
+        tail = pool[np.clip(index, 0, len(pool) - 1)]
+        valid &= (category[tail] == category[heads][:, None]) & (tail != heads[:, None])
+        known = (bucket[tail] > 0) & (bucket[heads][:, None] > 0)
+        score = np.where(known, 1.0 / (1.0 + np.abs(bucket[tail] - bucket[heads][:, None])), 0.5)
+        head = np.broadcast_to(heads[:, None], tail.shape)
+        tables.append(_top_k(head[valid], tail[valid], score[valid], n_items, width))
+    return np.concatenate([t[0] for t in tables], axis=1), np.concatenate([t[1] for t in tables], axis=1)
+
+
 #: The item-item priors a model can blend into its scores, by name. Each maps the item a
 #: shopper interacted with to ``k`` neighbours and a score (about 1 for the best); the model
 #: learns how much each counts by event type, age and position, and the arrays travel in its
 #: exported weights.
-PRIORS = {"cooccurrence": cooccurrence_prior, "transitions": transition_prior, "ease": ease_prior}
+PRIORS = {
+    "cooccurrence": cooccurrence_prior,
+    "transitions": transition_prior,
+    "ease": ease_prior,
+    "content": content_prior,
+}
 
 
 def item_priors(
-    frame: pd.DataFrame, n_items: int, names: tuple[str, ...], k: int
+    frame: pd.DataFrame,
+    n_items: int,
+    names: tuple[str, ...],
+    k: int,
+    item_features: ItemFeatures | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The priors ``names`` stacked, [len(names), n_items + 1, k] (items, scores)."""
-    tables = [PRIORS[name](frame, n_items, k) for name in names]
+    tables = [
+        PRIORS[name](frame, n_items, k, item_features=item_features)
+        if name == "content"
+        else PRIORS[name](frame, n_items, k)
+        for name in names
+    ]
     return np.stack([t[0] for t in tables]), np.stack([t[1] for t in tables])
