@@ -667,13 +667,15 @@ def quality_part(quality: list[dict[str, Any]], chart: Path, chart_bytes: int) -
 
 def dataset_part(item: dict[str, Any]) -> Part:
     """One data set's split, how our model trained, and every model's metrics per variant."""
+    from recommendations.ml.evaluation import skipped_text
+
     result, dataset = item["result"], item["dataset"]
     blocks: list[Block] = [
         f"`{dataset.path}` (format `{dataset.format}`), split at {dataset.split} UTC: "
         f"{item['train_events']:,} training events, {item['test_events']:,} later events; "
         f"{result['n_cases']:,} cases from {result['n_sessions']:,} later sessions"
         "; skipped: "
-        + ", ".join(f"{n:,} ({reason})" for reason, n in (result.get("skipped") or {}).items())
+        + skipped_text(result.get("skipped") or {})
         + ". The catalogue at prediction time is what the event files say of each item"
         + (f" plus `{dataset.catalogue.name}`" if dataset.catalogue else "")
         + "; `cold` ranks next items without training events among the cold items listed by then."

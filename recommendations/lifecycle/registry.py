@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
@@ -137,7 +137,7 @@ def _train(version: ModelVersion) -> None:
     preprocessor = Preprocessor(**app_settings.PREPROCESSING)
     _report(version.pk, stage="reading the catalogue")
     catalogue = _catalogue()
-    serving, fitted_through = _serving_reference(version)
+    reference = _serving_reference(version)
     evaluation = run_evaluation(
         train,
         holdout,
@@ -145,12 +145,12 @@ def _train(version: ModelVersion) -> None:
         models={**{name: cls() for name, cls in BASELINES.items()}, MODEL_NAME: model},
         preprocessor=preprocessor,
         progress=lambda message: _report(version.pk, stage=message),
-        reference=serving[1] if serving else None,
-        reference_after=fitted_through,
+        reference=reference.recommender if reference else None,
+        reference_after=reference.fitted_through if reference else None,
         catalogue=catalogue,
     )
-    if serving:
-        evaluation["reference"]["version"] = serving[0]
+    if reference:
+        evaluation["reference"]["version"] = reference.version_id
     metrics = {**evaluation, "model": MODEL_NAME, "stages": model.stages_, "learned_mlp": model.learned_mlp}
     history, shipped, shipped_preprocessor = model.history_, model, preprocessor
     if app_settings.REFIT_ON_ALL_EVENTS:
@@ -209,11 +209,19 @@ def _fitted_through(version: ModelVersion) -> float | None:
     return moment.timestamp() if moment else None
 
 
-def _serving_reference(candidate: ModelVersion) -> tuple[tuple[int, Any] | None, float | None]:
-    """((active version id, its files as a recommender), end of its data), or (None, None)."""
+class Reference(NamedTuple):
+    """The version serving now, as a recommender, to score on a candidate's holdout."""
+
+    version_id: int
+    recommender: Any  # ml.exported.SavedRecommender
+    fitted_through: float | None  # Unix seconds of the last event it was fitted on
+
+
+def _serving_reference(candidate: ModelVersion) -> Reference | None:
+    """The active version read back from its files, or None (none, or unreadable)."""
     current = active_version()
     if current is None or current.pk == candidate.pk or not current.artifact_path:
-        return None, None
+        return None
     from ..ml.exported import SavedModel, SavedRecommender
 
     try:
@@ -221,8 +229,8 @@ def _serving_reference(candidate: ModelVersion) -> tuple[tuple[int, Any] | None,
         saved = SavedModel.from_bundle(bundle.weights, bundle.vocabulary)
     except (artifacts.ArtifactError, KeyError, TypeError, ValueError) as exc:
         logger.warning("The serving version %s cannot be scored on the new holdout: %s", current.pk, exc)
-        return None, None
-    return (current.pk, SavedRecommender(saved)), _fitted_through(current)
+        return None
+    return Reference(current.pk, SavedRecommender(saved), _fitted_through(current))
 
 
 def bundle_of(model: Any, preprocessor: Any) -> artifacts.Bundle:
@@ -278,33 +286,39 @@ def promote_if_better(version: ModelVersion) -> bool:
     value = version.metric(name)
     current = active_version()
     if value is None:
-        note = f"Not activated: it has no {name} metric."
-    elif current is None:
+        return _keep_ready(version, f"Not activated: it has no {name} metric.")
+    if current is None:
         activate(version, f"Activated: {name} {value:.4f}; no active version to compare with.")
         return True
-    else:
-        comparison = version.comparison(name)
-        if comparison is None or comparison["version"] != current.pk:
-            note = (
-                f"Kept ready: v{current.pk} could not be scored on this version's holdout, so the two "
-                "were not compared; activate it by hand if it should serve."
-            )
-        elif comparison["n_cases"] < app_settings.PROMOTION_MIN_CASES or comparison["active"] is None:
-            note = (
-                f"Kept ready: only {comparison['n_cases']} {name.partition(':')[0]} holdout cases come after "
-                f"the events v{current.pk} was fitted on (at least {app_settings.PROMOTION_MIN_CASES} are "
-                "needed to compare the two fairly); retrain when more events have arrived, or activate it by hand."
-            )
-        else:
-            ours, theirs, n = comparison["candidate"], comparison["active"], comparison["n_cases"]
-            same = f"on the same {n} holdout cases"
-            if ours is not None and ours >= theirs + margin:
-                activate(
-                    version,
-                    f"Activated: {name} {ours:.4f} ≥ v{current.pk}'s {theirs:.4f} + margin {margin}, {same}.",
-                )
-                return True
-            note = f"Kept ready: {name} {ours or 0:.4f} < v{current.pk}'s {theirs:.4f} + margin {margin}, {same}."
+    comparison = version.comparison(name)
+    if comparison is None or comparison["version"] != current.pk:
+        return _keep_ready(
+            version,
+            f"Kept ready: v{current.pk} could not be scored on this version's holdout, so the two "
+            "were not compared; activate it by hand if it should serve.",
+        )
+    ours, theirs, n = comparison["candidate"], comparison["active"], comparison["n_cases"]
+    if n < app_settings.PROMOTION_MIN_CASES or theirs is None:
+        return _keep_ready(
+            version,
+            f"Kept ready: only {n} {name.partition(':')[0]} holdout cases come after "
+            f"the events v{current.pk} was fitted on (at least {app_settings.PROMOTION_MIN_CASES} are "
+            "needed to compare the two fairly); retrain when more events have arrived, or activate it by hand.",
+        )
+    same = f"on the same {n} holdout cases"
+    if ours is not None and ours >= theirs + margin:
+        activate(
+            version, f"Activated: {name} {ours:.4f} ≥ v{current.pk}'s {theirs:.4f} + margin {margin}, {same}."
+        )
+        return True
+    return _keep_ready(
+        version,
+        f"Kept ready: {name} {ours or 0:.4f} < v{current.pk}'s {theirs:.4f} + margin {margin}, {same}.",
+    )
+
+
+def _keep_ready(version: ModelVersion, note: str) -> bool:
+    """Leave ``version`` ready (not serving) and say why on it; returns False."""
     ModelVersion.objects.filter(pk=version.pk).update(promotion_note=note)
     return False
 

@@ -396,12 +396,16 @@ class ColdNewest(_CategoryAware):
 
     name = "cold_newest"
 
-    def score(self, cases: CaseBatch) -> np.ndarray:
+    def _fit_more(self, train: pd.DataFrame) -> ColdNewest:
         added = self.item_added_
         known = np.isfinite(added)
-        span = (np.nanmax(added) - np.nanmin(added)) if known.any() else 1.0
-        newness = np.where(known, (added - (np.nanmin(added) if known.any() else 0.0)) / max(span, 1e-9), 0.0)
-        return (self._category_scores(cases) + 0.5 * newness[None, :]).astype(np.float32)
+        oldest = np.nanmin(added) if known.any() else 0.0
+        span = (np.nanmax(added) - oldest) if known.any() else 1.0
+        self.newness_ = np.where(known, (added - oldest) / max(span, 1e-9), 0.0)  # in [0, 1]
+        return self
+
+    def score(self, cases: CaseBatch) -> np.ndarray:
+        return (self._category_scores(cases) + 0.5 * self.newness_[None, :]).astype(np.float32)
 
 
 #: Every baseline by its ``name``, in the order reports list them.

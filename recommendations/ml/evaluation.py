@@ -304,8 +304,7 @@ def run_evaluation(
     skipped = {reason: n for reason, n in (built.skipped or {}).items() if n or reason == SKIPPED_UNKNOWN}
     say(
         f"{n_items:,} items ({int(cold_items.sum()):,} without training events); {len(cases):,} cases from "
-        f"{built.n_sessions:,} test sessions; skipped: "
-        + ", ".join(f"{n:,} ({reason})" for reason, n in skipped.items())
+        f"{built.n_sessions:,} test sessions; skipped: {skipped_text(skipped)}"
     )
 
     seconds: dict[str, float] = {}
@@ -354,6 +353,11 @@ def run_evaluation(
     return result
 
 
+def skipped_text(skipped: Mapping[str, int]) -> str:
+    """Skipped cases with their reasons, as the progress line, the table and the bench say them."""
+    return ", ".join(f"{n:,} ({reason})" for reason, n in skipped.items())
+
+
 def _cell(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -366,7 +370,7 @@ def format_table(result: Mapping[str, Any]) -> str:
         f"{result['n_cases']:,} cases from {result['n_sessions']:,} test sessions"
         + "; skipped: "
         + (
-            ", ".join(f"{n:,} ({reason})" for reason, n in result["skipped"].items())
+            skipped_text(result["skipped"])
             if result.get("skipped")
             else f"{result['n_skipped']:,} (next item unknown in training)"
         )

@@ -163,7 +163,12 @@ def _item_timeline(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def cooccurrence_prior(
-    frame: pd.DataFrame, n_items: int, k: int = 20, window: int = 10
+    frame: pd.DataFrame,
+    n_items: int,
+    k: int = 20,
+    window: int = 10,
+    *,
+    item_features: ItemFeatures | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """[n_items + 1, k] (items, scores): cosine of session co-occurrence within ``window``
     positions (as ``baselines.ItemKNN``)."""
@@ -190,7 +195,12 @@ def cooccurrence_prior(
 
 
 def transition_prior(
-    frame: pd.DataFrame, n_items: int, k: int = 20, steps: int = 3
+    frame: pd.DataFrame,
+    n_items: int,
+    k: int = 20,
+    steps: int = 3,
+    *,
+    item_features: ItemFeatures | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """[n_items + 1, k] (items, scores): what follows an item within ``steps`` events of a
     shopper's timeline (weighted 1 / distance), as a share of the item's transitions; order
@@ -218,7 +228,12 @@ def transition_prior(
 
 
 def ease_prior(
-    frame: pd.DataFrame, n_items: int, k: int = 20, max_items: int = 5000
+    frame: pd.DataFrame,
+    n_items: int,
+    k: int = 20,
+    max_items: int = 5000,
+    *,
+    item_features: ItemFeatures | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """[n_items + 1, k] (items, scores): EASE's item-item weights.
 
@@ -245,7 +260,7 @@ def ease_prior(
 
 
 def content_prior(
-    frame: pd.DataFrame, n_items: int, k: int = 20, item_features: ItemFeatures | None = None
+    frame: pd.DataFrame, n_items: int, k: int = 20, *, item_features: ItemFeatures | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """[n_items + 1, k] (items, scores): items of the same category, nearest in price bucket.
 
@@ -284,7 +299,8 @@ def content_prior(
     return np.concatenate([t[0] for t in tables], axis=1), np.concatenate([t[1] for t in tables], axis=1)
 
 
-#: The item-item priors a model can blend into its scores, by name. Each maps the item a
+#: The item-item priors a model can blend into its scores, by name, each called as
+#: ``prior(frame, n_items, k, item_features=...)`` (only "content" reads the features). Each maps the item a
 #: shopper interacted with to ``k`` neighbours and a score (about 1 for the best); the model
 #: learns how much each counts by event type, age and position, and the arrays travel in its
 #: exported weights.
@@ -304,10 +320,5 @@ def item_priors(
     item_features: ItemFeatures | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The priors ``names`` stacked, [len(names), n_items + 1, k] (items, scores)."""
-    tables = [
-        PRIORS[name](frame, n_items, k, item_features=item_features)
-        if name == "content"
-        else PRIORS[name](frame, n_items, k)
-        for name in names
-    ]
+    tables = [PRIORS[name](frame, n_items, k, item_features=item_features) for name in names]
     return np.stack([t[0] for t in tables]), np.stack([t[1] for t in tables])

@@ -148,26 +148,9 @@ class NextItemModel(keras.Model):
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def build(self, input_shape: Any = None) -> None:
-        self.item_category = self.add_weight(
-            shape=(self.n_items + 1,),
-            dtype="int32",
-            initializer="zeros",
-            trainable=False,
-            name="item_category",
-        )
-        self.item_category.assign(np.asarray(self.item_category_list, dtype=np.int32))
-        self.item_price_bucket = self.add_weight(
-            shape=(self.n_items + 1,),
-            dtype="int32",
-            initializer="zeros",
-            trainable=False,
-            name="item_price_bucket",
-        )
-        self.item_price_bucket.assign(np.asarray(self.item_price_bucket_list, dtype=np.int32))
-        self.item_id_scale = self.add_weight(
-            shape=(self.n_items + 1,), initializer="ones", trainable=False, name="item_id_scale"
-        )
-        self.item_id_scale.assign(np.asarray(self.item_has_id_list, dtype=np.float32))
+        self.item_category = self._item_table("item_category", self.item_category_list, "int32")
+        self.item_price_bucket = self._item_table("item_price_bucket", self.item_price_bucket_list, "int32")
+        self.item_id_scale = self._item_table("item_id_scale", self.item_has_id_list, "float32")
         self.item_log_probability = self.add_weight(
             shape=(self.n_items + 1,), initializer="zeros", trainable=False, name="item_log_probability"
         )
@@ -216,6 +199,14 @@ class NextItemModel(keras.Model):
         self.mix.build((None, width))
         self.built = True
 
+    def _item_table(self, name: str, values: list[Any], dtype: str) -> Any:
+        """A per-item array that is data, never trained (saved with the model)."""
+        table = self.add_weight(
+            shape=(self.n_items + 1,), dtype=dtype, initializer="zeros", trainable=False, name=name
+        )
+        table.assign(np.asarray(values, dtype=dtype))
+        return table
+
     def scalar_variables(self) -> list[Any]:
         """Item bias, repeat and prior weights: few, well determined, kept out of weight decay."""
         return [
@@ -229,28 +220,31 @@ class NextItemModel(keras.Model):
         self.prior_scores.assign(np.asarray(scores, np.float32))
 
     def item_vectors(self, items: Any = None) -> Any:
-        """Each item's vector [N + 1, D] (or of ``items``): its ID embedding, plus its content."""
+        """Each item's vector [N + 1, D] (or of ``items``) as the output table scores it.
+
+        With ``content``: the ID embedding (items with training events only) plus the
+        category and price-bucket embeddings. Without: the ID embedding alone (the first
+        design, where the category joins the history only).
+        """
         if items is None:
             items = ops.arange(self.n_items + 1, dtype="int32")
         vectors = self.item_embedding(items)
-        categories = self.category_embedding(ops.take(self.item_category, items, axis=0))
         if not self.content:
-            return vectors, categories  # the first design: the category joins the history only
+            return vectors
         scale = ops.take(self.item_id_scale, items, axis=0)
+        categories = self.category_embedding(ops.take(self.item_category, items, axis=0))
         prices = self.price_embedding(ops.take(self.item_price_bucket, items, axis=0))
-        return vectors * ops.expand_dims(scale, -1) + categories + prices, None
+        return vectors * ops.expand_dims(scale, -1) + categories + prices
 
     def history_embeddings(self, items: Any, types: Any, ages: Any) -> Any:
-        vectors, categories = self.item_vectors(items)
-        if categories is not None:
-            vectors = vectors + categories
+        vectors = self.item_vectors(items)
+        if not self.content:
+            vectors = vectors + self.category_embedding(ops.take(self.item_category, items, axis=0))
         return vectors + self.type_embedding(types) + self.age_embedding(ages)
 
     def output_table(self) -> Any:
         """The table the user vector is scored against: content-aware items when ``content``."""
-        if not self.content:
-            return self.item_embedding.embeddings
-        return self.item_vectors()[0]
+        return self.item_vectors() if self.content else self.item_embedding.embeddings
 
     def tower(self, inputs: dict[str, Any], training: bool = False) -> tuple[Any, Any]:
         """(user vector [B, D], mix [B, 1 + n_priors])."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..extras import require
 from .cases import TYPE_INDEX
-from .frames import FRAME_COLUMNS, normalize_frame
+from .frames import FRAME_COLUMNS, normalize_catalogue, normalize_frame
 
 pd = require("ml", "pandas")
 np = require("ml", "numpy")
@@ -484,8 +484,6 @@ class Preprocessor:
 
     def _add_catalogue(self, catalogue: pd.DataFrame) -> None:
         """Append the catalogue's items without training events; fill missing features."""
-        from .frames import normalize_catalogue
-
         catalogue = normalize_catalogue(catalogue)
         known = pd.Index(self.item_ids_, dtype=object)
         position = known.get_indexer(pd.Index(catalogue["item"], dtype=object))
