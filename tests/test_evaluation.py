@@ -505,3 +505,24 @@ def test_command_reads_a_catalogue_csv_and_refuses_a_bad_one(tmp_path, capsys):
             "recommendations_evaluate", "--events", str(events), "--split-at", "2024-03-01T10:18:00Z",
             "--catalogue", str(catalogue), "--no-cold",
         )  # fmt: skip
+
+
+def test_the_serving_version_is_compared_on_the_same_variants_as_the_candidate():
+    """With a catalogue, cold next items leave ``all``/``new`` in the comparison too."""
+    from recommendations.ml.baselines import CategoryPopular
+    from recommendations.ml.evaluation import run_evaluation
+    from recommendations.ml.frames import catalogue_from_events
+
+    train, test = cold_world()
+    result = run_evaluation(
+        train,
+        test,
+        models=[MostPopular()],
+        preprocessor_params={"dedupe_seconds": 0, "min_seconds_per_event": 0},
+        catalogue=catalogue_from_events(train, test),
+        reference=CategoryPopular(),
+    )
+    compared = result["reference"]["variants"]
+    assert {variant: data["n_cases"] for variant, data in compared.items()} == {
+        variant: data["n_cases"] for variant, data in result["variants"].items()
+    }

@@ -315,18 +315,16 @@ def run_evaluation(
         seconds[name] = time.perf_counter() - started
         say(f"Fitted {name} in {seconds[name]:.1f} s")
     say("Scoring ...")
-    variants = evaluate(
-        instances,
-        cases,
-        k=k,
-        item_popularity=preprocessor.item_popularity_,
-        n_items=n_items,
-        train_seconds=seconds,
-        per_case=per_case,
-        is_cold=built.is_cold if with_cold else None,
-        cold_items=cold_items if with_cold else None,
-        item_added=getattr(preprocessor, "item_added_", None),
-    )
+    # The same catalogue rules for every evaluation of these cases, the reference's included.
+    is_cold = built.is_cold if with_cold else None
+    shared = {
+        "k": k,
+        "item_popularity": preprocessor.item_popularity_,
+        "n_items": n_items,
+        "cold_items": cold_items if with_cold else None,
+        "item_added": getattr(preprocessor, "item_added_", None),
+    }
+    variants = evaluate(instances, cases, train_seconds=seconds, per_case=per_case, is_cold=is_cold, **shared)
     result = {
         "n_cases": len(cases),
         "n_skipped": int(built.n_skipped),
@@ -338,7 +336,9 @@ def run_evaluation(
     if reference is not None:
         say("Scoring the version serving now on the same cases ...")
         reference.fit_preprocessed(train, preprocessor)
-        later = cases if reference_after is None else cases.take(np.flatnonzero(cases.now > reference_after))
+        later = (
+            np.arange(len(cases)) if reference_after is None else np.flatnonzero(cases.now > reference_after)
+        )
         compared = {REFERENCE_NAME: reference}
         if MODEL_NAME in instances:
             compared = {MODEL_NAME: instances[MODEL_NAME], **compared}
@@ -347,7 +347,7 @@ def run_evaluation(
             "after": reference_after,
             "n_cases": len(later),
             "variants": evaluate(
-                compared, later, k=k, item_popularity=preprocessor.item_popularity_, n_items=n_items
+                compared, cases.take(later), is_cold=None if is_cold is None else is_cold[later], **shared
             ),
         }
     return result
