@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, NamedTuple
 
 from django.core.cache import cache
@@ -200,13 +200,16 @@ def _catalogue() -> Any:
 
 
 def _fitted_through(version: ModelVersion) -> float | None:
-    """Unix seconds of the last event ``version`` was fitted on (None: unknown)."""
-    recorded = (version.metrics or {}).get("fitted_through")
-    if recorded:
-        return datetime.fromisoformat(recorded).timestamp()
+    """Unix seconds of the last event ``version`` was fitted on (None: unknown).
+
+    Computed as ``ml.cases.unix_seconds`` computes the cases' moments (integer nanoseconds
+    / 1e9), so that last event itself never counts as later by a rounding difference.
+    """
+    import pandas as pd  # training worker only
+
     # Versions trained before the refit existed were fitted on the events before their holdout.
-    moment = version.holdout_start or version.data_end
-    return moment.timestamp() if moment else None
+    moment = (version.metrics or {}).get("fitted_through") or version.holdout_start or version.data_end
+    return pd.Timestamp(moment).as_unit("ns").value / 1e9 if moment else None
 
 
 class Reference(NamedTuple):
