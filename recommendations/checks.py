@@ -183,11 +183,18 @@ def _serving_problems() -> list[str]:
             ):
                 problems.append(f"API_THROTTLE_RATES[{scope!r}] = {rate!r} is not like '120/minute'")
     proxies = s.TRUSTED_PROXIES
-    if not isinstance(proxies, int) or isinstance(proxies, bool) or proxies < 0:
+    if not _is_count(proxies):
         problems.append(f"TRUSTED_PROXIES must be how many proxies you run (0 or more), not {proxies!r}")
     if not 0 <= float(s.SIMILAR_EMBEDDING_WEIGHT) <= 1:
         problems.append("SIMILAR_EMBEDDING_WEIGHT must be between 0 and 1")
+    if not _is_count(s.SIMILAR_NEW_ITEMS):
+        problems.append("SIMILAR_NEW_ITEMS must be a whole number, 0 or more")
     return problems
+
+
+def _is_count(value: Any) -> bool:
+    """A whole number, 0 or more (``True`` is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 @register(Tags.compatibility)

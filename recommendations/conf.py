@@ -183,6 +183,9 @@ DEFAULTS: dict[str, Any] = {
     "POPULARITY_CACHE_SECONDS": 300,
     # Similar items: weight of the model's item-embedding cosine against co-view counts.
     "SIMILAR_EMBEDDING_WEIGHT": 0.5,
+    # Similar items: at most this many new products (no events the model learned from) of the
+    # item's category, nearest in price, join each list from its middle; 0: none.
+    "SIMILAR_NEW_ITEMS": 2,
     # Per-shopper API responses are cached this many seconds (a new event of theirs
     # invalidates them at once); 0 turns the cache off.
     "RESPONSE_CACHE_SECONDS": 30,

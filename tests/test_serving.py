@@ -404,3 +404,37 @@ def test_for_you_query_count_does_not_grow_with_the_list(
     for limit in (2, 12):
         with django_assert_max_num_queries(6):
             assert len(ids(for_you(browser, limit=limit))) == limit
+
+
+def test_a_new_product_nobody_has_seen_reaches_for_you_and_similar(
+    catalogue, browser, settings, tmp_path, recorder_settings
+):
+    from decimal import Decimal
+
+    from tests.serving_world import FAST_MODEL
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    recorder_settings(MODEL=FAST_MODEL, HOLDOUT_FRACTION=0.2)
+    kettles = factories.category("appliances.kitchen.kettle", "Kettle")
+    factories.product(id=5199, name="Brand-new kettle", category=kettles, price=Decimal("15.00"))
+    store_history()  # nobody has viewed item 5199 yet
+    version = registry.train_version(registry.request_training()[0].pk)
+    assert version.status == ModelVersion.Status.ACTIVE, version.error
+    model = loader.active_model()
+    assert "5199" in model.index_of and not model.tower.item_trained[model.index_of["5199"]]
+
+    # As popular as nobody yet, it comes after the kettles shoppers chose, before any other
+    # category: once this shopper has seen most of those, it is in their list.
+    view(browser, *KETTLES[:8])
+    entries = for_you(browser, limit=10)["items"]
+    assert "5199" in ids({"items": entries}), "the new kettle reaches a kettle browser's list"
+    new = next(entry for entry in entries if entry["item_id"] == "5199")
+    assert new["reason"].startswith("Because you viewed “Kettle 51")  # through its content
+
+    similar = services.similar_items(KETTLES[4], limit=6)
+    reasons = {r.item_id: r.reason for r in similar}
+    assert reasons.get("5199") == f"New in the shop, like “Kettle {KETTLES[4]}”"
+    assert [ITEMS.get(r.item_id, "appliances.kitchen.kettle") for r in similar][:3] == [
+        "appliances.kitchen.kettle"
+    ] * 3
+    assert "5199" not in [r.item_id for r in services.similar_items(PHONES[0], limit=10)]

@@ -222,19 +222,21 @@ class NextItemModel(keras.Model):
     def item_vectors(self, items: Any = None) -> Any:
         """Each item's vector [N + 1, D] (or of ``items``) as the output table scores it.
 
-        With ``content``: the ID embedding (items with training events only) plus the
-        category and price-bucket embeddings. Without: the ID embedding alone (the first
+        The ID embedding counts only for items with training events: a catalogue item
+        nobody has chosen yet would otherwise carry its random initial vector, noise in
+        every score and every "similar" cosine. With ``content`` the category and
+        price-bucket embeddings are added. Without, the ID part stands alone (the first
         design, where the category joins the history only).
         """
         if items is None:
             items = ops.arange(self.n_items + 1, dtype="int32")
-        vectors = self.item_embedding(items)
+        scale = ops.take(self.item_id_scale, items, axis=0)
+        vectors = self.item_embedding(items) * ops.expand_dims(scale, -1)
         if not self.content:
             return vectors
-        scale = ops.take(self.item_id_scale, items, axis=0)
         categories = self.category_embedding(ops.take(self.item_category, items, axis=0))
         prices = self.price_embedding(ops.take(self.item_price_bucket, items, axis=0))
-        return vectors * ops.expand_dims(scale, -1) + categories + prices
+        return vectors + categories + prices
 
     def history_embeddings(self, items: Any, types: Any, ages: Any) -> Any:
         vectors = self.item_vectors(items)
@@ -244,7 +246,7 @@ class NextItemModel(keras.Model):
 
     def output_table(self) -> Any:
         """The table the user vector is scored against: content-aware items when ``content``."""
-        return self.item_vectors() if self.content else self.item_embedding.embeddings
+        return self.item_vectors()
 
     def tower(self, inputs: dict[str, Any], training: bool = False) -> tuple[Any, Any]:
         """(user vector [B, D], mix [B, 1 + n_priors])."""
@@ -338,17 +340,25 @@ class NextItemModel(keras.Model):
 
     def call(self, inputs: dict[str, Any], training: bool = False) -> Any:
         user, mix = self.tower(inputs, training=training)
-        table = self.output_table()
+        sampled = self.sampled and "target" in inputs
+        # A sampled step reads only targets and drawn negatives, all items with training
+        # events (ID scale 1): the raw ID table is the same there and keeps its gradient sparse.
+        table = self.item_embedding.embeddings if sampled and not self.content else self.output_table()
         bias = ops.squeeze(self.item_bias.embeddings, axis=-1)
         extra = (self.repeat and not self.mixture) or self.n_priors
         if extra:
             term_items, term_values = self.history_terms(inputs, mix)
-        if not self.sampled or "target" not in inputs:
+        if not sampled:
             logits = ops.matmul(user, ops.transpose(table)) + bias
             if extra:
                 logits = self._add_terms(logits, term_items, term_values)
-            padding = ops.cast(ops.arange(self.n_items + 1) == 0, "float32")
-            logits = logits + padding * NEG_INF
+            if training:
+                # Items without training events (and padding) were not there to be chosen: out
+                # of the softmax, so learning never pushes a new product's score down.
+                logits = logits + (1.0 - self.item_id_scale) * NEG_INF
+            else:
+                padding = ops.cast(ops.arange(self.n_items + 1) == 0, "float32")
+                logits = logits + padding * NEG_INF
             if not self.mixture:
                 return logits
             # log p = log(g P_repeat + (1 - g) P_explore), over every item: a normalized output.
@@ -467,6 +477,7 @@ def export_weights(model: NextItemModel) -> dict[str, np.ndarray]:
         "item_embedding": model.output_table(),
         "item_bias": model.item_bias.embeddings[:, 0],
         "item_category": model.item_category,
+        "item_trained": model.item_id_scale,  # 1: the item had training events; 0: content only
         "category_embedding": ops.zeros_like(categories) if model.content else categories,
         "type_embedding": model.type_embedding.embeddings,
         "age_embedding": model.age_embedding.embeddings,

@@ -20,6 +20,8 @@ class NumpyTower:
         )
         self.item_table = self.weights["item_embedding"].astype(np.float32, copy=False)
         self.item_bias = self.weights["item_bias"].astype(np.float32, copy=False)
+        # Which items had training events (older versions: all); the others are known by content.
+        self.item_trained = np.asarray(self.weights.get("item_trained", np.ones(len(self.item_bias)))) > 0
         self.mixture = bool(int(weights.get("mixture", 0)))
         self.unit_items = self.item_table / np.maximum(
             np.linalg.norm(self.item_table, axis=1, keepdims=True), 1e-9

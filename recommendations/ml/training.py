@@ -112,6 +112,7 @@ class NextItemRecommender(Recommender):
         gate_shift: float = 3.0,
         priors: tuple[str, ...] = ("transitions", "ease", "content"),
         content: bool = False,
+        cold_item_count: float = 1.0,
         random_state: int = 0,
         progress: Progress | None = None,
     ) -> None:
@@ -158,6 +159,12 @@ class NextItemRecommender(Recommender):
         # and price-bucket embeddings), in the history and the output table: items without
         # events are scored by their content (see NextItemModel.item_vectors).
         self.content = content
+        # The pseudo-count behind the popularity bias of catalogue items without training
+        # events ("cold": a new product). 0 leaves them at the bias of an item nobody can
+        # choose, so they never reach a list the model ranks; 1 gives them that of an item
+        # with events but never chosen next, so the content prior can lift a new product into
+        # "for you". Chosen on the dev splits (``python -m bench selection``).
+        self.cold_item_count = cold_item_count
         self.random_state = random_state
         self.progress = progress
 
@@ -165,7 +172,7 @@ class NextItemRecommender(Recommender):
         names = (
             "embedding_dim", "hidden_units", "attention_units", "dropout", "history_length", "epochs",
             "batch_size", "learning_rate", "patience", "validation_fraction", "sampled_softmax_above",
-            "n_negatives", "max_categories", "min_steps_per_epoch", "sampled_batch_size", "weight_decay", "scalar_epochs", "repeat", "n_neighbours", "prior_window", "mixture", "gate_shift", "priors", "content", "random_state",
+            "n_negatives", "max_categories", "min_steps_per_epoch", "sampled_batch_size", "weight_decay", "scalar_epochs", "repeat", "n_neighbours", "prior_window", "mixture", "gate_shift", "priors", "content", "cold_item_count", "random_state",
         )  # fmt: skip
         params = {name: getattr(self, name) for name in names}
         params["hidden_units"] = list(params["hidden_units"])
@@ -215,7 +222,11 @@ class NextItemRecommender(Recommender):
         counts = np.bincount(fit_cases.targets, minlength=n_items + 1).astype(np.float64) + warm
         log_probability = np.log(np.maximum(counts / counts.sum(), 1e-12))
         log_probability[0] = -1e9
-        bias = log_probability - (log_probability[warm].mean() if warm.any() else 0.0)
+        cold = ~warm
+        cold[0] = False
+        biased = counts + cold * max(float(self.cold_item_count), 0.0)
+        bias = np.log(np.maximum(biased / counts.sum(), 1e-12))
+        bias -= bias[warm].mean() if warm.any() else 0.0
         bias[0] = 0.0
         self.sampled_ = n_items > self.sampled_softmax_above
         self.model_ = NextItemModel(

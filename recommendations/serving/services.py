@@ -346,6 +346,16 @@ def similar_items(
     candidates = sorted(
         (Candidate(other, score, reasons[other]) for other, score in scores.items()), key=lambda c: -c.score
     )
+    if index:
+        # New products have no co-views and no trained vector yet: the nearest in price of
+        # the item's own category join from the middle of the list, so they get seen.
+        new = [
+            Candidate(model.item_ids[i], 0.0, f"New in the shop, like {name}")
+            for i in _new_alike(model, index, int(app_settings.SIMILAR_NEW_ITEMS))
+            if model.item_ids[i] not in scores
+        ]
+        middle = max(limit // 2, 1)
+        candidates[middle:middle] = new
     results = finalize("similar", candidates, limit=limit, exclude=exclude)
     if len(results) < limit:
         # Not enough evidence: what is trending in the item's own category.
@@ -363,6 +373,21 @@ def similar_items(
     return RecommendationList(
         "similar", results, source, model.version_id if index and model is not None else None
     )
+
+
+def _new_alike(model: ServingModel, index: int, count: int) -> list[int]:
+    """Up to ``count`` items of the item's category without training events, nearest in price bucket."""
+    import numpy as np
+
+    features, trained = model.item_features, model.tower.item_trained
+    category = features.category
+    if count <= 0 or not 0 < index < len(category) or category[index] == 0:
+        return []
+    new = np.flatnonzero((category == category[index]) & ~trained[: len(category)])
+    new = new[new > 0]
+    bucket = features.price_bucket.astype(np.int64)
+    distance = np.where((bucket[new] > 0) & (bucket[index] > 0), np.abs(bucket[new] - bucket[index]), 1_000)
+    return [int(i) for i in new[np.lexsort((new, distance))][:count]]
 
 
 def bought_together(
