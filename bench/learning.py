@@ -78,10 +78,19 @@ class Dataset:
     catalogue: Path | None = None
 
 
-def read_catalogue(dataset: Dataset) -> Any:
-    """The data set's catalogue at prediction time: what its event files say, plus its products file."""
+def read_catalogue(dataset: Dataset, until: Any = None) -> Any:
+    """The data set's catalogue at prediction time beyond what ``catalogue_from_events`` finds:
+    its products file (Diginetica), or the brands its own event rows name (REES46), those
+    of rows before ``until`` only when given (the selection suite never reads the test part)."""
     import pandas as pd
 
+    if dataset.format == "rees46":
+        rows = pd.read_csv(dataset.path, usecols=["event_time", "product_id", "brand"], dtype=str)
+        if until is not None:
+            moment = pd.to_datetime(rows["event_time"].str.replace(" UTC", "", regex=False), utc=True)
+            rows = rows[moment < pd.Timestamp(until, tz="UTC")]
+        rows = rows.dropna(subset=["brand"]).drop_duplicates("product_id", keep="last")
+        return rows.rename(columns={"product_id": "item"})[["item", "brand"]]
     if dataset.catalogue is None:
         return None
     # Diginetica's product-categories.csv: itemId;categoryId (every product, with or without views).

@@ -58,7 +58,9 @@ def evaluate_candidates(dataset: Any, quick: bool) -> dict[str, Any]:
     cut = train["timestamp"].quantile(DEV_QUANTILE)
     fit, dev = split_at(train, cut)
     # The catalogue at prediction time, as in the learning suite, from the training side only.
-    catalogue = merge_catalogues(catalogue_from_events(fit, dev), read_catalogue(dataset))
+    catalogue = merge_catalogues(
+        catalogue_from_events(fit, dev), read_catalogue(dataset, until=dataset.split)
+    )
     common.progress(f"{dataset.label}: {len(fit):,} events before {cut}, {len(dev):,} dev events after")
     models: dict[str, Any] = {name: ALL_BASELINES[name]() for name in (*BASELINES, *COLD_BASELINES)}
     labels = {}

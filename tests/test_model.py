@@ -381,6 +381,25 @@ def test_the_content_prior_offers_same_category_items_nearest_in_price_new_ones_
     cold = items[42]  # a new item has neighbours too (it may be in a history)
     assert set(cold[cold > 0]) and all(category[i] == category[42] for i in cold[cold > 0])
 
+    # With prices (at fit time), closeness is in log price, finer than a bucket.
+    price = np.full(51, np.nan)
+    price[[10, 12, 14, 16, 42, 44, 46]] = [100.0, 400.0, 104.0, 90.0, 180.0, 98.0, 20.0]
+    priced = ItemFeatures(
+        category=category, price_bucket=bucket, n_categories=3, n_price_buckets=10, price=price
+    )
+    items, scores = content_prior(frame, 50, k=6, item_features=priced)
+    assert items[10, :3].tolist()[:2] == [14, 16] and items[10, 3] == 44  # 104, then 90; new: 98
+    assert scores[10, 0] > scores[10, 1] > 0.5 and scores[10, 3] > scores[10, 4]
+    # A brand shared with the item counts more than a little price distance.
+    brand = np.zeros(51, np.int32)
+    brand[[10, 16, 46]] = 7
+    branded = ItemFeatures(
+        category=category, price_bucket=bucket, n_categories=3, n_price_buckets=10, price=price, brand=brand
+    )
+    items, _ = content_prior(frame, 50, k=6, item_features=branded)
+    assert items[10, :2].tolist() == [16, 14]  # without the brand: [14, 16]
+    assert items[10, 3:5].tolist() == [44, 46]  # without: [44, 42]
+
 
 def test_the_category_prior_offers_the_most_popular_items_of_the_category_counted_by_sessions():
     from recommendations.ml.features import ItemFeatures, category_prior

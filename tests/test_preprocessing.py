@@ -333,6 +333,7 @@ def test_a_catalogue_adds_items_without_events_after_the_others_and_fills_gaps()
             "item": ["b", "z-new", "c-new"],
             "category": ["bags", "shoes", ""],
             "price": [99.0, 60.0, None],
+            "brand": ["acme", "", "zeta"],
             "added_at": [None, "2024-03-05T00:00:00Z", None],
         }
     )
@@ -350,6 +351,8 @@ def test_a_catalogue_adds_items_without_events_after_the_others_and_fills_gaps()
         json.loads(json.dumps(preprocessor.vocabulary(), allow_nan=False))
     )
     np.testing.assert_array_equal(restored.item_added_, preprocessor.item_added_)
+    assert list(preprocessor.item_brand_) == ["", "", "acme", "zeta", ""]  # brands: from a catalogue only
+    assert list(restored.item_brand_) == list(preprocessor.item_brand_)
     assert list(restored.transform(frame([ev(30, item="z-new")]))["item_idx"]) == [4]
 
 

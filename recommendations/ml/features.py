@@ -28,6 +28,11 @@ class ItemFeatures:
     price_bucket: np.ndarray  # int8 [n_items + 1], 0 = unknown
     n_categories: int
     n_price_buckets: int
+    #: float [n_items + 1], NaN = unknown. Read at fit time only (the content prior's price
+    #: closeness, finer than a bucket); not saved, so a loaded version has None.
+    price: np.ndarray | None = None
+    #: int [n_items + 1], 0 = unknown: the brand's code, at fit time only (as ``price``).
+    brand: np.ndarray | None = None
 
     def to_json(self) -> dict:
         return {
@@ -54,6 +59,8 @@ class ItemFeatures:
             price_bucket=np.asarray(preprocessor.item_price_bucket_, dtype=np.int8),
             n_categories=len(preprocessor.category_ids_),
             n_price_buckets=int(preprocessor.price_buckets),
+            price=np.asarray(preprocessor.item_price_, dtype=np.float64),
+            brand=_codes(getattr(preprocessor, "item_brand_", None)),
         )
 
     @classmethod
@@ -62,6 +69,14 @@ class ItemFeatures:
         return cls(
             np.zeros(n_items + 1, np.int32), np.zeros(n_items + 1, np.int8), n_categories=1, n_price_buckets=1
         )
+
+
+def _codes(labels: Any) -> np.ndarray | None:
+    """Integer codes of text labels ("" -> 0), or None when there are none."""
+    if labels is None:
+        return None
+    codes, _ = pd.factorize(pd.Series(labels, dtype=object).replace("", None), use_na_sentinel=True)
+    return (codes + 1).astype(np.int32)
 
 
 @dataclass
@@ -259,43 +274,71 @@ def ease_prior(
     return items, scores / np.float32(tops.mean() if len(tops) else 1.0)
 
 
+#: Added to the content prior's score of a neighbour of the same brand (closeness is in (0, 1]).
+BRAND_BONUS = 0.5
+
+
 def content_prior(
     frame: pd.DataFrame, n_items: int, k: int = 20, *, item_features: ItemFeatures | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """[n_items + 1, k] (items, scores): items of the same category, nearest in price bucket.
+    """[n_items + 1, k] (items, scores): items of the same category, nearest in price.
 
     Half the ``k`` slots go to items with events in ``frame``, half to items without any
     (catalogue items nobody has chosen yet), so a new product has a way into a shopper's
-    list from the moment it is on sale. Score 1 / (1 + bucket distance); 0.5 when either
-    price is unknown. Sorted windows, no pairwise matrix: O(items x k).
+    list from the moment it is on sale. Score 1 / (1 + distance), the distance in log price
+    (in price buckets where the features carry no prices); 0.5 when either price is
+    unknown; plus ``BRAND_BONUS`` for the same brand. Sorted windows, no pairwise matrix:
+    O(items x k).
     """
     size = n_items + 1
     if item_features is None or k < 2:
         return _top_k(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), n_items, k)
     category = np.asarray(item_features.category, np.int64)[:size]
-    bucket = np.asarray(item_features.price_bucket, np.int64)[:size]
+    if item_features.price is not None:
+        price = np.asarray(item_features.price, np.float64)[:size]
+        known_price = np.isfinite(price) & (price >= 0)
+        position = np.where(known_price, np.log1p(np.where(known_price, price, 0.0)), 0.0)
+    else:
+        known_price = np.asarray(item_features.price_bucket, np.int64)[:size] > 0
+        position = np.asarray(item_features.price_bucket, np.float64)[:size]
     seen = np.zeros(size, bool)
     seen[_item_timeline(frame)["item_idx"].to_numpy(np.int64)] = True
     items = np.arange(size)
     has_category = (items > 0) & (category > 0)
-    key = category * 256 + bucket
+    brand = None if item_features.brand is None else np.asarray(item_features.brand, np.int64)[:size]
+    # Sort keys: the category, then the price position (unknown prices after the known); with
+    # brands, a second pass within (category, brand), so same-brand items are found too.
+    span = float(position.max(initial=0.0)) + 2.0
+    keys = [category * span + np.where(known_price, position, span - 1.0)]
+    if brand is not None and (brand > 0).any():
+        keys.append(
+            (category * (int(brand.max()) + 1) + brand) * span + np.where(known_price, position, span - 1.0)
+        )
+    heads = items[has_category]
     tables = []
     for members, width in ((has_category & seen, k - k // 2), (has_category & ~seen, k // 2)):
-        pool = items[members]
-        pool = pool[np.argsort(key[pool], kind="stable")]
-        if not len(pool) or not width:
-            tables.append(_top_k(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), n_items, width))
-            continue
-        heads = items[has_category]
-        start = np.searchsorted(key[pool], key[heads])
-        index = start[:, None] + np.arange(-width, width + 1)[None, :]
-        valid = (index >= 0) & (index < len(pool))
-        tail = pool[np.clip(index, 0, len(pool) - 1)]
-        valid &= (category[tail] == category[heads][:, None]) & (tail != heads[:, None])
-        known = (bucket[tail] > 0) & (bucket[heads][:, None] > 0)
-        score = np.where(known, 1.0 / (1.0 + np.abs(bucket[tail] - bucket[heads][:, None])), 0.5)
-        head = np.broadcast_to(heads[:, None], tail.shape)
-        tables.append(_top_k(head[valid], tail[valid], score[valid], n_items, width))
+        found = [np.zeros(0, np.int64)] * 2
+        for key in keys if width else []:
+            pool = items[members]
+            pool = pool[np.argsort(key[pool], kind="stable")]
+            if not len(pool):
+                continue
+            start = np.searchsorted(key[pool], key[heads])
+            index = start[:, None] + np.arange(-width, width + 1)[None, :]
+            valid = (index >= 0) & (index < len(pool))
+            tail = pool[np.clip(index, 0, len(pool) - 1)]
+            valid &= (category[tail] == category[heads][:, None]) & (tail != heads[:, None])
+            head = np.broadcast_to(heads[:, None], tail.shape)
+            found = [np.concatenate([found[0], head[valid]]), np.concatenate([found[1], tail[valid]])]
+        head, tail = found
+        if len(keys) > 1 and len(head):  # a pair found by both passes counts once
+            pairs = np.unique(np.stack([head, tail]), axis=1)
+            head, tail = pairs[0], pairs[1]
+        known = known_price[tail] & known_price[head]
+        score = np.where(known, 1.0 / (1.0 + np.abs(position[tail] - position[head])), 0.5)
+        if brand is not None:
+            score = score + BRAND_BONUS * ((brand[tail] == brand[head]) & (brand[head] > 0))
+        tables.append(_top_k(head, tail, score, n_items, width))
     return np.concatenate([t[0] for t in tables], axis=1), np.concatenate([t[1] for t in tables], axis=1)
 
 

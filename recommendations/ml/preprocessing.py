@@ -266,6 +266,7 @@ class Preprocessor:
             "item_price_bucket": self.item_price_bucket_.tolist(),
             "item_popularity": self.item_popularity_.astype(np.float64).tolist(),
             "item_added": [None if np.isnan(t) else float(t) for t in self.item_added_],
+            "item_brand": [str(brand) for brand in self.item_brand_],
             "price_edges": self.price_edges_.tolist(),
             "train_end": self.train_end_.isoformat(),
             "n_events": int(self.n_events_),
@@ -291,6 +292,8 @@ class Preprocessor:
         preprocessor.item_popularity_ = np.asarray(data["item_popularity"], dtype=np.float32)
         added = data.get("item_added") or [None] * len(preprocessor.item_popularity_)
         preprocessor.item_added_ = np.array([np.nan if t is None else t for t in added], dtype=np.float64)
+        brands = data.get("item_brand") or [""] * len(preprocessor.item_popularity_)
+        preprocessor.item_brand_ = np.array(brands, dtype=object)
         preprocessor.price_edges_ = np.asarray(data["price_edges"], dtype=np.float64)
         preprocessor.train_end_ = _to_utc(data["train_end"])
         preprocessor.n_events_ = int(data["n_events"])
@@ -472,6 +475,8 @@ class Preprocessor:
         self.item_price_bucket_ = item_price_bucket
         self.item_popularity_ = popularity
         self.item_added_ = item_added
+        # Brands come from a catalogue (events do not carry them): "" until one says.
+        self.item_brand_ = np.full(n_items + 1, "", dtype=object)
         self.price_edges_ = np.asarray(edges, dtype=np.float64)
         self.train_end_ = pd.Timestamp(int(codes.time.max()), unit="ns", tz="UTC")
         self.n_events_ = len(codes)
@@ -522,6 +527,11 @@ class Preprocessor:
         epoch = pd.Timestamp(0, tz="UTC")
         added = (new["added_at"] - epoch).dt.total_seconds().to_numpy(np.float64)  # NaN: unknown
         self.item_added_ = np.concatenate([self.item_added_, added])
+        item_brand = self.item_brand_.copy()
+        old_brand = old["brand"].to_numpy(dtype=object)
+        fill = (item_brand[old_index] == "") & (old_brand != "")
+        item_brand[old_index[fill]] = old_brand[fill]
+        self.item_brand_ = np.concatenate([item_brand, new["brand"].to_numpy(dtype=object)])
 
     # ----------------------------------------------------------------- output
 
