@@ -105,6 +105,43 @@ def test_content_items_match_numpy_and_score_items_without_events_by_their_conte
     assert not np.allclose(table[1], table[16])  # items with events keep their own ID part
 
 
+def test_the_category_match_is_learned_and_matches_numpy_in_both_heads():
+    """Sessions stay in one category (the next item is any of it): the category match learns
+    to lift the whole category, and the numpy tower scores what Keras does."""
+    from recommendations.ml.features import ItemFeatures
+
+    n_items, n_categories = 120, 6
+    category = np.concatenate([[0], np.arange(n_items) % n_categories + 1]).astype(np.int32)
+    features = ItemFeatures(
+        category=category,
+        price_bucket=np.zeros(n_items + 1, np.int8),
+        n_categories=n_categories + 1,
+        n_price_buckets=1,
+    )
+    rng = np.random.default_rng(3)
+    members = [np.flatnonzero(category == c) for c in range(1, n_categories + 1)]
+    frame = sessions_frame(
+        [list(rng.choice(members[s % n_categories], 5, replace=False)) for s in range(600)]
+    )
+    params = {**SMALL, "epochs": 1, "scalar_epochs": 3, "n_neighbours": 0, "category_match": True}
+    model = NextItemRecommender(**params).fit(frame, n_items, item_features=features)
+    weights = model.export_weights()
+    assert weights["category_type"].max() > 0.5  # a viewed item's category is lifted
+    cases = evaluation_cases(frame.iloc[:2000], frame.iloc[2000:]).cases.take(slice(0, 32))
+    scores = model.score(cases)
+    np.testing.assert_allclose(scores[:, 1:], model.keras_scores(cases)[:, 1:], rtol=1e-4, atol=1e-4)
+    same = category[1:][None, :] == category[cases.items[:, -1]][:, None]
+    assert scores[:, 1:][same].mean() > scores[:, 1:][~same].mean() + 1.0
+
+    sampled = NextItemRecommender(**{**params, "sampled_softmax_above": 50, "n_negatives": 32}).fit(
+        frame, n_items, item_features=features
+    )
+    np.testing.assert_allclose(
+        sampled.score(cases)[:, 1:], sampled.keras_scores(cases)[:, 1:], rtol=1e-4, atol=1e-4
+    )
+    assert sampled.export_weights()["category_type"].max() > 0.5
+
+
 def sessions_frame(sessions: list[list[int]], start: str = "2024-01-01") -> pd.DataFrame:
     """A frame like ``planted``'s from explicit sessions of item indices (one view each)."""
     frame = planted(n_items=10, n_sessions=sum(map(len, sessions)), length=1)

@@ -33,6 +33,9 @@ class ItemFeatures:
     price: np.ndarray | None = None
     #: int [n_items + 1], 0 = unknown: the brand's code, at fit time only (as ``price``).
     brand: np.ndarray | None = None
+    #: int [n_items + 1], 0 = unknown: the top level of the category path ("electronics" of
+    #: "electronics.smartphone"), at fit time only.
+    top_category: np.ndarray | None = None
 
     def to_json(self) -> dict:
         return {
@@ -61,6 +64,7 @@ class ItemFeatures:
             n_price_buckets=int(preprocessor.price_buckets),
             price=np.asarray(preprocessor.item_price_, dtype=np.float64),
             brand=_codes(getattr(preprocessor, "item_brand_", None)),
+            top_category=_top_levels(preprocessor.category_ids_, preprocessor.item_category_),
         )
 
     @classmethod
@@ -77,6 +81,15 @@ def _codes(labels: Any) -> np.ndarray | None:
         return None
     codes, _ = pd.factorize(pd.Series(labels, dtype=object).replace("", None), use_na_sentinel=True)
     return (codes + 1).astype(np.int32)
+
+
+def _top_levels(category_ids: Any, item_category: np.ndarray) -> np.ndarray | None:
+    """Each item's top category level as a code (0: none), for dotted category paths only."""
+    tops = [str(c).split(".")[0] if "." in str(c) else "" for c in category_ids]
+    if not any(tops):
+        return None
+    codes = _codes(tops)
+    return codes[np.asarray(item_category, np.int64)]
 
 
 @dataclass

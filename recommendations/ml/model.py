@@ -63,6 +63,11 @@ class NextItemModel(keras.Model):
         item_price_bucket: list[int] | None = None,
         n_price_buckets: int = 0,
         item_has_id: list[bool] | None = None,
+        item_brand: list[int] | None = None,
+        n_brands: int = 0,
+        item_top_category: list[int] | None = None,
+        n_top_categories: int = 0,
+        category_match: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -107,6 +112,20 @@ class NextItemModel(keras.Model):
         self.item_has_id_list = (
             [bool(h) for h in item_has_id] if item_has_id is not None else [True] * (self.n_items + 1)
         )
+        # With content, also the brand and the top level of the category path (0: unknown).
+        self.item_brand_list = (
+            [int(b) for b in item_brand] if item_brand is not None else [0] * (self.n_items + 1)
+        )
+        self.n_brands = int(n_brands)
+        self.item_top_category_list = (
+            [int(c) for c in item_top_category] if item_top_category is not None else [0] * (self.n_items + 1)
+        )
+        self.n_top_categories = int(n_top_categories)
+        # Category match: each history position adds a learned weight (by event type, age and
+        # position) to every item of its category, so "popular in the categories this shopper
+        # browses" is one term of the explore scores (the category_popular baseline's idea,
+        # for the whole category, where a prior reaches only its k neighbours).
+        self.category_match = bool(category_match)
 
         init = keras.initializers.RandomNormal(stddev=0.05, seed=seed)
         self.item_embedding = keras.layers.Embedding(
@@ -131,6 +150,21 @@ class NextItemModel(keras.Model):
             if self.content
             else None
         )
+        self.brand_embedding, self.top_category_embedding = (
+            (
+                keras.layers.Embedding(
+                    self.n_brands + 1, embedding_dim, embeddings_initializer=init, name="brand_embedding"
+                ),
+                keras.layers.Embedding(
+                    self.n_top_categories + 1,
+                    embedding_dim,
+                    embeddings_initializer=init,
+                    name="top_category_embedding",
+                ),
+            )
+            if self.content
+            else (None, None)
+        )
         self.attention_hidden = keras.layers.Dense(
             attention_units, activation="tanh", name="attention_hidden"
         )
@@ -151,6 +185,8 @@ class NextItemModel(keras.Model):
         self.item_category = self._item_table("item_category", self.item_category_list, "int32")
         self.item_price_bucket = self._item_table("item_price_bucket", self.item_price_bucket_list, "int32")
         self.item_id_scale = self._item_table("item_id_scale", self.item_has_id_list, "float32")
+        self.item_brand = self._item_table("item_brand", self.item_brand_list, "int32")
+        self.item_top_category = self._item_table("item_top_category", self.item_top_category_list, "int32")
         self.item_log_probability = self.add_weight(
             shape=(self.n_items + 1,), initializer="zeros", trainable=False, name="item_log_probability"
         )
@@ -177,6 +213,11 @@ class NextItemModel(keras.Model):
         )
         self.prior_scores = self.add_weight(
             shape=(m, self.n_items + 1, k), initializer="zeros", trainable=False, name="prior_scores"
+        )
+        self.category_type = self.add_weight(shape=(slots,), initializer="zeros", name="category_type")
+        self.category_age = self.add_weight(shape=(buckets,), initializer="zeros", name="category_age")
+        self.category_position = self.add_weight(
+            shape=(positions,), initializer="zeros", name="category_position"
         )
         self.repeat_type.assign(np.full(slots, REPEAT_INIT / SCALAR_SCALE, np.float32))
         self.prior_type.assign(np.full((m, slots), PRIOR_INIT / SCALAR_SCALE, np.float32))
@@ -212,6 +253,7 @@ class NextItemModel(keras.Model):
         return [
             self.item_bias.embeddings, self.repeat_type, self.repeat_age, self.repeat_position,
             self.prior_type, self.prior_age, self.prior_position, *self.mix.trainable_weights,
+            self.category_type, self.category_age, self.category_position,
         ]  # fmt: skip
 
     def set_priors(self, items: np.ndarray, scores: np.ndarray) -> None:
@@ -236,7 +278,11 @@ class NextItemModel(keras.Model):
             return vectors
         categories = self.category_embedding(ops.take(self.item_category, items, axis=0))
         prices = self.price_embedding(ops.take(self.item_price_bucket, items, axis=0))
-        return vectors + categories + prices
+        # Index 0 (unknown brand or top level) is a learned vector like any other: an item
+        # without a brand still gets one, shared by all such items.
+        brands = self.brand_embedding(ops.take(self.item_brand, items, axis=0))
+        tops = self.top_category_embedding(ops.take(self.item_top_category, items, axis=0))
+        return vectors + categories + prices + brands + tops
 
     def history_embeddings(self, items: Any, types: Any, ages: Any) -> Any:
         vectors = self.item_vectors(items)
@@ -301,6 +347,23 @@ class NextItemModel(keras.Model):
             all_values.append(ops.reshape(scores, (-1, length * self.n_neighbours)))
         return ops.concatenate(all_items, axis=1), ops.concatenate(all_values, axis=1)
 
+    def category_boost(self, inputs: dict[str, Any]) -> Any:
+        """[B, n_categories + 1]: what the history adds to every item of each category (0: none)."""
+        items = ops.cast(inputs["items"], "int32")
+        categories = ops.take(self.item_category, items, axis=0)
+        length = ops.shape(items)[1]
+        positions = ops.arange(self.history_length - length, self.history_length)
+        weight = SCALAR_SCALE * (
+            ops.take(self.category_type, ops.cast(inputs["types"], "int32"))
+            + ops.take(self.category_age, ops.cast(inputs["ages"], "int32"))
+            + ops.take(self.category_position, positions)[None, :]
+        )
+        weight = weight * ops.cast((items > 0) & (categories > 0), "float32")
+        rows, width = ops.shape(items)[0], self.n_categories + 1
+        index = ops.reshape(ops.arange(rows, dtype="int32")[:, None] * width + categories, (-1,))
+        boost = ops.segment_sum(ops.reshape(weight, (-1,)), index, num_segments=rows * width)
+        return ops.reshape(boost, (rows, width))
+
     def repeat_values(self, types: Any, ages: Any, positions: Any) -> Any:
         """Repeat logit of each history position [B, L] (before the per-case offset or gate)."""
         return SCALAR_SCALE * (
@@ -348,10 +411,13 @@ class NextItemModel(keras.Model):
         extra = (self.repeat and not self.mixture) or self.n_priors
         if extra:
             term_items, term_values = self.history_terms(inputs, mix)
+        boost = self.category_boost(inputs) if self.category_match else None
         if not sampled:
             logits = ops.matmul(user, ops.transpose(table)) + bias
             if extra:
                 logits = self._add_terms(logits, term_items, term_values)
+            if boost is not None:
+                logits = logits + ops.take(boost, self.item_category, axis=1)
             if training:
                 # Items without training events (and padding) were not there to be chosen: out
                 # of the softmax, so learning never pushes a new product's score down.
@@ -369,7 +435,7 @@ class NextItemModel(keras.Model):
             log_g, log_not = self.gate(mix, has_history)
             return ops.logaddexp(log_g + log_repeat, log_not + log_explore)
         explore = self.sampled_logits(
-            user, table, bias, inputs, term_items if extra else None, term_values if extra else None
+            user, table, bias, inputs, term_items if extra else None, term_values if extra else None, boost
         )
         if not self.mixture:
             return explore
@@ -385,7 +451,14 @@ class NextItemModel(keras.Model):
         return ops.stack([log_p, ops.log(-ops.expm1(log_p))], axis=1)
 
     def sampled_logits(
-        self, user: Any, table: Any, bias: Any, inputs: dict[str, Any], term_items: Any, term_values: Any
+        self,
+        user: Any,
+        table: Any,
+        bias: Any,
+        inputs: dict[str, Any],
+        term_items: Any,
+        term_values: Any,
+        boost: Any = None,
     ) -> Any:
         """[B, 1 + candidates]: column 0 the target's logit, then each negative candidate's,
         all less log Q (sampled softmax); the explore part when the model is a mixture."""
@@ -405,6 +478,12 @@ class NextItemModel(keras.Model):
         candidate_logits = ops.matmul(user, ops.transpose(ops.take(table, candidates, axis=0))) + column_bias
         positive = ops.sum(user * ops.take(table, target, axis=0), axis=-1) + ops.take(bias, target, axis=0)
         positive = positive - ops.take(log_q, target)
+        if boost is not None:
+            candidate_logits = candidate_logits + ops.take(
+                boost, ops.take(self.item_category, candidates), axis=1
+            )
+            target_category = ops.take(self.item_category, target)[:, None]
+            positive = positive + ops.take_along_axis(boost, target_category, axis=1)[:, 0]
         # One scatter into the candidate columns adds the history terms and masks accidental
         # hits (the target drawn as a negative); term items that are not candidates drop out.
         items, values = target[:, None], ops.full((ops.shape(target)[0], 1), NEG_INF)
@@ -464,6 +543,11 @@ class NextItemModel(keras.Model):
             item_price_bucket=self.item_price_bucket_list,
             n_price_buckets=self.n_price_buckets,
             item_has_id=self.item_has_id_list,
+            item_brand=self.item_brand_list,
+            n_brands=self.n_brands,
+            item_top_category=self.item_top_category_list,
+            n_top_categories=self.n_top_categories,
+            category_match=self.category_match,
         )
         return config
 
@@ -499,6 +583,10 @@ def export_weights(model: NextItemModel) -> dict[str, np.ndarray]:
         "prior_window": np.asarray(model.prior_window or model.history_length, np.int32),
         "mixture": np.asarray(model.mixture, np.int32),
     }
+    if model.category_match:
+        arrays["category_type"] = model.category_type * SCALAR_SCALE
+        arrays["category_age"] = model.category_age * SCALAR_SCALE
+        arrays["category_position"] = model.category_position * SCALAR_SCALE
     for i, layer in enumerate(model.hidden):
         arrays[f"hidden_{i}_kernel"] = layer.kernel
         arrays[f"hidden_{i}_bias"] = layer.bias

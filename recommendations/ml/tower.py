@@ -91,6 +91,32 @@ class NumpyTower:
             priors[:, :, : length - window] = 0.0
         return terms[0], priors
 
+    def category_weights(self, inputs: dict[str, np.ndarray]) -> np.ndarray | None:
+        """[n, L]: what each history position adds to every item of its category, or None
+        for a model without the category match."""
+        w = self.weights
+        if "category_type" not in w:
+            return None
+        items = inputs["items"]
+        length = items.shape[1]
+        weight = (
+            w["category_type"][inputs["types"]]
+            + w["category_age"][inputs["ages"]]
+            + w["category_position"][None, len(w["category_position"]) - length :]
+        )
+        return weight * ((items > 0) & (w["item_category"][items] > 0))
+
+    def category_boost(self, inputs: dict[str, np.ndarray]) -> np.ndarray | None:
+        """[n, n_categories + 1] as ``NextItemModel.category_boost``."""
+        weight = self.category_weights(inputs)
+        if weight is None:
+            return None
+        w, items = self.weights, inputs["items"]
+        boost = np.zeros((len(items), len(w["category_embedding"])), np.float32)
+        rows = np.broadcast_to(np.arange(len(items))[:, None], items.shape)
+        np.add.at(boost, (rows, w["item_category"][items]), weight.astype(np.float32))
+        return boost
+
     def prior_window(self, length: int) -> int:
         """How many of the last history positions the priors read (all, for older models)."""
         return min(int(self.weights.get("prior_window", length)), length)
@@ -111,6 +137,11 @@ class NumpyTower:
         user, mix = forward if forward is not None else self.forward(inputs)
         scores = user.astype(np.float32, copy=False) @ self.item_table.T  # the one product over all items
         scores += self.item_bias
+        boost = self.category_boost(inputs)
+        if boost is not None:
+            scores += np.take_along_axis(
+                boost, np.broadcast_to(self.weights["item_category"], scores.shape), 1
+            )
         if terms is None:
             terms = self.history_terms(inputs, mix)
         if terms is not None:
@@ -188,5 +219,12 @@ class NumpyTower:
             scores = (w["prior_scores"][:, items][..., None] * match).sum(axis=2)  # [n_priors, L, J]
             result += (priors[:, 0, :, None] * scores).sum(axis=0)
             result += repeat[0][:, None] * (items[:, None] == candidates[None, :])
+        weight = self.category_weights(inputs)
+        if weight is not None:
+            category = self.weights["item_category"]
+            same = (category[items][:, None] == category[candidates][None, :]) & (
+                category[items][:, None] > 0
+            )
+            result += weight[0][:, None] * same
         result[items == 0] = -np.inf
         return result

@@ -113,6 +113,7 @@ class NextItemRecommender(Recommender):
         priors: tuple[str, ...] = ("transitions", "ease", "content"),
         content: bool = False,
         cold_item_count: float = 1.0,
+        category_match: bool = False,
         random_state: int = 0,
         progress: Progress | None = None,
     ) -> None:
@@ -165,6 +166,9 @@ class NextItemRecommender(Recommender):
         # with events but never chosen next, so the content prior can lift a new product into
         # "for you". Chosen on the dev splits (``python -m bench selection``).
         self.cold_item_count = cold_item_count
+        # A learned boost of every item in the categories of the shopper's history
+        # (NextItemModel.category_match).
+        self.category_match = category_match
         self.random_state = random_state
         self.progress = progress
 
@@ -172,7 +176,7 @@ class NextItemRecommender(Recommender):
         names = (
             "embedding_dim", "hidden_units", "attention_units", "dropout", "history_length", "epochs",
             "batch_size", "learning_rate", "patience", "validation_fraction", "sampled_softmax_above",
-            "n_negatives", "max_categories", "min_steps_per_epoch", "sampled_batch_size", "weight_decay", "scalar_epochs", "repeat", "n_neighbours", "prior_window", "mixture", "gate_shift", "priors", "content", "cold_item_count", "random_state",
+            "n_negatives", "max_categories", "min_steps_per_epoch", "sampled_batch_size", "weight_decay", "scalar_epochs", "repeat", "n_neighbours", "prior_window", "mixture", "gate_shift", "priors", "content", "cold_item_count", "category_match", "random_state",
         )  # fmt: skip
         params = {name: getattr(self, name) for name in names}
         params["hidden_units"] = list(params["hidden_units"])
@@ -257,6 +261,8 @@ class NextItemRecommender(Recommender):
                 self.item_features_.n_price_buckets, int(self.item_features_.price_bucket.max(initial=0))
             ),
             item_has_id=warm.tolist(),
+            **self._content_tables(),
+            category_match=self.category_match,
         )
         x, y = self._xy(fit_cases)
         self.model_({name: value[:1] for name, value in x.items()})  # build, then set the priors
@@ -334,6 +340,23 @@ class NextItemRecommender(Recommender):
         self.tower_ = NumpyTower(self.export_weights())
         self.train_seconds_ = time.perf_counter() - started
         return self
+
+    def _content_tables(self) -> dict[str, Any]:
+        """The brand and top-level category of each item, for content-aware item vectors."""
+        if not self.content:
+            return {}
+        size = self.n_items_ + 1
+
+        def table(codes: np.ndarray | None) -> np.ndarray:
+            return np.zeros(size, np.int64) if codes is None else np.asarray(codes, np.int64)[:size]
+
+        brand, top = table(self.item_features_.brand), table(self.item_features_.top_category)
+        return {
+            "item_brand": brand.tolist(),
+            "n_brands": int(brand.max(initial=0)),
+            "item_top_category": top.tolist(),
+            "n_top_categories": int(top.max(initial=0)),
+        }
 
     def _stage_record(
         self, stage: int, rows: list[dict[str, Any]], best_before: float, before: list | None
