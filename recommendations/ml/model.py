@@ -214,11 +214,13 @@ class NextItemModel(keras.Model):
         self.prior_scores = self.add_weight(
             shape=(m, self.n_items + 1, k), initializer="zeros", trainable=False, name="prior_scores"
         )
-        self.category_type = self.add_weight(shape=(slots,), initializer="zeros", name="category_type")
-        self.category_age = self.add_weight(shape=(buckets,), initializer="zeros", name="category_age")
-        self.category_position = self.add_weight(
-            shape=(positions,), initializer="zeros", name="category_position"
-        )
+        self.category_type = self.category_age = self.category_position = None
+        if self.category_match:  # only then: an unused variable would have no gradient
+            self.category_type = self.add_weight(shape=(slots,), initializer="zeros", name="category_type")
+            self.category_age = self.add_weight(shape=(buckets,), initializer="zeros", name="category_age")
+            self.category_position = self.add_weight(
+                shape=(positions,), initializer="zeros", name="category_position"
+            )
         self.repeat_type.assign(np.full(slots, REPEAT_INIT / SCALAR_SCALE, np.float32))
         self.prior_type.assign(np.full((m, slots), PRIOR_INIT / SCALAR_SCALE, np.float32))
         length = input_shape["items"][1] if isinstance(input_shape, dict) else None
@@ -250,11 +252,12 @@ class NextItemModel(keras.Model):
 
     def scalar_variables(self) -> list[Any]:
         """Item bias, repeat and prior weights: few, well determined, kept out of weight decay."""
-        return [
+        variables = [
             self.item_bias.embeddings, self.repeat_type, self.repeat_age, self.repeat_position,
             self.prior_type, self.prior_age, self.prior_position, *self.mix.trainable_weights,
             self.category_type, self.category_age, self.category_position,
         ]  # fmt: skip
+        return [variable for variable in variables if variable is not None]
 
     def set_priors(self, items: np.ndarray, scores: np.ndarray) -> None:
         """Co-occurrence neighbours [n_priors, n_items + 1, k] computed in numpy at fit time."""
