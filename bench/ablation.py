@@ -5,12 +5,14 @@ The same split, catalogue and cases as the learning suite's quality section
 these variants of ``NextItemRecommender`` (its defaults otherwise) beside the strongest
 baselines of each variant:
 
-- ``full``: the defaults (ID embeddings, the repeat/explore mixture, the transition and EASE
-  priors, the MLP over attention);
-- ``with_content``: ``content=True`` (item vectors = ID embedding + category and price-bucket
-  embeddings, in the history and the output table);
-- ``without_mlp``: ``epochs=0``, only stage 1 (popularity, repeat and prior weights): the
-  embeddings and the MLP stay at their initial values;
+- ``full``: the defaults (ID embeddings, the repeat/explore mixture, the transition, EASE
+  and content priors, the category match, the MLP over attention);
+- ``without_content``: nothing of what items are: no content prior, no category match
+  (the history's category embedding stays, as in the first design);
+- ``with_content_vectors``: ``content=True`` (item vectors = ID embedding + category,
+  price-bucket, brand and top-level-category embeddings, in the history and the output table);
+- ``without_mlp``: ``epochs=0``, only stage 1 (popularity, repeat, prior and category
+  weights): the embeddings and the MLP stay at their initial values;
 - ``without_priors``: ``priors=()``.
 
 Each row also says whether training kept stage 2 (the embeddings and the MLP) or rejected it
@@ -25,12 +27,32 @@ from bench import common, learning
 from bench.report import Part, Table, decimals, strong
 
 K = 20
+#: What "content" means in the defaults: the priors that read the catalogue, and the category match.
+CONTENT_PRIORS = ("content", "category")
 VARIANTS = {
     "full": {},
-    "with_content": {"content": True},
+    "without_content": {"content_free": True},
+    "with_content_vectors": {"content": True},
     "without_mlp": {"epochs": 0},
     "without_priors": {"priors": ()},
 }
+
+
+def variant_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The constructor arguments of a variant: ``content_free`` drops what reads the catalogue."""
+    from recommendations.ml.training import NextItemRecommender
+
+    params = dict(params)
+    if params.pop("content_free", False):
+        defaults = NextItemRecommender()
+        params.update(
+            priors=tuple(p for p in defaults.priors if p not in CONTENT_PRIORS),
+            category_match=False,
+            content=False,
+        )
+    return params
+
+
 REFERENCES = ("session_recency", "ease", "category_popular", "knn_category", "cold_price", "cold_newest")
 
 
@@ -45,7 +67,8 @@ def measure(dataset: learning.Dataset, quick: bool) -> dict[str, Any]:
     catalogue = merge_catalogues(catalogue_from_events(train, test), learning.read_catalogue(dataset))
     quick_params = {"epochs": 1, "scalar_epochs": 1} if quick else {}
     models: dict[str, Any] = {
-        name: NextItemRecommender(**{**quick_params, **params}) for name, params in VARIANTS.items()
+        name: NextItemRecommender(**{**quick_params, **variant_params(params)})
+        for name, params in VARIANTS.items()
     }
     models.update({name: BASELINES[name]() for name in REFERENCES})
     common.progress(f"ablation on {dataset.label}")

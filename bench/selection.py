@@ -29,13 +29,13 @@ COLD_BASELINES = ("cold_price", "cold_newest")
 #: (label, parameters that differ from the defaults); the first row is the defaults.
 CANDIDATES: tuple[tuple[str, Mapping[str, Any]], ...] = (
     ("defaults", {}),
+    ("no category match", {"category_match": False}),
+    ("cold_item_count 1", {"cold_item_count": 1.0}),
+    ("cold_item_count 0 (new items never lifted)", {"cold_item_count": 0.0}),
     ("priors: session co-occurrence + transitions", {"priors": ("cooccurrence", "transitions")}),
-    ("priors: all three", {"priors": ("cooccurrence", "transitions", "ease")}),
     ("priors: transitions + EASE (no content)", {"priors": ("transitions", "ease")}),
     ("priors: + category popularity", {"priors": ("transitions", "ease", "content", "category")}),
-    ("priors: category popularity instead of content", {"priors": ("transitions", "ease", "category")}),
     ("no priors", {"n_neighbours": 0}),
-    ("cold_item_count 0 (new items never lifted)", {"cold_item_count": 0.0}),
     ("content-aware item vectors", {"content": True}),
     ("prior_window 3", {"prior_window": 3}),
     ("prior_window 10", {"prior_window": 10}),
