@@ -99,8 +99,10 @@ def test_pins_boosts_category_filter_and_diversity_cap(served_model, browser, re
     assert pinned["items"][0]["item_id"] == SOFAS[0] and pinned["items"][0]["reason"] == "Featured"
 
     # A boost reorders the loaded candidates (about twice the limit), so ask for enough that
-    # kettles are among them whichever other category the model ranks next after phones.
-    recorder_settings(PIN_ITEMS={}, BOOST={"category:appliances": 1e6})
+    # kettles are among them whichever other category the model ranks next after phones. A
+    # boost multiplies the probability, and in this world (every visit keeps to one category)
+    # the model gives another category's items under a millionth of a phone's.
+    recorder_settings(PIN_ITEMS={}, BOOST={"category:appliances": 1e12})
     boosted = ids(for_you(browser, limit=10))[:3]
     assert all(ITEMS[item] == "appliances.kitchen.kettle" for item in boosted)
 
