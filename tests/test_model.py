@@ -105,19 +105,25 @@ def test_content_items_match_numpy_and_score_items_without_events_by_their_conte
     assert not np.allclose(table[1], table[16])  # items with events keep their own ID part
 
 
+def categories_only(category: np.ndarray):
+    """Item features that know each item's category (index; 0 unknown) and no prices."""
+    from recommendations.ml.features import ItemFeatures
+
+    return ItemFeatures(
+        category=category,
+        price_bucket=np.zeros(len(category), np.int8),
+        n_categories=int(category.max()) + 1,
+        n_price_buckets=1,
+    )
+
+
 def test_the_category_match_is_learned_and_matches_numpy_in_both_heads():
     """Sessions stay in one category (the next item is any of it): the category match learns
     to lift the whole category, and the numpy tower scores what Keras does."""
-    from recommendations.ml.features import ItemFeatures
 
     n_items, n_categories = 120, 6
     category = np.concatenate([[0], np.arange(n_items) % n_categories + 1]).astype(np.int32)
-    features = ItemFeatures(
-        category=category,
-        price_bucket=np.zeros(n_items + 1, np.int8),
-        n_categories=n_categories + 1,
-        n_price_buckets=1,
-    )
+    features = categories_only(category)
     rng = np.random.default_rng(3)
     members = [np.flatnonzero(category == c) for c in range(1, n_categories + 1)]
     frame = sessions_frame(
@@ -158,7 +164,6 @@ def sessions_frame(sessions: list[list[int]], start: str = "2024-01-01") -> pd.D
 def test_content_learns_a_planted_pattern_that_ids_cannot():
     """Items of category c are followed by one of category c + 1; asked after a shopper's
     items of c, the model must pick the *new* items of c + 1 (no events), by content only."""
-    from recommendations.ml.features import ItemFeatures
 
     n_categories, warm, cold = 10, 12, 3
     n_warm = n_categories * warm
@@ -166,12 +171,7 @@ def test_content_learns_a_planted_pattern_that_ids_cannot():
     category = np.zeros(n_items + 1, np.int32)
     category[1 : n_warm + 1] = np.arange(n_warm) // warm + 1
     category[n_warm + 1 :] = np.arange(n_categories * cold) // cold + 1
-    features = ItemFeatures(
-        category=category,
-        price_bucket=np.zeros(n_items + 1, np.int8),
-        n_categories=n_categories + 1,
-        n_price_buckets=1,
-    )
+    features = categories_only(category)
     rng = np.random.default_rng(5)
 
     def of(c: int, new: bool = False) -> int:
