@@ -184,6 +184,11 @@ def _top_k(head: np.ndarray, tail: np.ndarray, score: np.ndarray, n_items: int, 
     return items, scores
 
 
+def _no_neighbours(n_items: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """A prior table where no item has a neighbour."""
+    return _top_k(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), n_items, k)
+
+
 def _item_timeline(frame: pd.DataFrame) -> pd.DataFrame:
     """Item events of ``frame`` (known item, item event type), by shopper, session and time."""
     events = frame[(frame["item_idx"].to_numpy() > 0) & (frame["type_idx"].to_numpy() > 0)]
@@ -277,7 +282,7 @@ def ease_prior(
     weights = ease.weights_[: len(ease.items_)]  # [m, m] over local ids
     width = min(k, weights.shape[1])
     if width == 0:
-        return _top_k(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), n_items, k)
+        return _no_neighbours(n_items, k)
     best = np.argpartition(-weights, width - 1, axis=1)[:, :width]
     score = np.take_along_axis(weights, best, axis=1).reshape(-1)
     head, tail = np.repeat(ease.items_, width), ease.items_[best.reshape(-1)]
@@ -305,7 +310,7 @@ def content_prior(
     """
     size = n_items + 1
     if item_features is None or k < 2:
-        return _top_k(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), n_items, k)
+        return _no_neighbours(n_items, k)
     category = np.asarray(item_features.category, np.int64)[:size]
     if item_features.price is not None:
         price = np.asarray(item_features.price, np.float64)[:size]
@@ -322,11 +327,10 @@ def content_prior(
     # Sort keys: the category, then the price position (unknown prices after the known); with
     # brands, a second pass within (category, brand), so same-brand items are found too.
     span = float(position.max(initial=0.0)) + 2.0
-    keys = [category * span + np.where(known_price, position, span - 1.0)]
+    placed = np.where(known_price, position, span - 1.0)
+    keys = [category * span + placed]
     if brand is not None and (brand > 0).any():
-        keys.append(
-            (category * (int(brand.max()) + 1) + brand) * span + np.where(known_price, position, span - 1.0)
-        )
+        keys.append((category * (int(brand.max()) + 1) + brand) * span + placed)
     heads = items[has_category]
     tables = []
     for members, width in ((has_category & seen, k - k // 2), (has_category & ~seen, k // 2)):
@@ -366,7 +370,7 @@ def category_prior(
     """
     size = n_items + 1
     if item_features is None:
-        return _top_k(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), n_items, k)
+        return _no_neighbours(n_items, k)
     category = np.asarray(item_features.category, np.int64)[:size]
     events = _item_timeline(frame)[["shopper", "session", "item_idx"]].drop_duplicates()
     sessions = np.bincount(events["item_idx"].to_numpy(np.int64), minlength=size)[:size].astype(np.float64)
@@ -376,15 +380,21 @@ def category_prior(
     order = known[np.lexsort((known, -sessions[known], category[known]))]
     rank = np.arange(len(order)) - np.searchsorted(category[order], category[order], side="left")
     best = order[rank <= k]
-    best_of = {int(c): sessions[best[category[best] == c]].max() for c in np.unique(category[best])}
+    top = np.zeros(int(category.max(initial=0)) + 1)
+    top[category[order[rank == 0]]] = sessions[order[rank == 0]]  # each category's best
     heads = np.flatnonzero(category > 0)
     pairs = pd.DataFrame({"category": category[heads], "head": heads}).merge(
         pd.DataFrame({"category": category[best], "tail": best}), on="category"
     )
     pairs = pairs[pairs["head"] != pairs["tail"]]
     tail = pairs["tail"].to_numpy(np.int64)
-    top = np.array([best_of[int(c)] for c in category[tail]]) if len(tail) else np.zeros(0)
-    return _top_k(pairs["head"].to_numpy(np.int64), tail, sessions[tail] / np.maximum(top, 1.0), n_items, k)
+    return _top_k(
+        pairs["head"].to_numpy(np.int64),
+        tail,
+        sessions[tail] / np.maximum(top[category[tail]], 1.0),
+        n_items,
+        k,
+    )
 
 
 #: The item-item priors a model can blend into its scores, by name, each called as

@@ -112,13 +112,17 @@ class NextItemModel(keras.Model):
         self.item_has_id_list = (
             [bool(h) for h in item_has_id] if item_has_id is not None else [True] * (self.n_items + 1)
         )
-        # With content, also the brand and the top level of the category path (0: unknown).
+        # With content, also the brand and the top level of the category path (0: unknown);
+        # without, no per-item tables for them (they would only fill the saved config).
+        empty = [0] * (self.n_items + 1)
         self.item_brand_list = (
-            [int(b) for b in item_brand] if item_brand is not None else [0] * (self.n_items + 1)
+            ([int(b) for b in item_brand] if item_brand is not None else empty) if self.content else None
         )
         self.n_brands = int(n_brands)
         self.item_top_category_list = (
-            [int(c) for c in item_top_category] if item_top_category is not None else [0] * (self.n_items + 1)
+            ([int(c) for c in item_top_category] if item_top_category is not None else empty)
+            if self.content
+            else None
         )
         self.n_top_categories = int(n_top_categories)
         # Category match: each history position adds a learned weight (by event type, age and
@@ -185,8 +189,11 @@ class NextItemModel(keras.Model):
         self.item_category = self._item_table("item_category", self.item_category_list, "int32")
         self.item_price_bucket = self._item_table("item_price_bucket", self.item_price_bucket_list, "int32")
         self.item_id_scale = self._item_table("item_id_scale", self.item_has_id_list, "float32")
-        self.item_brand = self._item_table("item_brand", self.item_brand_list, "int32")
-        self.item_top_category = self._item_table("item_top_category", self.item_top_category_list, "int32")
+        if self.content:
+            self.item_brand = self._item_table("item_brand", self.item_brand_list, "int32")
+            self.item_top_category = self._item_table(
+                "item_top_category", self.item_top_category_list, "int32"
+            )
         self.item_log_probability = self.add_weight(
             shape=(self.n_items + 1,), initializer="zeros", trainable=False, name="item_log_probability"
         )
@@ -269,8 +276,8 @@ class NextItemModel(keras.Model):
 
         The ID embedding counts only for items with training events: a catalogue item
         nobody has chosen yet would otherwise carry its random initial vector, noise in
-        every score and every "similar" cosine. With ``content`` the category and
-        price-bucket embeddings are added. Without, the ID part stands alone (the first
+        every score and every "similar" cosine. With ``content`` the category, price-bucket,
+        brand and top-level-category embeddings are added. Without, the ID part stands alone (the first
         design, where the category joins the history only).
         """
         if items is None:

@@ -139,9 +139,7 @@ class NumpyTower:
         scores += self.item_bias
         boost = self.category_boost(inputs)
         if boost is not None:
-            scores += np.take_along_axis(
-                boost, np.broadcast_to(self.weights["item_category"], scores.shape), 1
-            )
+            scores += boost[:, self.weights["item_category"]]
         if terms is None:
             terms = self.history_terms(inputs, mix)
         if terms is not None:
