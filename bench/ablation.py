@@ -7,8 +7,8 @@ baselines of each variant:
 
 - ``full``: the defaults (ID embeddings, the repeat/explore mixture, the transition, EASE
   and content priors, the category match, the MLP over attention);
-- ``without_content``: nothing of what items are: no content prior, no category match
-  (the history's category embedding stays, as in the first design);
+- ``without_content``: nothing of what items are: no content prior, no category match, no
+  freshness term (the history's category embedding stays, as in the first design);
 - ``with_content_vectors``: ``content=True`` (item vectors = ID embedding + category,
   price-bucket, brand and top-level-category embeddings, in the history and the output table);
 - ``without_mlp``: ``epochs=0``, only stage 1 (popularity, repeat, prior and category
@@ -49,6 +49,7 @@ def variant_params(params: dict[str, Any]) -> dict[str, Any]:
             priors=tuple(p for p in defaults.priors if p not in CONTENT_PRIORS),
             category_match=False,
             content=False,
+            freshness=0.0,
         )
     return params
 

@@ -116,6 +116,7 @@ DEFAULTS: dict[str, Any] = {
     # validation_fraction, sampled_softmax_above (catalogue size), n_negatives, priors
     # (item-item priors by name: "cooccurrence", "transitions", "ease", "content"), n_neighbours and
     # prior_window (how the priors are read), mixture and gate_shift (repeat or explore),
+    # category_match and category_scale, cold_item_count and freshness (new products),
     # random_state. Each is documented in NextItemRecommender.
     "MODEL": {},
     # Cleaning and normalization parameters, passed to recommendations.ml.preprocessing.Preprocessor.
@@ -165,9 +166,11 @@ DEFAULTS: dict[str, Any] = {
     "MAX_PER_CATEGORY": 4,
     # Business rules. HIDE_ITEMS: item ids never recommended. PIN_ITEMS: scenario -> item
     # ids placed first when available ("for_you", "similar", "bought_together",
-    # "trending"). BOOST: "item:<id>" or "category:<id>" -> factor; the item's
-    # probability is multiplied by it (its score gains log(factor)); a category boost
-    # covers its sub-categories ("electronics" boosts "electronics.smartphone").
+    # "trending"). BOOST: "item:<id>" or "category:<id>" -> factor; the item's place in
+    # the list is divided by it (2.0: the 10th candidate competes as the 5th), whatever
+    # the model's scores (a sharp model's probabilities span many orders of magnitude, so
+    # multiplying one moved nothing); a category boost covers its sub-categories
+    # ("electronics" boosts "electronics.smartphone").
     "HIDE_ITEMS": [],
     "PIN_ITEMS": {},
     "BOOST": {},

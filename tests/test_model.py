@@ -206,6 +206,33 @@ def test_content_learns_a_planted_pattern_that_ids_cannot():
     assert hit_rate(ids_only) < 0.6, f"ID-only HR@10 on new items = {hit_rate(ids_only):.3f}"
 
 
+def test_new_arrivals_rank_first_among_new_products_by_when_they_were_listed():
+    """Products without events are ordered by freshness (hours since listed), the signal
+    the model cannot learn from its targets; with ``freshness=0`` they tie."""
+    frame = planted(n_items=200, n_sessions=400)
+    n_items = 204  # 201..204: catalogue items nobody has chosen, all of one category
+    category = np.ones(n_items + 1, np.int32)
+    category[0] = 0
+    features = categories_only(category)
+    cases = evaluation_cases(frame.iloc[:1600], frame.iloc[1600:]).cases.take(slice(0, 8))
+    hour, now = 3600.0, float(cases.now.max())
+    features.added = np.full(n_items + 1, now - 100 * hour)
+    features.added[201:] = [now - hour, now - 30 * 24 * hour, np.nan, now - 24 * hour]
+
+    def cold_scores(freshness: float) -> np.ndarray:
+        model = NextItemRecommender(epochs=0, scalar_epochs=1, freshness=freshness, **SMALL)
+        return model.fit(frame, n_items, item_features=features).score(cases)[:, 201:]
+
+    tied = cold_scores(0.0)
+    np.testing.assert_allclose(tied, tied[:, :1].repeat(4, axis=1), atol=1e-5)
+    fresh = cold_scores(1.0)
+    # Listed an hour ago, a day ago, a month ago, then the one whose listing date is unknown.
+    assert (np.argsort(-fresh, axis=1) == [0, 3, 1, 2]).all()
+    np.testing.assert_allclose(
+        fresh[:, 0] - tied[:, 0], -np.log1p((cases.now - now + hour) / hour), atol=1e-4
+    )
+
+
 def test_score_returns_a_fresh_array(trained):
     model, cases = trained
     batch = cases.take(slice(0, 4))

@@ -3,6 +3,7 @@ numpy-vs-Keras parity, version swaps, broken files, and the carousels in the dem
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import timedelta
 
@@ -100,9 +101,10 @@ def test_pins_boosts_category_filter_and_diversity_cap(served_model, browser, re
 
     # A boost reorders the loaded candidates (about twice the limit), so ask for enough that
     # kettles are among them whichever other category the model ranks next after phones. A
-    # boost multiplies the probability, and in this world (every visit keeps to one category)
-    # the model gives another category's items under a millionth of a phone's.
-    recorder_settings(PIN_ITEMS={}, BOOST={"category:appliances": 1e12})
+    # boost divides an item's place: 100 lifts the 24th candidate ahead of the first, however
+    # far below a phone's the model puts a kettle's probability (in this world every visit
+    # keeps to one category: under a trillionth).
+    recorder_settings(PIN_ITEMS={}, BOOST={"category:appliances": 100.0})
     boosted = ids(for_you(browser, limit=10))[:3]
     assert all(ITEMS[item] == "appliances.kitchen.kettle" for item in boosted)
 
@@ -366,9 +368,11 @@ def test_version_page_shows_sample_recommendations_and_click_through(served_mode
     page = admin_client.get(
         reverse("admin:recommendations_modelversion_change", args=[served_model.pk])
     ).content.decode()
-    # The sofas follow the click on a sofa ("Because you chose …"); no reason names a view
-    # that does not explain its item.
-    assert "Sample recommendations" in page and "Because you chose “Sofa" in page
+    # The sofas follow the shopper's sofas: each reason names one of them (the click or a
+    # view, whichever adds most to that item's score); no reason names another category.
+    assert "Sample recommendations" in page
+    reasons = re.findall(r"Because you (\w+) “([^”]+)”", page)
+    assert reasons and all(name in {f"Sofa {item}" for item in SOFAS[:5]} for _, name in reasons)
     assert "<td>for_you</td><td>1</td><td>1</td><td>100.0%</td>" in page
 
 

@@ -94,7 +94,7 @@ class SavedRecommender(Recommender):
             is_new=cases.is_new,
         )
         saved_scores = self.saved.tower.scores(
-            featurize(translated, self.saved.spec, self.saved.item_features)
+            featurize(translated, self.saved.spec, self.saved.item_features), now=cases.now
         )
         scores = np.take(saved_scores, self.to_saved_, axis=1).astype(np.float32)
         scores[:, self.to_saved_ == 0] = -np.inf

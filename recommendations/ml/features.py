@@ -36,6 +36,10 @@ class ItemFeatures:
     #: int [n_items + 1], 0 = unknown: the top level of the category path ("electronics" of
     #: "electronics.smartphone"), at fit time only.
     top_category: np.ndarray | None = None
+    #: float64 [n_items + 1], NaN = unknown: when each item entered the catalogue (Unix
+    #: seconds; its first event where the catalogue does not say), at fit time only: the
+    #: tower's freshness term for new products is exported with the weights.
+    added: np.ndarray | None = None
 
     def to_json(self) -> dict:
         return {
@@ -65,6 +69,7 @@ class ItemFeatures:
             price=np.asarray(preprocessor.item_price_, dtype=np.float64),
             brand=_codes(getattr(preprocessor, "item_brand_", None)),
             top_category=_top_levels(preprocessor.category_ids_, preprocessor.item_category_),
+            added=_added(getattr(preprocessor, "item_added_", None)),
         )
 
     @classmethod
@@ -73,6 +78,10 @@ class ItemFeatures:
         return cls(
             np.zeros(n_items + 1, np.int32), np.zeros(n_items + 1, np.int8), n_categories=1, n_price_buckets=1
         )
+
+
+def _added(seconds: Any) -> np.ndarray | None:
+    return None if seconds is None else np.asarray(seconds, dtype=np.float64)
 
 
 def _codes(labels: Any) -> np.ndarray | None:

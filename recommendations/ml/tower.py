@@ -11,6 +11,11 @@ from ..extras import require
 
 np = require("ml", "numpy")
 
+#: The freshness term counts a new product's age in hours: -log(1 + hours since it was listed).
+FRESHNESS_UNIT_SECONDS = 3600.0
+#: The age of a product whose listing date nobody knows: a year, old enough to rank below new arrivals.
+UNKNOWN_AGE_SECONDS = 365 * 24 * 3600.0
+
 
 class NumpyTower:
     def __init__(self, weights: dict[str, np.ndarray]) -> None:
@@ -23,6 +28,12 @@ class NumpyTower:
         # Which items had training events (older versions: all); the others are known by content.
         self.item_trained = np.asarray(self.weights.get("item_trained", np.ones(len(self.item_bias)))) > 0
         self.mixture = bool(int(weights.get("mixture", 0)))
+        # New products (no training events) and when each was listed: the freshness term.
+        self.freshness = float(weights.get("freshness", 0.0))
+        added = np.asarray(weights.get("item_added", np.full(len(self.item_bias), np.nan)), np.float64)
+        self.fresh_items = np.flatnonzero(~self.item_trained[: len(added)])
+        self.fresh_items = self.fresh_items[self.fresh_items > 0]
+        self.fresh_added = added[self.fresh_items]
         self.unit_items = self.item_table / np.maximum(
             np.linalg.norm(self.item_table, axis=1, keepdims=True), 1e-9
         )
@@ -126,14 +137,44 @@ class NumpyTower:
         inputs: dict[str, np.ndarray],
         forward: tuple[np.ndarray, np.ndarray] | None = None,
         terms: tuple[np.ndarray, np.ndarray] | None = None,
+        now: np.ndarray | None = None,
     ) -> np.ndarray:
         """float32 [n, n_items + 1]: every item scored; column 0 (padding) is -inf.
 
         Besides the matrix product, history items get their repeat logits and their
         co-occurrence neighbours the priors' (one gather and one unbuffered add for all).
         ``forward`` and ``terms`` pass ``forward(inputs)`` and ``history_terms`` when the
-        caller already has them.
+        caller already has them. ``now`` (Unix seconds of each case) adds the freshness
+        term of new products (``add_freshness``).
         """
+        scores = self._scores(inputs, forward, terms)
+        if now is not None:
+            self.add_freshness(scores, now)
+        return scores
+
+    def add_freshness(self, scores: np.ndarray, now: np.ndarray) -> None:
+        """New arrivals first among new products: each item without training events gets
+        ``freshness`` x -log(1 + hours since it was listed) at each case's moment.
+
+        The model cannot learn this weight (a product nobody has chosen is never a training
+        target), so it is a setting chosen on the dev splits, like ``gate_shift``. It is the
+        signal of the ``cold_newest`` baseline: what was listed an hour ago is what shoppers
+        are finding now. An unknown listing date counts as a year old; one in the future as now.
+        """
+        if not self.freshness or not len(self.fresh_items):
+            return
+        age = np.asarray(now, np.float64)[:, None] - self.fresh_added[None, :]
+        age = np.where(np.isnan(age), UNKNOWN_AGE_SECONDS, np.maximum(age, 0.0))
+        scores[:, self.fresh_items] -= (self.freshness * np.log1p(age / FRESHNESS_UNIT_SECONDS)).astype(
+            np.float32
+        )
+
+    def _scores(
+        self,
+        inputs: dict[str, np.ndarray],
+        forward: tuple[np.ndarray, np.ndarray] | None,
+        terms: tuple[np.ndarray, np.ndarray] | None,
+    ) -> np.ndarray:
         user, mix = forward if forward is not None else self.forward(inputs)
         scores = user.astype(np.float32, copy=False) @ self.item_table.T  # the one product over all items
         scores += self.item_bias

@@ -1,7 +1,7 @@
 """From ranked candidates to what a shopper sees: exclusions, business rules, diversity.
 
 Every scenario ends here, so the same rules hold on every surface: hidden and excluded
-items never appear; pinned items come first; boosts multiply an item's score; only
+items never appear; pinned items come first; boosts lift an item's place; only
 items the catalogue adapter's live queryset returns (active, in stock) are kept; at most
 ``MAX_PER_CATEGORY`` per category; a sponsored item may take its labelled slot.
 """
@@ -71,7 +71,8 @@ def finalize(
     Candidates are loaded from the adapter's live queryset a few at a time (first about
     twice the limit, then more only while the rules leave too few), up to ``window`` of
     them. Boosts reorder what was loaded, so a boost lifts an item among the strong
-    candidates rather than from the bottom of the catalogue.
+    candidates rather than from the bottom of the catalogue: a factor f divides the item's
+    place (its rank among them), so it means the same for a sharp model as for a flat one.
     """
     adapter = get_adapter()
     window = window or max(4 * limit, 40)
@@ -138,9 +139,9 @@ def _arrange(
     pinned = [c for c in live if c.score == math.inf]
     ranked = [c for c in live if c.score != math.inf]
     if app_settings.BOOST:
-        factors = {c.item_id: boost_factor(c.item_id, categories[c.item_id]) for c in ranked}
-        ranked.sort(key=lambda c: -c.score * factors[c.item_id])
-        ranked = [replace(c, score=c.score * factors[c.item_id]) for c in ranked]
+        factors = [boost_factor(c.item_id, categories[c.item_id]) for c in ranked]
+        places = sorted(range(len(ranked)), key=lambda i: (i + 1) / factors[i])  # stable: ties keep order
+        ranked = [replace(ranked[i], score=ranked[i].score * factors[i]) for i in places]
     cap = app_settings.MAX_PER_CATEGORY
     per_category: Counter = Counter()
     result: list[Candidate] = []

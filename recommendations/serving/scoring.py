@@ -113,14 +113,15 @@ def score_shopper(
     exclude: set[str] = frozenset(),
 ) -> ShopperScores | None:
     """Every item's score for this shopper, or None (nothing in the history is known)."""
-    built = shopper_inputs(model, events, current_session)
+    now = time.time()
+    built = shopper_inputs(model, events, current_session, now)
     if built is None:
         return None
     inputs, history = built
     tower = model.tower
     user, mix, attention = tower.forward_with_attention(inputs)
     terms = tower.history_terms(inputs, mix)
-    logits = tower.scores(inputs, (user, mix), terms)[0]
+    logits = tower.scores(inputs, (user, mix), terms, now=np.array([now]))[0]
     # log of the softmax denominator over every real item (column 0 is padding, -inf).
     real = logits[1:]
     top = float(real.max())
