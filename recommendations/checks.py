@@ -185,8 +185,8 @@ def _serving_problems() -> list[str]:
     proxies = s.TRUSTED_PROXIES
     if not _is_count(proxies):
         problems.append(f"TRUSTED_PROXIES must be how many proxies you run (0 or more), not {proxies!r}")
-    if not 0 <= float(s.SIMILAR_EMBEDDING_WEIGHT) <= 1:
-        problems.append("SIMILAR_EMBEDDING_WEIGHT must be between 0 and 1")
+    if not _is_count(s.BOUGHT_TOGETHER_MIN_SHOPPERS) or s.BOUGHT_TOGETHER_MIN_SHOPPERS < 1:
+        problems.append("BOUGHT_TOGETHER_MIN_SHOPPERS must be a whole number, 1 or more")
     if not _is_count(s.SIMILAR_NEW_ITEMS):
         problems.append("SIMILAR_NEW_ITEMS must be a whole number, 0 or more")
     return problems

@@ -162,7 +162,8 @@ DEFAULTS: dict[str, Any] = {
     # Items shown when a template tag or API call gives no limit, and the most it may ask.
     "DEFAULT_LIMIT": 8,
     "MAX_LIMIT": 50,
-    # Diversity: at most this many items of one category in a list (None: no cap).
+    # Diversity: at most this many items of one category in a "for you" or trending list
+    # (None: no cap). Lists about one item (similar, bought together) follow their evidence.
     "MAX_PER_CATEGORY": 4,
     # Business rules. HIDE_ITEMS: item ids never recommended. PIN_ITEMS: scenario -> item
     # ids placed first when available ("for_you", "similar", "bought_together",
@@ -184,8 +185,10 @@ DEFAULTS: dict[str, Any] = {
     "TRENDING_DAYS": 7,
     "TRENDING_HALF_LIFE_HOURS": 24.0,
     "POPULARITY_CACHE_SECONDS": 300,
-    # Similar items: weight of the model's item-embedding cosine against co-view counts.
-    "SIMILAR_EMBEDDING_WEIGHT": 0.5,
+    # Bought together: an item joins another's list only on evidence from at least this many
+    # distinct shoppers (bought, or put in the cart, in the same visit; bought after viewing
+    # it), and a category's complements only on as many: one fake basket moves nothing.
+    "BOUGHT_TOGETHER_MIN_SHOPPERS": 2,
     # Similar items: at most this many new products (no events the model learned from) of the
     # item's category, nearest in price, join each list from its middle; 0: none.
     "SIMILAR_NEW_ITEMS": 2,

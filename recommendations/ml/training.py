@@ -451,6 +451,8 @@ class NextItemRecommender(Recommender):
     def export_weights(self) -> dict[str, np.ndarray]:
         """The Keras model's arrays, and the freshness term's (not part of the Keras model)."""
         weights = export_weights(self.model_)
+        # Which prior each row of the prior tables is: similar lists read co-view evidence there.
+        weights["prior_names"] = np.asarray(self.priors_, dtype=str)
         added = self.item_features_.added
         if self.freshness and added is not None:
             weights["freshness"] = np.asarray(self.freshness, np.float32)

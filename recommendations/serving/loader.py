@@ -43,6 +43,7 @@ class ServingModel:
     category_list: list[str]  # category index -> category id (index 0: unknown)
     spec: Any  # ml.features.FeatureSpec
     item_features: Any  # ml.features.ItemFeatures
+    item_top_category: Any  # numpy int [n_items + 1]: the top level of each item's category path
 
     @property
     def n_items(self) -> int:
@@ -52,6 +53,7 @@ class ServingModel:
     def from_bundle(cls, version_id: int, bundle: Any) -> ServingModel:
         # numpy (the ml extra) loads only once a version is served: a shop without it still starts.
         from ..ml.exported import SavedModel
+        from ..ml.related import top_levels
 
         saved = SavedModel.from_bundle(bundle.weights, bundle.vocabulary)
         categories = saved.category_ids
@@ -66,6 +68,7 @@ class ServingModel:
             category_list=categories,
             spec=saved.spec,
             item_features=saved.item_features,
+            item_top_category=top_levels(categories, saved.item_features.category),
         )
 
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.core.cache import cache
 from django.db.models import CharField, Count, Max, Value
 from django.db.models.functions import Cast, Coalesce, Concat, NullIf
 
+from ..adapters import get_adapter
 from ..conf import app_settings
 from ..models import Event, EventType
 
@@ -192,35 +193,152 @@ def co_viewed(item_id: str) -> dict[str, float]:
 
 
 BASKET_TYPES = (EventType.CART, EventType.PURCHASE)
+#: Kinds of bought-together evidence, strongest first: the reason names the strongest.
+CO_PURCHASE, CO_CART, VIEW_THEN_BUY = "purchase", "cart", "view_then_buy"
+#: What one shopper's evidence of each kind counts towards a pair's co-count.
+EVIDENCE_WEIGHTS = {CO_PURCHASE: 1.0, CO_CART: 0.5, VIEW_THEN_BUY: 0.5}
+_STRENGTH = {EventType.VIEW: 1, EventType.CART: 2, EventType.PURCHASE: 3}
 
 
-def bought_together(item_id: str) -> dict[str, float]:
-    """Item -> lift of being bought (or carted) in the same session as ``item_id``.
+@dataclass(frozen=True)
+class BasketEvidence:
+    """What the visits with an item say of the items bought with it, by distinct shoppers.
 
-    lift = P(both) / (P(this) P(that)) over baskets (sessions with a cart or purchase
-    event); pairs seen in a single basket only are left out as noise.
+    ``n``: visits that had the item (viewed, carted or bought); ``pairs``: other item ->
+    its co-count (each visit once, weighted by its strongest kind); ``shoppers``: other item
+    -> distinct visits with any evidence; ``kinds``: other item -> the strongest kind seen.
     """
 
-    def compute() -> dict[str, float]:
-        counts, n_with = _co_counts(item_id, BASKET_TYPES)
-        counts = Counter({item: n for item, n in counts.items() if n >= 2})
-        if not counts:
-            return {}
-        baskets = Event.objects.trusted().filter(event_type__in=BASKET_TYPES).exclude(session_key="")
-        total = baskets.values("session_key").distinct().count()
-        support = dict(
-            baskets.filter(item_id__in=list(counts))
-            .values("item_id")
-            .annotate(n=Count("session_key", distinct=True))
-            .values_list("item_id", "n")
+    n: int = 0
+    pairs: dict[str, float] = field(default_factory=dict)
+    shoppers: dict[str, int] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)
+
+
+def _pair_kind(anchor: int, other: int) -> str | None:
+    """The evidence one visit gives, from the strongest event of each item in it."""
+    if other < _STRENGTH[EventType.CART]:
+        return None  # the other item was only viewed: an alternative, not a purchase
+    if anchor >= _STRENGTH[EventType.CART]:
+        both_bought = anchor == other == _STRENGTH[EventType.PURCHASE]
+        return CO_PURCHASE if both_bought else CO_CART
+    return VIEW_THEN_BUY if other == _STRENGTH[EventType.PURCHASE] else None
+
+
+def basket_evidence(item_id: str) -> BasketEvidence:
+    """Items bought or carted in the visits that had ``item_id`` (the last ``MAX_SESSIONS``).
+
+    A visit where both were bought is a co-purchase, where either was only carted a co-cart,
+    and where ``item_id`` was viewed and the other bought, a view-then-buy. A visit counts
+    once per pair, whatever it repeats.
+    """
+
+    def compute() -> BasketEvidence:
+        sessions = _sessions_with(item_id, [EventType.VIEW, *BASKET_TYPES])
+        if not sessions:
+            return BasketEvidence()
+        rows = (
+            Event.objects.trusted()
+            .filter(session_key__in=sessions, event_type__in=[EventType.VIEW, *BASKET_TYPES])
+            .exclude(item_id="")
+            .values_list("session_key", "item_id", "event_type")
+            .distinct()
         )
-        return {
-            item: (n * total) / (n_with * support[item]) for item, n in counts.items() if support.get(item)
-        }
+        strongest: dict[str, dict[str, int]] = defaultdict(dict)
+        for session, item, event_type in rows.iterator(chunk_size=5000):
+            items = strongest[session]
+            items[item] = max(items.get(item, 0), _STRENGTH[event_type])
+        pairs: dict[str, float] = defaultdict(float)
+        shoppers: Counter = Counter()
+        kinds: dict[str, str] = {}
+        order = list(EVIDENCE_WEIGHTS)
+        for items in strongest.values():
+            anchor = items.get(item_id, 0)
+            for other, strength in items.items():
+                kind = _pair_kind(anchor, strength) if other != item_id else None
+                if kind is None:
+                    continue
+                pairs[other] += EVIDENCE_WEIGHTS[kind]
+                shoppers[other] += 1
+                if other not in kinds or order.index(kind) < order.index(kinds[other]):
+                    kinds[other] = kind
+        return BasketEvidence(len(sessions), dict(pairs), dict(shoppers), kinds)
 
     return _cached(f"basket:{item_id}", compute)
 
 
+@dataclass(frozen=True)
+class Baskets:
+    """Shop-wide basket statistics: how many visits bought or carted each item, and which
+    categories go together (by distinct visits)."""
+
+    total: int = 0
+    popularity: dict[str, int] = field(default_factory=dict)  # item -> visits with it in a basket
+    best_sellers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # category -> items
+    complements: dict[str, dict[str, int]] = field(default_factory=dict)  # category -> {other: visits}
+
+
+def baskets() -> Baskets:
+    """``Baskets`` of the newest ``MAX_ROWS`` basket and viewing events of visits with a basket."""
+    return _cached("baskets", _baskets_now)
+
+
+def _baskets_now() -> Baskets:
+    basket_sessions = (
+        Event.objects.trusted()
+        .filter(event_type__in=BASKET_TYPES)
+        .exclude(session_key="")
+        .values("session_key")
+    )
+    rows = (
+        Event.objects.trusted()
+        .filter(session_key__in=basket_sessions, event_type__in=[EventType.VIEW, *BASKET_TYPES])
+        .exclude(item_id="")
+        .order_by("-timestamp")
+        .values_list("session_key", "item_id", "category_id", "event_type")[:MAX_ROWS]
+    )
+    strongest: dict[str, dict[str, int]] = defaultdict(dict)
+    category_of: dict[str, str] = {}
+    for session, item, category, event_type in rows:
+        items = strongest[session]
+        items[item] = max(items.get(item, 0), _STRENGTH[event_type])
+        if category:
+            category_of.setdefault(item, category)
+    missing = {item for items in strongest.values() for item in items} - set(category_of)
+    if missing:  # events from pages may name the item only: the catalogue knows its category
+        adapter = get_adapter()
+        for item_id, item in adapter.items_by_id(missing, available_only=False).items():
+            category_of[item_id] = adapter.category_id(item)
+    category_of = {item: category for item, category in category_of.items() if category}
+    popularity: Counter = Counter()
+    pairs: dict[str, Counter] = defaultdict(Counter)
+    for items in strongest.values():
+        bought = {item for item, strength in items.items() if strength >= _STRENGTH[EventType.CART]}
+        popularity.update(bought)
+        # Categories of the visit: as the anchor, any it viewed or bought; as the complement,
+        # only those it bought (each pair of categories once per visit).
+        anchors = {category_of[item] for item in items if item in category_of}
+        complements = {category_of[item] for item in bought if item in category_of}
+        for anchor in anchors:
+            for other in complements - {anchor}:
+                pairs[anchor][other] += 1
+    best: dict[str, list[str]] = defaultdict(list)
+    for item, _ in sorted(popularity.items(), key=lambda pair: (-pair[1], pair[0])):
+        if item in category_of and len(best[category_of[item]]) < 20:
+            best[category_of[item]].append(item)
+    return Baskets(
+        total=len(strongest),
+        popularity=dict(popularity),
+        best_sellers={category: tuple(items) for category, items in best.items()},
+        complements={category: dict(others) for category, others in pairs.items()},
+    )
+
+
 def clear() -> None:
     """Forget cached statistics (tests; after a bulk import)."""
-    cache.delete_many([CACHE_PREFIX + "trending", CACHE_PREFIX + "popular"])
+    cache.delete_many([CACHE_PREFIX + key for key in ("trending", "popular", "baskets")])
+
+
+def clear_item(item_id: str) -> None:
+    """Forget one item's cached co-views and basket evidence (tests; after an erasure)."""
+    cache.delete_many([CACHE_PREFIX + f"{kind}:{item_id}" for kind in ("coview", "basket")])

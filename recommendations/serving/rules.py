@@ -3,7 +3,8 @@
 Every scenario ends here, so the same rules hold on every surface: hidden and excluded
 items never appear; pinned items come first; boosts lift an item's place; only
 items the catalogue adapter's live queryset returns (active, in stock) are kept; at most
-``MAX_PER_CATEGORY`` per category; a sponsored item may take its labelled slot.
+``MAX_PER_CATEGORY`` per category in lists of the whole shop (for you, trending); a
+sponsored item may take its labelled slot.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from typing import Any
 
 from ..adapters import get_adapter
 from ..conf import app_settings
+
+#: Lists of the whole shop, kept diverse by ``MAX_PER_CATEGORY``; a list about one item
+#: (similar, bought together) shows what its evidence says, one category or many.
+DIVERSE_SCENARIOS = frozenset({"for_you", "trending"})
 
 
 @dataclass
@@ -103,7 +108,7 @@ def finalize(
             missing.append(wanted_sponsor.item_id)
         if missing:
             items.update(adapter.items_by_id(missing))
-        result = _arrange(chosen, items, adapter, limit, category)
+        result = _arrange(chosen, items, adapter, limit, category, scenario in DIVERSE_SCENARIOS)
         if len(result) >= limit or exhausted or taken >= window:
             break
         size = min(window, 2 * size)
@@ -129,9 +134,15 @@ def finalize(
 
 
 def _arrange(
-    chosen: list[Candidate], items: dict[str, Any], adapter: Any, limit: int, category: str | None
+    chosen: list[Candidate],
+    items: dict[str, Any],
+    adapter: Any,
+    limit: int,
+    category: str | None,
+    diverse: bool = True,
 ) -> list[Candidate]:
-    """Live candidates in order: pins first, then by (boosted) score, at most N per category."""
+    """Live candidates in order: pins first, then by (boosted) score, at most N per category
+    when the list is ``diverse``."""
     categories = {c.item_id: adapter.category_id(items[c.item_id]) for c in chosen if c.item_id in items}
     live = [c for c in chosen if c.item_id in categories]
     if category:
@@ -142,7 +153,7 @@ def _arrange(
         factors = [boost_factor(c.item_id, categories[c.item_id]) for c in ranked]
         places = sorted(range(len(ranked)), key=lambda i: (i + 1) / factors[i])  # stable: ties keep order
         ranked = [replace(ranked[i], score=ranked[i].score * factors[i]) for i in places]
-    cap = app_settings.MAX_PER_CATEGORY
+    cap = app_settings.MAX_PER_CATEGORY if diverse else None
     per_category: Counter = Counter()
     result: list[Candidate] = []
     for candidate in pinned + ranked:

@@ -131,3 +131,15 @@ def score_shopper(
         if index:
             logits[index] = -np.inf
     return ShopperScores(model, logits, log_normalizer, inputs, mix, attention, terms, history)
+
+
+#: The visit a one-item question is asked in (no real shopper has this key).
+ANCHOR_SESSION = "\x00anchor"
+
+
+def score_item(model: ServingModel, index: int) -> ShopperScores | None:
+    """What shoppers view next after viewing the item at ``index``: a similar list's question,
+    asked of the for-you model with a history of that one view (the item itself excluded)."""
+    item_id = model.item_ids[index]
+    event = HistoryEvent(time.time(), "view", item_id, ANCHOR_SESSION, key="")
+    return score_shopper(model, [event], ANCHOR_SESSION, exclude={item_id})

@@ -314,48 +314,44 @@ def _about_item(item: Any, who: HttpRequest | Shopper | None, limit: Any) -> tup
     return limit, item_id, obj, _taken(as_shopper(who)) | {item_id}
 
 
+#: How a similar list words each kind of evidence (``ml.related.Evidence``), strongest first.
+SIMILAR_REASONS = {
+    1: "Shoppers who viewed {name} also viewed this",
+    2: "Same category as {name}",
+    3: "In the same department as {name}",
+}
+#: How many of the model's best candidates a similar list reads.
+SIMILAR_WINDOW = 200
+
+
 def similar_items(
     item: Any, who: HttpRequest | Shopper | None = None, limit: Any = None
 ) -> RecommendationList:
-    """Items like ``item``: item-embedding cosine blended with co-view shares."""
+    """Items like ``item``, each with its evidence; a shorter list rather than an unrelated one.
+
+    With a model: what shoppers who view the item view next (``scoring.score_item``), kept
+    to candidates with evidence (``ml.related.evidence``: co-viewed by shoppers, the same
+    category, or its top level), ordered by the model. Without: its co-views, by distinct
+    sessions. Then what is trending in the item's category, and nothing else.
+    """
     limit, item_id, obj, exclude = _about_item(item, who, limit)
     name = f"“{obj}”"
     co_views = popularity.co_viewed(item_id)
-    scores: dict[str, float] = {}
-    reasons: dict[str, str] = {}
     model = active_model()
-    source = "co-views"
-    weight = float(app_settings.SIMILAR_EMBEDDING_WEIGHT)
     index = model.index_of.get(item_id) if model is not None else None
+    candidates: list[Candidate] | None = None
     if index:
-        import numpy as np  # the ml extra: only once a model is active
-
-        unit = model.tower.unit_items
-        cosine = unit @ unit[index]
-        cosine[0], cosine[index] = -np.inf, -np.inf
-        best = np.argpartition(-cosine, min(200, len(cosine) - 1))[:200]
-        for i in best:
-            if np.isfinite(cosine[i]) and cosine[i] > 0:
-                scores[model.item_ids[i]] = weight * float(cosine[i])
-                reasons[model.item_ids[i]] = f"Similar to {name}"
-        source = "model+co-views"
-    top_share = max(co_views.values(), default=0.0)
-    for other, share in co_views.items():
-        scores[other] = scores.get(other, 0.0) + (1.0 - weight if index else 1.0) * share / top_share
-        reasons[other] = f"Shoppers who viewed {name} also viewed this"
-    candidates = sorted(
-        (Candidate(other, score, reasons[other]) for other, score in scores.items()), key=lambda c: -c.score
-    )
-    if index:
-        # New products have no co-views and no trained vector yet: the nearest in price of
-        # the item's own category join from the middle of the list, so they get seen.
-        new = [
-            Candidate(model.item_ids[i], 0.0, f"New in the shop, like {name}")
-            for i in _new_alike(model, index, int(app_settings.SIMILAR_NEW_ITEMS))
-            if model.item_ids[i] not in scores
+        try:
+            candidates = _similar_by_model(model, index, co_views, name, limit)
+        except Exception:
+            logger.exception("Similar items with model version %s failed; using co-views.", model.version_id)
+    source = "model" if candidates is not None else "co-views"
+    if candidates is None:
+        index = None
+        candidates = [
+            Candidate(other, share, SIMILAR_REASONS[1].format(name=name))
+            for other, share in sorted(co_views.items(), key=lambda pair: (-pair[1], pair[0]))
         ]
-        middle = max(limit // 2, 1)
-        candidates[middle:middle] = new
     results = finalize("similar", candidates, limit=limit, exclude=exclude)
     if len(results) < limit:
         # Not enough evidence: what is trending in the item's own category.
@@ -368,11 +364,54 @@ def similar_items(
                 exclude=exclude | {r.item_id for r in results},
                 category=category,
             )
-            results += more
-            source += "+trending"
-    return RecommendationList(
-        "similar", results, source, model.version_id if index and model is not None else None
+            if more:
+                results += more
+                source += "+trending"
+    return RecommendationList("similar", results, source, model.version_id if index else None)
+
+
+def _similar_by_model(
+    model: ServingModel, index: int, co_views: dict[str, float], name: str, limit: int
+) -> list[Candidate]:
+    """The model's candidates with evidence, then co-views it does not know, new products
+    of the item's category joining from the middle of the list."""
+    import numpy as np  # the ml extra: only once a model is active
+
+    from ..ml.related import Evidence, co_view_neighbours, evidence
+    from .scoring import score_item
+
+    scores = score_item(model, index)
+    best = scores.top(SIMILAR_WINDOW) if scores is not None else []
+    known = [model.index_of[other] for other in co_views if other in model.index_of]
+    co_viewed = np.union1d(co_view_neighbours(model.tower.weights, index), np.asarray(known, np.int64))
+    found = evidence(
+        index,
+        np.asarray([i for i, _ in best], np.int64),
+        np.asarray(model.item_features.category, np.int64),
+        model.item_top_category,
+        co_viewed,
     )
+    # New products have no co-views and no trained vector yet: the nearest in price of the
+    # item's own category join from the middle of the list, so they get seen.
+    new = _new_alike(model, index, int(app_settings.SIMILAR_NEW_ITEMS))
+    candidates = [
+        Candidate(model.item_ids[i], p, SIMILAR_REASONS[int(kind)].format(name=name))
+        for (i, p), kind in zip(best, found, strict=True)
+        if kind != Evidence.NONE and i not in new
+    ]
+    floor = candidates[-1].score if candidates else 1.0
+    unknown = sorted(
+        (other for other in co_views if other not in model.index_of),
+        key=lambda other: (-co_views[other], other),
+    )
+    candidates += _below(
+        floor, (Candidate(other, 0.0, SIMILAR_REASONS[1].format(name=name)) for other in unknown)
+    )
+    middle = max(limit // 2, 1)
+    candidates[middle:middle] = [
+        Candidate(model.item_ids[i], 0.0, f"New in the shop, like {name}") for i in new
+    ]
+    return candidates
 
 
 def _new_alike(model: ServingModel, index: int, count: int) -> list[int]:
@@ -390,18 +429,67 @@ def _new_alike(model: ServingModel, index: int, count: int) -> list[int]:
     return [int(i) for i in new[np.lexsort((new, distance))][:count]]
 
 
+#: How a bought-together list words each kind of evidence (``popularity.basket_evidence``).
+TOGETHER_REASONS = {
+    popularity.CO_PURCHASE: "Often bought with {name}",
+    popularity.CO_CART: "Often put in the cart with {name}",
+    popularity.VIEW_THEN_BUY: "Shoppers who viewed {name} bought this",
+}
+
+
 def bought_together(
     item: Any, who: HttpRequest | Shopper | None = None, limit: Any = None
 ) -> RecommendationList:
-    """Items bought (or put in the cart) in the same sessions as ``item``, by lift."""
+    """What goes with ``item``: items bought with it, then best sellers of the categories
+    bought with its category. Every item needs ``BOUGHT_TOGETHER_MIN_SHOPPERS`` distinct
+    shoppers of evidence; a list is shorter rather than filled with unrelated items.
+
+    Items: co-purchases, co-carts and view-then-buys within a visit
+    (``popularity.basket_evidence``), ranked by ``together.association_scores`` (popularity
+    tempered by how much more often they go with this item), the reason naming the
+    strongest kind. Categories: the complements of the item's category learned from
+    baskets (``popularity.baskets``), each category's best sellers in turn.
+    """
+    from .together import association_scores
+
     limit, item_id, obj, exclude = _about_item(item, who, limit)
-    lifts = popularity.bought_together(item_id)
-    candidates = sorted(
-        (Candidate(other, lift, f"Often bought with “{obj}”") for other, lift in lifts.items()),
-        key=lambda c: (-c.score, c.item_id),
-    )
+    name = f"“{obj}”"
+    least = int(app_settings.BOUGHT_TOGETHER_MIN_SHOPPERS)
+    found = popularity.basket_evidence(item_id)
+    shop = popularity.baskets()
+    pairs = {other: n for other, n in found.pairs.items() if found.shoppers.get(other, 0) >= least}
+    scores = association_scores([(found.n, pairs)], shop.popularity, shop.total)
+    candidates = [
+        Candidate(other, score, TOGETHER_REASONS[found.kinds[other]].format(name=name))
+        for other, score in sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
+    ]
     results = finalize("bought_together", candidates, limit=limit, exclude=exclude)
-    return RecommendationList("bought_together", results, "baskets")
+    source = "baskets"
+    category = get_adapter().category_id(obj)
+    complements = shop.complements.get(category, {}) if category else {}
+    ranked = sorted(
+        (other for other, n in complements.items() if n >= least),
+        key=lambda other: (-complements[other], other),
+    )
+    if len(results) < limit and ranked:
+        reason = f"Often bought with items like {name}"
+        # Best sellers (by as many shoppers) of each complement in turn: the first of each,
+        # then the second, ...
+        columns = [
+            [best for best in shop.best_sellers.get(other, ()) if shop.popularity.get(best, 0) >= least]
+            for other in ranked
+        ]
+        interleaved = [column[row] for row in range(20) for column in columns if row < len(column)]
+        more = finalize(
+            "bought_together",
+            _below(1.0, (Candidate(other, 0.0, reason) for other in interleaved)),
+            limit=limit - len(results),
+            exclude=exclude | {r.item_id for r in results},
+        )
+        if more:
+            results += more
+            source = "baskets+categories" if len(results) > len(more) else "categories"
+    return RecommendationList("bought_together", results, source)
 
 
 def trending(
