@@ -23,6 +23,16 @@
    rest of the list, confidence (the sum of P(b | a)), and popularity. Target: HR@10 ≥ 1.10 x
    lift rules.
 
+3. In the demo shop: its REES46 slice loaded into the bench database (``shop_load_demo``, the
+   newest event moved to now) and a version trained as ``make demo`` does; then, through
+   ``services``, the similar list (10 items) of the 50 products viewed by the most distinct
+   shoppers, and the bought-together list (6 items) of every product ever bought. Targets:
+   ≥ 90 % of the similar items shown share the product's top-level category or carry
+   co-view evidence in their reason; a bought-together list on ≥ 50 % of the pages of
+   products ever bought, with the demo's settings (``BOUGHT_TOGETHER_MIN_SHOPPERS`` 1 there:
+   no pair in the slice was bought together by two shoppers) and, for information, with the
+   default (2).
+
 ``--quick``: the model trains one epoch per stage, one log only.
 """
 
@@ -328,15 +338,132 @@ def basket_part(run: dict[str, Any]) -> tuple[Part, bool]:
     return Part("Bought together: Groceries basket completion", blocks), ok
 
 
+# --- 3. the demo shop -------------------------------------------------------------------------
+
+DEMO_SIMILAR_TARGET = 0.90
+DEMO_TOGETHER_TARGET = 0.50
+CO_VIEW_REASON = "Shoppers who viewed"
+
+
+def measure_demo(quick: bool) -> dict[str, Any]:
+    from django.core.management import call_command
+    from django.db.models import Count, F, Max
+    from django.test import override_settings
+    from django.utils import timezone
+
+    from recommendations.conf import app_settings
+    from recommendations.lifecycle import registry
+    from recommendations.models import Event, FlaggedShopper, ModelVersion
+    from recommendations.serving import loader, popularity, services
+    from shop.models import Product
+
+    common.progress("loading the demo slice into the bench database")
+    Event.objects.all().delete()
+    FlaggedShopper.objects.all().delete()
+    ModelVersion.objects.all().delete()
+    call_command("shop_load_demo", verbosity=0, stdout=open("/dev/null", "w"))  # noqa: SIM115
+    newest = Event.objects.aggregate(newest=Max("timestamp"))["newest"]
+    Event.objects.update(timestamp=F("timestamp") + (timezone.now() - newest))
+    popularity.clear()
+    version, _ = registry.request_training({**app_settings.MODEL, **({"epochs": 1} if quick else {})})
+    version = registry.train_version(version.pk)
+    loader.reset()  # serve the version just trained
+    common.progress(f"demo version {version.pk}: {version.status}")
+    products = {str(p.pk): p for p in Product.objects.select_related("category")}
+    viewed = (
+        Event.objects.filter(event_type="view", item_id__in=list(products))
+        .values("item_id")
+        .annotate(n=Count("session_key", distinct=True))
+        .order_by("-n", "item_id")
+        .values_list("item_id", flat=True)[:50]
+    )
+    shown = related = 0
+    for item in viewed:
+        top = products[item].category.slug.split(".")[0]
+        for entry in services.similar_items(item, limit=10):
+            shown += 1
+            other = products[entry.item_id].category.slug.split(".")[0]
+            related += other == top or entry.reason.startswith(CO_VIEW_REASON)
+    bought = sorted(
+        set(Event.objects.filter(event_type="purchase").values_list("item_id", flat=True)) & set(products)
+    )
+    with_list = {}
+    for least in (app_settings.BOUGHT_TOGETHER_MIN_SHOPPERS, 2):
+        recommendations = {**app_settings_dict(), "BOUGHT_TOGETHER_MIN_SHOPPERS": least}
+        with override_settings(RECOMMENDATIONS=recommendations):
+            popularity.clear()
+            for item in bought:
+                popularity.clear_item(item)
+            with_list[least] = sum(bool(services.bought_together(item, limit=6)) for item in bought)
+    return {
+        "version": version,
+        "similar_products": len(viewed),
+        "similar_shown": shown,
+        "similar_related": related,
+        "bought": len(bought),
+        "with_list": with_list,
+        "setting": app_settings.BOUGHT_TOGETHER_MIN_SHOPPERS,
+    }
+
+
+def app_settings_dict() -> dict[str, Any]:
+    from django.conf import settings
+
+    return dict(getattr(settings, "RECOMMENDATIONS", {}))
+
+
+def demo_part(run: dict[str, Any]) -> tuple[Part, bool]:
+    share = run["similar_related"] / run["similar_shown"] if run["similar_shown"] else 0.0
+    similar_ok = share >= DEMO_SIMILAR_TARGET
+    setting = run["setting"]
+    shown = run["with_list"][setting]
+    together = shown / run["bought"] if run["bought"] else 0.0
+    together_ok = together >= DEMO_TOGETHER_TARGET
+    default = run["with_list"][2]
+    blocks = [
+        f"Version {run['version'].pk} ({run['version'].status}) trained on the demo slice.",
+        Table(
+            ["list", "what was counted", "share", "target", "verdict"],
+            [
+                [
+                    "similar (10 items)",
+                    f"{run['similar_related']:,} of {run['similar_shown']:,} items shown for the "
+                    f"{run['similar_products']} most viewed products share its top-level category or "
+                    "name co-views",
+                    strong(f"{share:.1%}"),
+                    f"≥ {DEMO_SIMILAR_TARGET:.0%}",
+                    verdict(similar_ok),
+                ],
+                [
+                    f"bought together (6 items), demo settings (min shoppers {setting})",
+                    f"{shown:,} of {run['bought']:,} pages of products ever bought show the list",
+                    strong(f"{together:.1%}"),
+                    f"≥ {DEMO_TOGETHER_TARGET:.0%}",
+                    verdict(together_ok),
+                ],
+                [
+                    "bought together, the default (min shoppers 2)",
+                    f"{default:,} of {run['bought']:,} pages",
+                    f"{default / max(run['bought'], 1):.1%}",
+                    "-",
+                    "for information",
+                ],
+            ],
+        ),
+    ]
+    return Part("In the demo shop", blocks), similar_ok and together_ok
+
+
 def run(quick: bool) -> Section:
     common.setup_django()
     datasets = learning.DATASETS[:1] if quick else learning.DATASETS
     similar = [similar_part(measure_similar(dataset, quick)) for dataset in datasets]
     baskets = basket_part(measure_baskets(quick))
+    demo = demo_part(measure_demo(quick))
     met = [ok for _, ok in similar]
     summary = (
         f"Similar items: target met on {sum(met)} of {len(met)} logs. "
-        f"Bought together (Groceries): {verdict(baskets[1])}."
+        f"Bought together (Groceries): {verdict(baskets[1])}. In the demo shop: {verdict(demo[1])}."
     )
     method = (
         "item to item on the later part of each log (the learning suite's splits), and basket "
@@ -346,6 +473,6 @@ def run(quick: bool) -> Section:
     return common.section(
         "Lists: similar items and bought together",
         method,
-        [summary, *(part for part, _ in similar), baskets[0]],
+        [summary, *(part for part, _ in similar), baskets[0], demo[0]],
         quick=quick,
     )

@@ -224,6 +224,10 @@ RECOMMENDATIONS = {
     # all (a live shop keeps the defaults: the last 180 days, a 30-day half-life).
     "TRAINING_WINDOW_DAYS": None,
     "SUGGEST": {"WINDOW_DAYS": None, "HALF_LIFE_DAYS": 3650.0},
+    # The demo's slice has 139 purchases and no pair of products bought together by two
+    # shoppers: one shopper's basket is evidence here. A live shop keeps the default, 2, so
+    # one fake basket moves nothing.
+    "BOUGHT_TOGETHER_MIN_SHOPPERS": 1,
 }
 
 LOGGING = {

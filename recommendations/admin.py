@@ -280,7 +280,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
         if shopper is not None:
             context["shopper"] = shopper
             context["history"] = list(reversed(history.recent_events(shopper)))[:10]
-            context["recommendations"] = services.for_you(shopper, limit=app_settings.MAX_LIMIT // 2 or 1)
+            # The call the shop's pages make (the default limit), for this shopper now.
+            context["recommendations"] = services.for_you(shopper)
         return TemplateResponse(request, "admin/recommendations/modelversion/preview.html", context)
 
     def retrain_view(self, request: HttpRequest) -> HttpResponse:

@@ -52,6 +52,8 @@ RECOMMENDATIONS = {
     # Tests of ranking plant a search or two per query; the thresholds that keep anyone's
     # single search out of everyone's suggestions are tested on their own (tests/test_trust.py).
     "SUGGEST": {"MIN_SEARCHES": 1, "MIN_SHOPPERS": 1},
+    # The app's default, not the demo's (which lowers it for its small slice).
+    "BOUGHT_TOGETHER_MIN_SHOPPERS": 2,
     # Every test client comes from 127.0.0.1 and many plant dozens of shoppers a second: the
     # burst and network limits are tested on their own (tests/test_trust.py).
     "VIGILANCE": {

@@ -354,6 +354,60 @@ def test_admin_preview_shows_any_shoppers_list_with_reasons(served_model, browse
     assert url in changelist
 
 
+def carousel_entries(html: str, scenario: str) -> list[tuple[str, str]]:
+    """(product name, reason) of each card of a page's carousel."""
+    section = html.split(f'data-scenario="{scenario}"', 1)[1].split("</section>", 1)[0]
+    names = re.findall(r'<h3 class="product-name">([^<]+)</h3>', section)
+    reasons = re.findall(r'<p class="reason">([^<]+)</p>', section)
+    return list(zip(names, reasons, strict=True))
+
+
+def test_the_admin_preview_shows_what_the_shoppers_own_page_shows(served_model, browser, admin_client):
+    """The same call for the same shopper at the same moment: their visit's items and their
+    cart excluded alike, the same order and reasons, and no item "because of itself"."""
+    from html import unescape
+
+    dora = factories.user("dora", "pw-dora-123")
+    browser.force_login(dora)
+    view(browser, *PHONES[:4], SOFAS[0])
+    browser.post(reverse("shop:cart_add", kwargs={"pk": PHONES[5]}), {"quantity": 1})
+    home = unescape(browser.get(reverse("shop:home")).content.decode())
+    page = carousel_entries(home, "for_you")
+    preview = unescape(
+        admin_client.get(
+            reverse("admin:recommendations_modelversion_preview"), {"user": "dora"}
+        ).content.decode()
+    )
+    rows = re.findall(
+        r"<tr><td>\d+</td><td>([^<(]+) \(\d+\)</td><td>[^<]*</td><td>([^<]+)</td></tr>", preview
+    )
+    assert page and [(name.strip(), reason) for name, reason in rows] == page
+    shown = {name for name, _ in page}
+    assert f"Smartphone {PHONES[5]}" not in shown, "the cart's item, on the page and in the preview"
+    assert not shown & {f"Smartphone {item}" for item in PHONES[:4]}
+    assert not any(f"“{name}”" in reason for name, reason in page)
+
+
+def test_a_reason_names_the_strongest_event_and_never_the_item_itself(served_model):
+    from recommendations.serving.history import HistoryEvent
+    from recommendations.serving.scoring import score_shopper
+
+    model = loader.active_model()
+    now = timezone.now().timestamp()
+    # The same phone viewed, carted and clicked at one moment: whichever position the model
+    # weighs most, the reason names the cart, every time.
+    events = [
+        HistoryEvent(now - 5, kind, PHONES[0], "visit", f"k{n}")
+        for n, kind in enumerate(("view", "click", "cart", "view"))
+    ]
+    scores = score_shopper(model, events, "visit")
+    causes = scores.explain(PHONES[1:6])
+    assert causes and {event.event_type for event in causes.values()} == {"cart"}
+    results = [services.Recommendation(item_id=PHONES[0], score=1.0, reason="")]
+    services._name_reasons(results, {PHONES[0]: events[2]})
+    assert results[0].reason == "You put this in your cart earlier"
+
+
 def test_admin_preview_is_staff_only(catalogue, client):
     url = reverse("admin:recommendations_modelversion_preview")
     assert client.get(url).status_code == 302  # to the login page

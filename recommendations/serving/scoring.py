@@ -24,6 +24,8 @@ from .loader import ServingModel
 #: trained), which would name an unrelated product ("Because you viewed “Sneakers”" under a
 #: phone). Those items keep the generic reason.
 MIN_REASON_CONTRIBUTION = 0.5
+#: How much each event type says of wanting an item: a reason names the strongest.
+STRENGTH = {"view": 1, "click": 2, "cart": 3, "purchase": 4}
 
 
 @dataclass
@@ -65,13 +67,19 @@ class ShopperScores:
         contributions = self.model.tower.contributions(
             self.inputs, self.mix, self.attention, candidates, self.terms
         )
-        best = contributions.argmax(axis=0)
+        best = contributions.argmax(axis=0)  # ties: the earliest position, the same every time
         result = {}
         for column, ((item, _), position) in enumerate(zip(known, best, strict=True)):
             event = self.history[position]
             if event is not None and contributions[position, column] >= MIN_REASON_CONTRIBUTION:
-                result[item] = event
+                result[item] = self.strongest(event.item_id)
         return result
+
+    def strongest(self, item_id: str) -> HistoryEvent:
+        """The shopper's strongest event on ``item_id`` (bought > carted > chosen > viewed; the
+        latest of those): what a reason names, whichever of them the model weighed most."""
+        events = [e for e in self.history if e is not None and e.item_id == item_id]
+        return max(events, key=lambda e: (STRENGTH.get(e.event_type, 0), e.timestamp))
 
 
 def shopper_inputs(

@@ -94,12 +94,32 @@ def resolve_item(item: Any) -> tuple[str, Any]:
     return item_id, found[item_id]
 
 
-def _taken(shopper: Shopper, purchased: set[str] | None = None) -> set[str]:
-    """Items not worth recommending to this shopper: in the cart, or bought."""
-    taken = set(get_adapter().cart_item_ids(shopper.request)) if shopper.request is not None else set()
+def _taken(
+    shopper: Shopper, purchased: set[str] | None = None, events: list[HistoryEvent] | None = None
+) -> set[str]:
+    """Items not worth recommending to this shopper: in the cart, or bought.
+
+    Without a request (the admin previewing a shopper) the cart is what the shopper's
+    events put in it during their latest visit, so the preview matches their page.
+    """
+    if shopper.request is not None:
+        taken = set(get_adapter().cart_item_ids(shopper.request))
+    else:
+        visit = _current_visit(shopper, events or [])
+        taken = {
+            e.item_id for e in events or [] if e.event_type == "cart" and visit and e.session_key == visit
+        }
     if shopper.is_known:
         taken |= purchased if purchased is not None else purchased_item_ids(shopper)
     return taken
+
+
+def _current_visit(shopper: Shopper, events: list[HistoryEvent]) -> str:
+    """The visit whose items are not recommended back: the browser's or device's; for a
+    shopper looked at without a request (the admin), the visit of their latest event."""
+    if shopper.visitor or shopper.request is not None:
+        return shopper.visitor
+    return events[-1].session_key if events else ""
 
 
 def _ranking_candidates(ranking: popularity.Ranking, reason: str, category: str | None = None):
@@ -144,14 +164,23 @@ class _Names:
 item_names = _Names()
 
 
+#: "You … this earlier": an item recommended because of the shopper's own earlier events on it.
+AGAIN = {"view": "viewed", "cart": "put this in your cart", "click": "chose", "purchase": "bought"}
+
+
 def _name_reasons(results: list[Recommendation], causes: dict[str, HistoryEvent]) -> None:
-    """Turn "the history event behind it" into "Because you viewed “X”"."""
+    """Turn "the history event behind it" into "Because you viewed “X”"; an item whose
+    cause is itself is never "because of itself" but "You viewed this earlier"."""
     if not causes:
         return
-    names = item_names.get({event.item_id for event in causes.values()})
+    names = item_names.get({event.item_id for event in causes.values() if event.item_id})
     for result in results:
         event = causes.get(result.item_id)
         if event is None or result.sponsored or result.reason:
+            continue
+        if event.item_id == result.item_id:
+            verb = AGAIN.get(event.event_type, "viewed")
+            result.reason = f"You {verb} earlier" if " this" in verb else f"You {verb} this earlier"
             continue
         source = names.get(event.item_id)
         what = f"“{source}”" if source is not None else "an item"
@@ -248,8 +277,8 @@ def for_you(
     shopper = as_shopper(who)
     known = activity(shopper) if shopper.is_known else Activity([], set())
     events = known.recent
-    exclude = _taken(shopper, known.purchased) | _looking_at(events, shopper.visitor)
-    current = shopper.visitor
+    current = _current_visit(shopper, events)
+    exclude = _taken(shopper, known.purchased, events) | _looking_at(events, current)
     model = model if model is not None else active_model()
     if model is not None and events:
         try:
