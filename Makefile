@@ -26,10 +26,10 @@ install: $(VENV)/.installed
 demo: export DJANGO_DEBUG := 1
 demo: install
 	$(PY) manage.py migrate --no-input
+	@$(PY) manage.py shell -v 0 -c "from django.contrib.auth import get_user_model as U; import sys; sys.exit(0 if U().objects.filter(username='admin').exists() else 1)" \
+		|| DJANGO_SUPERUSER_PASSWORD=demo-admin $(PY) manage.py createsuperuser --no-input --username admin --email admin@example.com
 	$(PY) manage.py shop_load_demo
 	$(PY) manage.py recommendations_train --if-none-active
-	@$(PY) manage.py shell -c "from django.contrib.auth import get_user_model as U; import sys; sys.exit(0 if U().objects.filter(username='admin').exists() else 1)" \
-		|| DJANGO_SUPERUSER_PASSWORD=demo-admin $(PY) manage.py createsuperuser --no-input --username admin --email admin@example.com
 	@echo "Demo shop: http://$(HOST):$(PORT)/  shopper: demo / demo-shopper  admin: admin / demo-admin (local demo only)"
 	$(PY) manage.py runserver $(HOST):$(PORT)
 

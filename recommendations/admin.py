@@ -15,10 +15,12 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
@@ -43,6 +45,58 @@ from .serving import history, insights, loader, services
 from .suggest.loader import publish as publish_suggestions
 from .suggest.moderation import why_not_suggested
 
+# --- how values read in the admin: names, units, sensible rounding ---------------------------
+
+
+def item_label(item_id: str) -> str:
+    """“Name” (id) of an item, or its id when the catalogue no longer has it."""
+    name = services.item_names.get({item_id}).get(item_id)
+    return f"{name} ({item_id})" if name else item_id
+
+
+def event_label(event: history.HistoryEvent) -> str:
+    """ "viewed “Name”": one of a shopper's events, in words."""
+    verb = services.VERBS.get(event.event_type, event.event_type)
+    name = services.item_names.get({event.item_id}).get(event.item_id, event.item_id)
+    return f"{verb} “{name}”"
+
+
+def shopper_names(shoppers: list[Shopper]) -> dict[str, str]:
+    """Shopper key -> "alice" (signed in) or "visitor 3f9a…" (anonymous), one query for all."""
+    users = get_user_model()._default_manager
+    ids = [s.user_id for s in shoppers if s.user_id is not None]
+    usernames = {user.pk: user.get_username() for user in users.filter(pk__in=ids)} if ids else {}
+    return {
+        s.key: usernames.get(s.user_id, f"user {s.user_id}")
+        if s.user_id is not None
+        else f"visitor {s.visitor[:8]}…"
+        for s in shoppers
+    }
+
+
+def preview_links(shoppers: list[Shopper]) -> list[tuple[str, str]]:
+    """(query string, label) of each shopper, for the preview's "latest shoppers"."""
+    names = shopper_names(shoppers)
+    return [
+        (urlencode({"user": names[s.key]} if s.user_id is not None else {"visitor": s.visitor}), names[s.key])
+        for s in shoppers
+    ]
+
+
+def score_text(score: float) -> str:
+    """Three significant figures: a probability of 0.00004 reads 4e-05, not 0.0000."""
+    return f"{score:.3g}"
+
+
+def duration(seconds: float) -> str:
+    """ "48 s", "3 min 5 s", "1 h 02 min"."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
 
 class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -57,16 +111,8 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdmin):
-    list_display = (
-        "timestamp",
-        "event_type",
-        "shopper",
-        "item_id",
-        "category_id",
-        "query",
-        "result_count",
-        "source",
-    )
+    # Five columns that fit a laptop's width: what happened, to what, and the rest in words.
+    list_display = ("when", "event_type", "shopper", "item", "details")
     list_filter = ("event_type", ("timestamp", admin.DateFieldListFilter), "source")
     search_fields = (
         "=item_id",
@@ -127,6 +173,16 @@ class EventAdmin(ReadOnlyAdmin):
             )
         return super().changelist_view(request, extra_context)
 
+    def get_changelist_instance(self, request: HttpRequest):
+        changelist = super().get_changelist_instance(request)
+        # The page's item names in one query (kept a few minutes per process): no query per row.
+        services.item_names.get({event.item_id for event in changelist.result_list if event.item_id})
+        return changelist
+
+    @admin.display(description="when", ordering="timestamp")
+    def when(self, obj: Event) -> str:
+        return timezone.localtime(obj.timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
     @admin.display(description="shopper")
     def shopper(self, obj: Event) -> str:
         if obj.user_id:
@@ -134,6 +190,34 @@ class EventAdmin(ReadOnlyAdmin):
         if obj.external_user_id:
             return f"imported user {obj.external_user_id}"
         return f"visitor {obj.session_key[:8]}" if obj.session_key else "-"
+
+    @admin.display(description="item")
+    def item(self, obj: Event) -> str:
+        return item_label(obj.item_id) if obj.item_id else "-"
+
+    @admin.display(description="details")
+    def details(self, obj: Event) -> str:
+        """What else the event says: the list of an impression or click, a search and its
+        results, the category, where it came from."""
+        parts = []
+        if obj.scenario:
+            version = f", model v{obj.model_version}" if obj.model_version else ""
+            shown = f", {obj.result_count} items" if obj.result_count is not None else ""
+            parts.append(f"list “{obj.scenario}”{version}{shown}")
+        if obj.query:
+            found = (
+                f" → {obj.result_count:,} results"
+                if obj.result_count is not None and not obj.scenario
+                else ""
+            )
+            parts.append(f"“{obj.query}”{found}")
+        if obj.category_id and not obj.item_id:
+            parts.append(f"category {obj.category_id}")
+        if obj.quantity:
+            parts.append(f"quantity {obj.quantity}")
+        if obj.source:
+            parts.append(f"from {obj.source}")
+        return "; ".join(parts) or "-"
 
 
 @admin.register(VisitorLink)
@@ -198,22 +282,15 @@ class FlaggedShopperAdmin(ReadOnlyAdmin):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = (
-        "__str__",
-        "status",
-        "created_at",
-        "event_count",
-        "n_items",
-        "metric_vs_best_baseline",
-        "training",
-    )
+    # Five short columns: the training's progress stays in view on a laptop.
+    list_display = ("__str__", "created", "data", "metric_vs_best_baseline", "training")
     list_filter = ("status",)
     actions = ("activate_version",)
     change_list_template = "admin/recommendations/modelversion/change_list.html"
     readonly_fields = (
         "status", "created_at", "activated_at", "promotion_note", "comparison", "training", "stages", "loss_chart", "metrics_chart",
-        "metrics_table", "data_start", "holdout_start", "data_end", "event_count", "n_items", "train_seconds",
-        "artifact_path", "artifact_size", "params", "error", "sample_recommendations", "click_through",
+        "metrics_table", "data_start", "holdout_start", "data_end", "events", "items", "training_time",
+        "artifact_path", "files_size", "params", "error", "sample_recommendations", "click_through",
     )  # fmt: skip
     fieldsets = (
         (
@@ -232,8 +309,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
         ),
         ("Quality on later data", {"fields": ("metrics_chart", "metrics_table", "stages", "loss_chart")}),
         ("In the shop", {"fields": ("sample_recommendations", "click_through")}),
-        ("Data", {"fields": ("data_start", "holdout_start", "data_end", "event_count", "n_items")}),
-        ("Files and parameters", {"fields": ("train_seconds", "artifact_path", "artifact_size", "params")}),
+        ("Data", {"fields": ("data_start", "holdout_start", "data_end", "events", "items")}),
+        ("Files and parameters", {"fields": ("training_time", "artifact_path", "files_size", "params")}),
     )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -274,12 +351,12 @@ class ModelVersionAdmin(admin.ModelAdmin):
             "wanted_user": wanted_user,
             "wanted_visitor": wanted_visitor,
             "problem": problem,
-            "recent_shoppers": insights.recent_shoppers(8),
+            "recent_shoppers": preview_links(insights.recent_shoppers(8)),
             "click_through": insights.click_through(since=timezone.now() - timedelta(days=30)),
         }
         if shopper is not None:
             context["shopper"] = shopper
-            context["history"] = list(reversed(history.recent_events(shopper)))[:10]
+            context["history"] = [event_label(e) for e in list(reversed(history.recent_events(shopper)))[:10]]
             # The call the shop's pages make (the default limit), for this shopper now.
             context["recommendations"] = services.for_you(shopper)
         return TemplateResponse(request, "admin/recommendations/modelversion/preview.html", context)
@@ -328,19 +405,50 @@ class ModelVersionAdmin(admin.ModelAdmin):
             return
         messages.success(request, ngettext("%d version activated.", "%d versions activated.", 1) % 1)
 
-    @admin.display(description="model vs best baseline")
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj: ModelVersion) -> str:
+        return timezone.localtime(obj.created_at).strftime("%Y-%m-%d %H:%M")
+
+    @admin.display(description="data")
+    def data(self, obj: ModelVersion) -> str:
+        return f"{obj.event_count:,} events, {obj.n_items:,} items" if obj.event_count else "-"
+
+    @admin.display(description=f"{app_settings.PROMOTION_METRIC} (best baseline)")
     def metric_vs_best_baseline(self, obj: ModelVersion) -> str:
         name = app_settings.PROMOTION_METRIC
         own, best = obj.metric(name), obj.best_baseline_metric(name)
         if own is None:
             return "-"
-        return f"{name} {own:.4f}" + (f" vs {best:.4f}" if best is not None else "")
+        return f"{own:.3f}" + (f" ({best:.3f})" if best is not None else "")
+
+    @admin.display(description="events")
+    def events(self, obj: ModelVersion) -> str:
+        return f"{obj.event_count:,}"
+
+    @admin.display(description="items")
+    def items(self, obj: ModelVersion) -> str:
+        """How many items the model knows, and why more than the shop sells."""
+        catalogue = (obj.metrics or {}).get("catalogue_items")
+        if catalogue is None or obj.n_items < catalogue:
+            return f"{obj.n_items:,}"
+        return (
+            f"{obj.n_items:,}: {catalogue:,} in the catalogue when it trained, and {obj.n_items - catalogue:,} "
+            "known from events only (no longer on sale, or never in the catalogue; never recommended)"
+        )
+
+    @admin.display(description="training time")
+    def training_time(self, obj: ModelVersion) -> str:
+        return duration(obj.train_seconds) if obj.train_seconds else "-"
+
+    @admin.display(description="size of the files")
+    def files_size(self, obj: ModelVersion) -> str:
+        return filesizeformat(obj.artifact_size) if obj.artifact_size else "-"
 
     @admin.display(description="training")
     def training(self, obj: ModelVersion) -> str:
         progress = obj.progress or {}
         if obj.status != ModelVersion.Status.TRAINING:
-            return f"{obj.train_seconds:.0f} s" if obj.train_seconds else "-"
+            return duration(obj.train_seconds) if obj.train_seconds else "-"
         if "epoch" in progress:
             val_loss = progress.get("val_loss")
             validation = "refit on every event" if progress.get("refit") else f"val {val_loss or 0:.4f}"
@@ -462,19 +570,21 @@ class ModelVersionAdmin(admin.ModelAdmin):
         except (ArtifactError, ImportError) as exc:
             return f"Cannot load this version: {exc}"
         blocks = []
-        for shopper in insights.recent_shoppers(3):
+        shoppers = insights.recent_shoppers(3)
+        names = shopper_names(shoppers)
+        for shopper in shoppers:
             recent = list(reversed(history.recent_events(shopper)))[:3]
             result = services.for_you(shopper, limit=5, model=model)
             blocks.append(
                 format_html(
                     "<p><strong>{}</strong> (latest: {}) → <em>{}</em></p><ol>{}</ol>",
-                    f"user {shopper.user_id}" if shopper.user_id else f"visitor {shopper.visitor[:12]}",
-                    ", ".join(f"{e.event_type} {e.item_id}" for e in recent) or "nothing",
+                    names[shopper.key],
+                    "; ".join(event_label(e) for e in recent) or "nothing",
                     result.source,
                     format_html_join(
                         "",
                         "<li>{} — {} (score {})</li>",
-                        ((r.display.get("name"), r.reason, f"{r.score:.4f}") for r in result),
+                        ((r.display.get("name"), r.reason, score_text(r.score)) for r in result),
                     ),
                 )
             )

@@ -162,7 +162,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
             except OrderError as error:
                 messages.error(request, str(error))
                 return redirect("shop:cart")
-            messages.success(request, "Thank you! Your order has been placed.")
+            messages.success(request, "Your order has been placed.")
             return redirect(order)
     else:
         email = request.user.email if request.user.is_authenticated else ""

@@ -70,7 +70,12 @@ def test_anonymous_devices_are_kept_apart_and_never_see_a_users_events(served_mo
     signed_in = device_client("shared-device-1")
     signed_in.force_authenticate(carol)
     signed_in.post(EVENTS, views(*PHONES[:3]), format="json")
-    assert signed_in.get("/api/v1/recommendations/recently-viewed/").json()["items"]
+    recent = signed_in.get("/api/v1/recommendations/recently-viewed/").json()["items"]
+    assert [entry["item_id"] for entry in recent] == PHONES[:3][::-1]
+    # The latest first: scores fall from 1, and the moment of each view has its own field.
+    assert [entry["score"] for entry in recent] == [1.0, 0.5, pytest.approx(1 / 3)]
+    assert all(entry["viewed_at"] for entry in recent)
+    assert FOR_YOU and signed_in.get(FOR_YOU).json()["items"][0]["viewed_at"] is None
     stranger = device_client("shared-device-1")
     assert stranger.get("/api/v1/recommendations/recently-viewed/").json()["items"] == []
     assert stranger.get(FOR_YOU).json()["source"] != "model"
@@ -112,6 +117,16 @@ def test_bad_event_batches_are_400_with_a_message(db, body, field):
     assert response.status_code == 400
     assert field in json.dumps(response.json())
     assert not Event.objects.exists()
+
+
+def test_a_bad_client_event_id_is_told_the_rule(db):
+    response = device_client().post(
+        EVENTS, {"events": [{"event": "view", "item_id": "1", "client_event_id": "seven77"}]}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["events"]["0"]["client_event_id"] == [
+        "Must be 8 to 64 characters, each a letter, a digit or one of . _ : -"
+    ]
 
 
 def test_oversized_malformed_and_deeply_nested_batches(db, recorder_settings):

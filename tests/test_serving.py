@@ -408,6 +408,26 @@ def test_a_reason_names_the_strongest_event_and_never_the_item_itself(served_mod
     assert results[0].reason == "You put this in your cart earlier"
 
 
+def test_admin_screens_name_shoppers_and_items_and_say_which_list(served_model, browser, admin_client):
+    browser.force_login(factories.user("dora", "pw-dora-123"))
+    view(browser, PHONES[0])  # the product page shows its similar carousel: an impression about it
+    events = admin_client.get(reverse("admin:recommendations_event_changelist")).content.decode()
+    assert f"Smartphone {PHONES[0]} ({PHONES[0]})" in events and "list “similar”" in events
+    preview = admin_client.get(reverse("admin:recommendations_modelversion_preview")).content.decode()
+    assert ">dora</a>" in preview and "user " not in preview.split("Latest shoppers:")[1].split("</p>")[0]
+    assert (
+        f"viewed “Smartphone {PHONES[0]}”"
+        in admin_client.get(
+            reverse("admin:recommendations_modelversion_preview"), {"user": "dora"}
+        ).content.decode()
+    )
+    version = admin_client.get(
+        reverse("admin:recommendations_modelversion_change", args=[served_model.pk])
+    ).content.decode()
+    assert re.search(r"\d+(\.\d)?\xa0(bytes|KB|MB)", version), "the files' size in units"
+    assert "dora" in version.split("Sample recommendations")[1]
+
+
 def test_admin_preview_is_staff_only(catalogue, client):
     url = reverse("admin:recommendations_modelversion_preview")
     assert client.get(url).status_code == 302  # to the login page

@@ -321,8 +321,12 @@ def test_signed_in_checkout_belongs_to_the_user(client):
 
 def test_order_page_is_hidden_from_other_shoppers(client):
     add_to_cart(client, make_product())
+    guest = client.get(reverse("shop:checkout")).content.decode()
+    assert '<p class="note">Checking out as a guest.' in guest  # one paragraph (its CSS: display block)
     response = client.post(reverse("shop:checkout"), {"email": "shopper@example.com"})
-    assert client.get(response.url).status_code == 200
+    page = client.get(response.url)
+    assert page.status_code == 200
+    assert page.content.decode().count("Thank you") == 1, "the flash message and the page said it twice"
 
     stranger = type(client)()
     assert stranger.get(response.url).status_code == 404
@@ -391,3 +395,9 @@ def test_demo_loader_builds_the_same_catalogue_twice():
     assert phone.name == "Apple Smartphone A-5115"
     assert Category.objects.get(slug="furniture.kitchen.chair").name == "Kitchen Chair"
     assert get_user_model().objects.filter(username="demo", is_staff=False).exists()
+
+
+def test_every_page_has_a_favicon(client):
+    assert 'rel="icon"' in client.get(reverse("shop:home")).content.decode()
+    response = client.get("/favicon.ico")  # what browsers ask for, admin pages included
+    assert response.status_code == 301 and response["Location"].endswith("shop/favicon.svg")

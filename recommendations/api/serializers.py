@@ -65,9 +65,15 @@ class RecommendationSerializer(serializers.Serializer):
     url = serializers.CharField(allow_blank=True)
     price = serializers.CharField(allow_null=True)
     image_url = serializers.CharField(allow_blank=True)
-    score = serializers.FloatField(help_text="Model probability, or the fallback's own score.")
+    score = serializers.FloatField(
+        help_text="Model probability, or the fallback's own score; higher first. Recently viewed: "
+        "1 for the latest view, then less (the moment itself is viewed_at)."
+    )
     reason = serializers.CharField(help_text="Why this item, e.g. “Because you viewed …”.")
     sponsored = serializers.BooleanField()
+    viewed_at = serializers.DateTimeField(
+        allow_null=True, help_text="Recently viewed: when the shopper last viewed it; null in other lists."
+    )
 
 
 class RecommendationListSerializer(serializers.Serializer):
@@ -89,6 +95,7 @@ class EventSerializer(serializers.Serializer):
         r"^[A-Za-z0-9._:-]{8,64}$",
         help_text="Unique id the app gives each event (8 to 64 of A-Z a-z 0-9 . _ : -); "
         "an event sent twice is stored once.",
+        error_messages={"invalid": "Must be 8 to 64 characters, each a letter, a digit or one of . _ : -"},
     )
     item_id = StrictCharField(required=False, allow_blank=True, max_length=64, default="")
     category_id = StrictCharField(required=False, allow_blank=True, max_length=128, default="")

@@ -168,6 +168,7 @@ class RecommendationView(JSONErrorsMixin, APIView):
                         "score": r.score,
                         "reason": r.reason,
                         "sponsored": r.sponsored,
+                        "viewed_at": r.viewed_at,
                     }
                     for r in result
                 ],

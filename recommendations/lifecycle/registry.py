@@ -166,6 +166,7 @@ def _train(version: ModelVersion) -> None:
         )
         history = [*history, *({**row, "refit": True} for row in shipped.history_)]
     metrics["fitted_through"] = (times.max() if app_settings.REFIT_ON_ALL_EVENTS else cut).isoformat()
+    metrics["catalogue_items"] = 0 if catalogue is None else int(catalogue["item"].nunique())
     metrics["refit"] = bool(app_settings.REFIT_ON_ALL_EVENTS)
     _report(version.pk, stage="writing files")
     folder, size = artifacts.save_bundle(version.pk, bundle_of(shipped, shipped_preprocessor))

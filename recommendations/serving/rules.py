@@ -13,6 +13,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from ..adapters import get_adapter
@@ -42,6 +43,7 @@ class Recommendation:
     item: Any = None  # the live catalogue object
     sponsored: bool = False
     display: dict[str, Any] = field(default_factory=dict)
+    viewed_at: datetime | None = None  # recently viewed: when the shopper last viewed it
 
 
 def category_matches(category: str, wanted: str) -> bool:

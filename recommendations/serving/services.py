@@ -135,12 +135,12 @@ class _Names:
 
     def __init__(self, seconds: float = 300.0, size: int = 20_000) -> None:
         self.seconds, self.size = seconds, size
-        self.names: dict[str, tuple[float, str]] = {}
+        self.names: dict[str, tuple[float, str | None]] = {}
         self.lock = threading.Lock()
 
     def get(self, item_ids: set[str]) -> dict[str, str]:
         now = time.monotonic()
-        found = {}
+        found: dict[str, str | None] = {}
         for item_id in item_ids:
             hit = self.names.get(item_id)
             if hit is not None and hit[0] > now:
@@ -148,13 +148,15 @@ class _Names:
         missing = item_ids - set(found)
         if missing:
             loaded = get_adapter().items_by_id(missing, available_only=False)
-            fresh = {item_id: str(item) for item_id, item in loaded.items()}
+            # An id the catalogue does not have is remembered as such (None): asked again on
+            # the next page, it costs no query.
+            fresh = {item_id: (str(loaded[item_id]) if item_id in loaded else None) for item_id in missing}
             with self.lock:
                 if len(self.names) + len(fresh) > self.size:
                     self.names.clear()
                 self.names.update({i: (now + self.seconds, n) for i, n in fresh.items()})
             found.update(fresh)
-        return found
+        return {item_id: name for item_id, name in found.items() if name is not None}
 
     def clear(self) -> None:
         with self.lock:
@@ -563,10 +565,11 @@ def recently_viewed(
             results.append(
                 Recommendation(
                     item_id=item_id,
-                    score=latest[item_id].timestamp,
+                    score=1.0 / (len(results) + 1),  # the latest first; the moment has its own field
                     reason=f"You viewed this {when} ago",
                     item=items[item_id],
                     display=adapter.display(items[item_id]),
+                    viewed_at=moment,
                 )
             )
     return RecommendationList("recently_viewed", results[:limit], "history")

@@ -58,7 +58,16 @@ def carousel(
         logger.exception("The %r carousel could not be built; the page is shown without it.", scenario)
         recommendations, entries = None, []
     if entries and request is not None:
-        track(request, "impression", scenario=scenario, model_version=recommendations.model_version)
+        # The item a list is about (similar, bought together) and how many items it showed.
+        about = item if scenario in ("similar", "bought_together") else None
+        track(
+            request,
+            "impression",
+            about,
+            scenario=scenario,
+            model_version=recommendations.model_version,
+            result_count=len(entries),
+        )
     return {
         "title": title,
         "scenario": scenario,

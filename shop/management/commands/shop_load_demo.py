@@ -149,7 +149,8 @@ class Command(BaseCommand):
             call_command("recommendations_import_events", str(DATA_FILE), format="rees46", stdout=self.stdout)
             demo_search.load(self.stdout)
             call_command("recommendations_rebuild_suggestions", stdout=self.stdout)
-        self.stdout.write("For the admin, create a superuser: python manage.py createsuperuser")
+        if not get_user_model()._default_manager.filter(is_superuser=True).exists():
+            self.stdout.write("For the admin, create a superuser: python manage.py createsuperuser")
 
     @transaction.atomic
     def flush(self) -> None:
