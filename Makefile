@@ -13,7 +13,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test test-postgres test-sqlite lint bench load abuse install
+.PHONY: demo test test-postgres test-sqlite lint bench bench-tools load abuse install
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,11 +46,19 @@ test-sqlite: install
 
 test: lint test-postgres test-sqlite
 
-bench: install
+# The serving and load suites drive gunicorn with wrk, a Debian package: installed here when
+# missing (as root), or named with the command that installs it.
+bench-tools:
+	@command -v wrk >/dev/null 2>&1 || { \
+		echo "The benchmarks need wrk (an HTTP load generator); installing Debian's package ..."; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } \
+		|| { echo "Could not install wrk: run 'sudo apt-get install wrk' (or your system's package) and retry."; exit 1; }; }
+
+bench: install bench-tools
 	$(PY) -m pip install --quiet -r bench/requirements.txt
 	$(PY) -m bench
 
-load: install
+load: install bench-tools
 	$(PY) -m pip install --quiet -r bench/requirements.txt
 	$(PY) -m bench load --output RELIABILITY.md
 

@@ -64,7 +64,7 @@ class ShopCatalogueAdapter(CatalogueAdapter):
         )
         brands: dict[str, tuple[str, int]] = {}
         for row in pairs:
-            name = row["brand"].title()
+            name = row["brand"]  # as the products write it ("HP", "Samsung")
             yield f"{name} {row['category__name']}", row["category__slug"], 1.0 + math.log1p(row["n"])
             slug, count = brands.get(name, (row["category__slug"], 0))
             brands[name] = (slug, count + row["n"])

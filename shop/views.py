@@ -94,7 +94,27 @@ class SearchView(ListView):
         return ranked_results(self.get_query(), self.request)
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        return super().get_context_data(query=self.get_query(), **kwargs)
+        context = super().get_context_data(query=self.get_query(), **kwargs)
+        if context["query"] and not context["paginator"].count:
+            context["alternatives"] = alternatives(self.request, context["query"])
+        return context
+
+
+def alternatives(request: HttpRequest, query: str) -> list[Any]:
+    """Searches to try when ``query`` found nothing: suggestions for it (a typo corrected)
+    and searches shoppers made next, never the query itself; the page works without them."""
+    from recommendations.suggest import services as suggestions
+
+    try:
+        found = suggestions.suggest(request, query, limit=4) + suggestions.related(query, limit=2)
+    except ValueError:  # a query the suggestion service refuses (too long, control characters)
+        return []
+    seen, result = {query.casefold()}, []
+    for suggestion in found:
+        if suggestion.text.casefold() not in seen:
+            seen.add(suggestion.text.casefold())
+            result.append(suggestion)
+    return result[:4]
 
 
 @require_POST

@@ -156,12 +156,22 @@ def test_search_matches_name_brand_description_and_category(client, query):
     assert response.context["paginator"].count == 1
 
 
-def test_search_without_results(client):
-    make_product()
+def test_search_without_results_is_not_a_dead_end(client):
+    from recommendations.suggest import loader
+    from recommendations.suggest.stats import rebuild
+
+    product = make_product()
+    factories.event("view", item_id=str(product.pk), session_key="someone")  # something trends
     response = client.get(reverse("shop:search"), {"q": "unobtainium"})
     assert response.status_code == 200
     assert response.context["paginator"].count == 0
-    assert "Nothing matches" in response.content.decode()
+    page = response.content.decode()
+    assert "Nothing matches" in page and 'data-scenario="trending"' in page and product.name in page
+
+    rebuild()  # the catalogue's names become suggestions: a typo gets a way out
+    loader.reset()  # this process reads the new index now, not at its next check
+    typo = client.get(reverse("shop:search"), {"q": "smartphne"}).content.decode()
+    assert "Try: " in typo and '<a href="?q=Smartphone">Smartphone</a>' in typo
 
 
 def test_search_with_an_empty_query_shows_a_hint(client):

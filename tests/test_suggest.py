@@ -140,6 +140,16 @@ def test_one_typo_still_finds_the_query(recorder_settings):
     assert services.suggest(None, "zzzzzz") == []
 
 
+def test_suggestions_read_as_the_catalogue_writes_them(db):
+    notebooks = factories.category("computers.notebook", "Notebook")
+    factories.product(name="HP Notebook H-7135", brand="HP", category=notebooks)
+    search("hp notebook", session="s1", then="view")  # typed in lower case
+    search("notebook", session="s2", then="view")
+    rebuild()
+    assert texts(services.suggest(None, "hp no"))[0] == "HP Notebook"  # not "hp notebook", not "Hp Notebook"
+    assert "Notebook" in texts(services.suggest(None, "noteb"))
+
+
 @pytest.mark.django_db
 def test_related_searches(recorder_settings):
     recorder_settings(CATALOGUE_ADAPTER="tests.test_suggest.NoCatalogue")

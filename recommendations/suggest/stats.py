@@ -170,8 +170,9 @@ def log_statistics(since: datetime | None = None, now: datetime | None = None) -
     return rows
 
 
-def catalogue_statistics(known: set[str]) -> list[SearchQuery]:
-    """Product and category names the shop sells, as low-scored suggestions."""
+def catalogue_statistics(known: set[str] = frozenset()) -> list[SearchQuery]:
+    """Product and category names the shop sells, as low-scored suggestions (not those of
+    ``known`` keys)."""
     rows: dict[str, SearchQuery] = {}
     for text, category, weight in get_adapter().suggestion_terms():
         key = normalize(text)[:255]
@@ -195,7 +196,13 @@ def rebuild() -> int:
     days = app_settings.SUGGEST["WINDOW_DAYS"]
     since = newest - timedelta(days=days) if newest is not None and days else None
     logged = log_statistics(since=since, now=newest)
-    rows = logged + catalogue_statistics({row.key for row in logged})
+    catalogue = {row.key: row for row in catalogue_statistics()}
+    for row in logged:
+        # What shoppers typed ("hp notebook") reads as the catalogue writes it ("HP Notebook").
+        if row.key in catalogue:
+            row.text = catalogue[row.key].text
+    known = {row.key for row in logged}
+    rows = logged + [row for key, row in catalogue.items() if key not in known]
     with transaction.atomic():
         SearchQuery.objects.all().delete()
         SearchQuery.objects.bulk_create(rows, batch_size=2000)
