@@ -3,6 +3,7 @@ retrain through a real Celery worker, and the admin's retrain button."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -294,8 +295,14 @@ def test_train_command(learning, capsys):
 
     planted_events()
     call_command("recommendations_train", "--epochs", "1")
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "Training version" in out and "is active" in out
+    # One line per epoch, naming its stage, and the refit that ships announced as such.
+    epochs = [line for line in out.splitlines() if re.search(r"epoch \d+: loss", line)]
+    assert epochs and all(line.strip().startswith("stage ") for line in epochs)
+    assert len(epochs) == len(set(epochs)) and "epoch" not in captured.err
+    assert "Refitting on every event" in out and "this is the fit that ships" in out
     with pytest.raises(CommandError, match="at least 1"):
         call_command("recommendations_train", "--epochs", "0")
     call_command("recommendations_train", "--if-none-active")

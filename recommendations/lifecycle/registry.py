@@ -127,6 +127,10 @@ def _train(version: ModelVersion) -> None:
         _report(version.pk, **row)  # "stage" is the training stage, 1 or 2
 
     model = NextItemRecommender(**{**app_settings.MODEL, **version.params}, progress=epoch)
+    logger.info(
+        "Version %s: fitting on %d events before %s, evaluating on the %d after it.",
+        version.pk, len(train), cut, len(holdout),
+    )  # fmt: skip
     ModelVersion.objects.filter(pk=version.pk).update(
         params=model.get_params(),
         data_start=times.min(),
@@ -157,10 +161,14 @@ def _train(version: ModelVersion) -> None:
         # The version that ships has seen every event, the holdout's newest items included,
         # trained for the epochs evaluation chose; its holdout figures are the evaluated fit's.
         _report(version.pk, stage="refitting on every event")
+        refit = model.refit_params()
+        logger.info(
+            "Refitting on every event (the holdout included) for the epochs evaluation chose: "
+            "stage 1 %d, stage 2 %d; this is the fit that ships.",
+            refit["scalar_epochs"], refit["epochs"],
+        )  # fmt: skip
         shipped_preprocessor = Preprocessor(**app_settings.PREPROCESSING)
-        shipped = NextItemRecommender(
-            **model.refit_params(), progress=lambda row: _report(version.pk, **row, refit=True)
-        )
+        shipped = NextItemRecommender(**refit, progress=lambda row: _report(version.pk, **row, refit=True))
         shipped.fit_preprocessed(
             shipped_preprocessor.fit_transform(frame, catalogue=catalogue), shipped_preprocessor
         )

@@ -7,3 +7,9 @@ normalize, vocabularies) -> ``cases`` (padded histories: what each prediction se
 GPU machine, a notebook); ``lifecycle`` is its Django side. The import contract in
 ``pyproject.toml`` keeps it so.
 """
+
+import os
+
+# TensorFlow's C++ start-up notes (oneDNN, CPU instructions) are INFO lines written to stderr
+# twice per process; warnings and errors still show. A shop that wants them sets the variable.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")

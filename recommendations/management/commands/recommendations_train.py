@@ -58,16 +58,18 @@ class Command(BaseCommand):
             logging.getLogger("recommendations.ml.training"),
             logging.getLogger("recommendations.lifecycle.registry"),
         ]
-        levels = [logger.level for logger in loggers]
+        saved = [(logger.level, logger.propagate) for logger in loggers]
         for logger in loggers:
             logger.addHandler(handler)
             logger.setLevel(logging.INFO)
+            logger.propagate = False  # one line per message: ours, not also the site's log format
         try:
             version = registry.train_version(version.pk)
         finally:
-            for logger, level in zip(loggers, levels, strict=True):
+            for logger, (level, propagate) in zip(loggers, saved, strict=True):
                 logger.removeHandler(handler)
                 logger.setLevel(level)
+                logger.propagate = propagate
         if version.status == version.Status.FAILED:
             raise CommandError(f"Version {version.pk} failed: {version.error}")
         self.stdout.write(
