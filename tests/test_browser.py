@@ -161,3 +161,129 @@ def test_an_anonymous_shopper_signs_in_and_keeps_their_recommendations(page, ser
     after = for_you_categories(page)
     assert before[0] == after[0] == "electronics.smartphone"
     assert page.locator(".username").inner_text() == "gina"
+
+
+# --- every page at a laptop's and a phone's width ---------------------------------------------
+
+WIDTHS = {"laptop": {"width": 1366, "height": 768}, "phone": {"width": 390, "height": 844}}
+KETTLES = items_of("appliances.kitchen.kettle")
+NOTEBOOKS = [str(6000 + n) for n in range(1, 7)]
+#: True when the page is wider than the window (a sideways scroll of the whole page).
+PAGE_OVERFLOWS = "document.documentElement.scrollWidth > window.innerWidth + 1"
+#: Admin result tables that need their own sideways scroll to show every column.
+TABLE_OVERFLOWS = """() => [...document.querySelectorAll('#changelist .results')]
+    .some(box => box.scrollWidth > box.clientWidth + 1)"""
+
+
+def screens_world() -> dict[str, str]:
+    """Baskets, co-viewed notebooks, a staff user, an order: something on every page."""
+    from decimal import Decimal
+
+    from recommendations.models import Event
+
+    store_history()
+    notebooks = factories.category("computers.notebook", "Notebook")
+    for n, item in enumerate(NOTEBOOKS):
+        factories.product(id=int(item), name=f"HP Notebook N-{item}", brand="HP", category=notebooks,
+                          price=Decimal("600.00") + 50 * n)  # fmt: skip
+    for visit in range(4):  # notebooks are viewed together; one visit also viewed a phone
+        for item in NOTEBOOKS[visit : visit + 3] + ([PHONES[0]] if visit == 0 else []):
+            factories.event("view", item_id=item, session_key=f"nb-{visit}", category_id="computers.notebook")
+    for visit in ("b1", "b2"):  # the kettle is bought with a sofa
+        for item in (KETTLES[0], SOFAS[1]):
+            factories.event("purchase", item_id=item, session_key=visit, category_id=ITEMS[item])
+    factories.user("boss", "pw-boss-123", is_staff=True, is_superuser=True)
+    return {"event": str(Event.objects.order_by("pk").first().pk)}
+
+
+def check_out(page) -> str:
+    """Put a kettle in the cart and place the order as a guest: the checkout page, then the
+    order page's path."""
+    page.goto(reverse("shop:product", kwargs={"pk": KETTLES[2]}))
+    page.get_by_role("button", name="Add to cart").click()
+    page.wait_for_load_state()
+    page.goto(reverse("shop:checkout"))
+    page.fill("input[type=email]", "guest@example.com")
+    page.get_by_role("button", name="Place order").click()
+    page.wait_for_url("**/order/*/")
+    return page.url.removeprefix(page.url.split("/order/")[0])
+
+
+def sign_in_to_the_admin(page) -> None:
+    page.goto(reverse("admin:login"))
+    page.fill("#id_username", "boss")
+    page.fill("#id_password", "pw-boss-123")
+    page.click("input[type=submit]")
+    page.wait_for_load_state()
+
+
+def screens(world: dict[str, str], served_model) -> list[tuple[str, str]]:
+    """(name, path) of every shop page and every admin page of the app."""
+    admin = "admin:recommendations_"
+    return [
+        ("order", world["order"]),
+        ("home", reverse("shop:home")),
+        ("category", reverse("shop:category", kwargs={"slug": "computers.notebook"})),
+        ("product-notebook", reverse("shop:product", kwargs={"pk": NOTEBOOKS[1]})),
+        ("product-kettle", reverse("shop:product", kwargs={"pk": KETTLES[0]})),
+        ("search", reverse("shop:search") + "?q=notebook"),
+        ("search-nothing", reverse("shop:search") + "?q=xylophone+quantum"),
+        ("cart", reverse("shop:cart")),
+        ("checkout", reverse("shop:checkout")),
+        ("login", reverse("login")),
+        ("signup", reverse("signup")),
+        ("admin-index", reverse("admin:index")),
+        ("admin-events", reverse(f"{admin}event_changelist")),
+        ("admin-event", reverse(f"{admin}event_change", args=[world["event"]])),
+        ("admin-versions", reverse(f"{admin}modelversion_changelist")),
+        ("admin-version", reverse(f"{admin}modelversion_change", args=[served_model.pk])),
+        ("admin-preview", reverse(f"{admin}modelversion_preview") + "?user=boss"),
+        ("admin-flagged", reverse(f"{admin}flaggedshopper_changelist")),
+        ("admin-queries", reverse(f"{admin}searchquery_changelist")),
+        ("admin-blocked", reverse(f"{admin}blockedquery_changelist")),
+        ("admin-no-results", reverse(f"{admin}searchwithoutresults_changelist")),
+        ("admin-quarantined", reverse(f"{admin}quarantinedevent_changelist")),
+        ("admin-visitor-links", reverse(f"{admin}visitorlink_changelist")),
+    ]
+
+
+@pytest.mark.parametrize("width", list(WIDTHS))
+def test_every_page_fits_a_laptop_and_a_phone(chromium, live_server, served_model, width):
+    """No page scrolls sideways; at a laptop's width no admin table hides a column; the lists
+    a shopper sees on a product page are there and related."""
+    world = screens_world()
+    context = chromium.new_context(user_agent=UA, viewport=WIDTHS[width], base_url=live_server.url)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        world["order"] = check_out(page)
+        page.goto(reverse("shop:product", kwargs={"pk": KETTLES[3]}))  # a cart for the cart page
+        page.get_by_role("button", name="Add to cart").click()
+        sign_in_to_the_admin(page)
+        wide = []
+        for name, path in screens(world, served_model):
+            page.goto(path)
+            page.wait_for_load_state()
+            shot(page, f"{width}-{name}")
+            if page.evaluate(PAGE_OVERFLOWS):
+                wide.append(f"{name}: the page scrolls sideways")
+            if width == "laptop" and page.evaluate(TABLE_OVERFLOWS):
+                wide.append(f"{name}: the table hides columns")
+        assert not wide, wide
+
+        page.goto(reverse("shop:product", kwargs={"pk": KETTLES[0]}))
+        together = page.locator('[data-scenario="bought_together"]')
+        assert together.is_visible() and SOFAS[1] in together.inner_text()
+
+        page.goto(reverse("shop:product", kwargs={"pk": NOTEBOOKS[1]}))
+        cards = page.locator('[data-scenario="similar"] .product-card')
+        names = cards.locator(".product-name").all_inner_texts()
+        reasons = cards.locator(".reason").all_inner_texts()
+        assert names, "a notebook has similar items"
+        for card_name, reason in zip(names, reasons, strict=True):
+            assert "Notebook" in card_name or reason.startswith("Shoppers who viewed"), (card_name, reason)
+
+        page.goto(reverse("shop:search") + "?q=xylophone+quantum")
+        assert page.locator('[data-scenario="trending"] .product-card').count() > 0
+    finally:
+        context.close()

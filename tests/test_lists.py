@@ -148,3 +148,19 @@ def test_bought_together_fills_with_best_sellers_of_the_categories_bought_with_i
     assert {r.reason for r in together} == {f"Often bought with items like “Kettle {KETTLES[5]}”"}
     assert together.source == "categories"
     assert not services.bought_together(PHONES[3], limit=4), "no evidence, no list"
+
+
+def test_for_you_fills_to_its_limit_with_trending_before_the_models_noise(served_model, recorder_settings):
+    from recommendations.identity import Shopper
+
+    recorder_settings(MAX_PER_CATEGORY=None)  # three categories: the diversity cap would stop at 12
+    store_history()  # every category trends; visits keep to one category
+    for item in KETTLES[:3]:
+        factories.event("view", item_id=item, session_key="kettle-fan")
+    result = services.for_you(Shopper(visitor="kettle-fan"), limit=20)
+    assert len(result) == 20, "27 items are not taken: the list is full"
+    kinds = [ITEMS[r.item_id] for r in result]
+    assert kinds[:7] == ["appliances.kitchen.kettle"] * 7  # the model's picks first
+    others = [r.reason for r in result if ITEMS[r.item_id] != "appliances.kitchen.kettle"]
+    # Another category's items have no chance by the model: trending ones fill, said as such.
+    assert others and all(reason in {"Trending now", "Popular in the shop"} for reason in others)

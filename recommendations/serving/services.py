@@ -292,14 +292,20 @@ def for_you(
             scores = None
         if scores is not None:
             window = max(4 * limit, 40) * (8 if category else 1)
-            candidates = [Candidate(model.item_ids[i], p) for i, p in scores.top(window)]
-            # Past the model's window (its items out of stock, hidden, capped): the fallbacks
-            # fill the list to its limit, under the same rules.
+            # An item the model gives a tiny share of the uniform chance is its noise, not a
+            # pick: the fallbacks (trending in the shopper's categories) fill those places.
+            least = MIN_UNIFORM_SHARE / max(model.n_items, 1)
+            ranked = [Candidate(model.item_ids[i], p) for i, p in scores.top(window)]
+            candidates = [c for c in ranked if c.score >= least]
+            # Past the model's window (its items out of stock, hidden, capped) or its noise:
+            # the fallbacks fill the list to its limit, under the same rules; the model's
+            # noise only when even they run dry (a shop with almost no traffic).
             floor = candidates[-1].score if candidates else 1.0
 
             def then_fallbacks() -> Iterator[Candidate]:  # read only if the model's run dry
                 yield from candidates
                 yield from _below(floor, _fallback_candidates(category, events))
+                yield from (c for c in ranked if c.score < least)
 
             results = finalize(
                 "for_you",
@@ -320,6 +326,12 @@ def for_you(
                 )
     return _fallback("for_you", limit, exclude, category, events)
 
+
+#: A "for you" item needs at least this share of the uniform probability (1 / catalogue size)
+#: to come before the fallbacks: below it the model is saying "no chance" (1e-29 for another
+#: category's items in a shop whose visits keep to one, against 2e-7 for a new product of the
+#: shopper's category), and a trending item is the better pick.
+MIN_UNIFORM_SHARE = 1e-6
 
 #: Events this recent are what the shopper is looking at now, whichever device sent them.
 VISIT_SECONDS = 30 * 60
