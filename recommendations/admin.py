@@ -431,6 +431,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
         catalogue = (obj.metrics or {}).get("catalogue_items")
         if catalogue is None or obj.n_items < catalogue:
             return f"{obj.n_items:,}"
+        if obj.n_items == catalogue:
+            return f"{obj.n_items:,}, the catalogue when it trained"
         return (
             f"{obj.n_items:,}: {catalogue:,} in the catalogue when it trained, and {obj.n_items - catalogue:,} "
             "known from events only (no longer on sale, or never in the catalogue; never recommended)"
