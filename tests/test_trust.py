@@ -265,7 +265,7 @@ def test_one_device_cannot_make_a_suggestion_for_everyone():
     searches("device-attacker-0002", *["smartphone deals at evil example"] * 50, then_view=phone.pk)
     assert suggested("ch") == [] and suggested("ht") == [] and suggested("sp") == []
     assert "smartphone deals at evil example" not in suggested("sm")  # one device: one shopper
-    assert suggested("sm")[0] == "smartphone"
+    assert suggested("sm")[0] == "Smartphone"  # as the catalogue writes it
 
 
 @pytest.mark.usefixtures("default_thresholds")
