@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import ModuleType
 
 PACKAGE = "django-shop-recommendations"
@@ -36,9 +41,50 @@ def require(extra: str, module: str | None = None) -> ModuleType:
     """Import ``module`` (by default the extra's first module) or raise ``MissingExtra``."""
     name = module or EXTRAS[extra][0]
     try:
+        if name == "keras" and name not in sys.modules:
+            with _without_startup_notes():
+                return importlib.import_module(name)
         return importlib.import_module(name)
     except ImportError as exc:
         raise MissingExtra(extra, name) from exc
+
+
+#: What TensorFlow's native code writes to stderr on every start, twice, before its logging
+#: is set up (so TF_CPP_MIN_LOG_LEVEL cannot silence it): notes, not problems.
+STARTUP_NOTES = (
+    "WARNING: All log messages before absl::InitializeLog()",
+    "oneDNN custom operations are on",
+    "This TensorFlow binary is optimized",
+    "To enable the following instructions",
+)
+
+
+@contextmanager
+def _without_startup_notes() -> Iterator[None]:
+    """Run an import with file descriptor 2 captured; everything it wrote but the start-up
+    notes is written back to stderr afterwards (a real warning or error still shows)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real stderr (embedded, pythonw): nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [
+                line
+                for line in captured.read().decode(errors="replace").splitlines(keepends=True)
+                if not any(note in line for note in STARTUP_NOTES)
+            ]
+            if kept:
+                sys.stderr.write("".join(kept))
 
 
 class _LazyModule:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -105,3 +106,24 @@ def test_require_names_the_pip_install():
     with pytest.raises(MissingExtra, match=r'pip install "django-shop-recommendations\[ml\]"') as error:
         require("ml", "a_module_that_does_not_exist")
     assert isinstance(error.value, ImportError)
+
+
+def test_keras_starts_without_tensorflows_start_up_notes_but_keeps_real_warnings(tmp_path):
+    """TensorFlow writes its notes to file descriptor 2 before its logging starts (twice, on
+    every command); a stand-in ``keras`` writes one note and one real warning the same way."""
+    (tmp_path / "keras.py").write_text(
+        "import os\n"
+        "os.write(2, b'I0000 port.cc:153] oneDNN custom operations are on.\\n')\n"
+        "os.write(2, b'UserWarning: a real one\\n')\n"
+    )
+    script = "from recommendations.extras import require; require('ml', 'keras'); print('ok')"
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.stdout.strip() == "ok"
+    assert "oneDNN" not in result.stderr and "a real one" in result.stderr
