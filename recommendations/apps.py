@@ -13,7 +13,7 @@ class RecommendationsConfig(AppConfig):
         from . import checks  # noqa: F401
         from .capture import checks as capture_checks  # noqa: F401
         from .capture import receivers
-        from .serving import history  # noqa: F401  (listens to events_recorded, shopper_forgotten)
+        from .serving import experiments, history  # noqa: F401  (listen to events_recorded, shopper_forgotten)
         from .suggest import scheduling, services  # noqa: F401  (the same, for suggestions)
 
         receivers.connect()

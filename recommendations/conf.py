@@ -192,6 +192,19 @@ DEFAULTS: dict[str, Any] = {
     # Similar items: at most this many new products (no events the model learned from) of the
     # item's category, nearest in price, join each list from its middle; 0: none.
     "SIMILAR_NEW_ITEMS": 2,
+    # --- Experiments and exploration (serving/experiments.py, serving/exploration.py) ---
+    # A/B tests are set up in the admin (Experiments). Each running arm's model version is
+    # loaded once per process; at most MAX_LOADED_VERSIONS besides the active one stay in
+    # memory (each about the active model's size). The outcomes task reads the events every
+    # OUTCOMES_MINUTES (Celery beat) and writes each experiment's figures of the day.
+    "EXPERIMENTS": {"MAX_LOADED_VERSIONS": 3, "OUTCOMES_MINUTES": 60},
+    # Exploration (epsilon-greedy on positions): each place of a list of SCENARIOS shows, with
+    # probability SHARE, an item drawn from the next POOL items of its ranking; every
+    # impression logs the chance each shown item had, so logged traffic can estimate another
+    # version's click-through (off-policy evaluation, shown on each version's admin page).
+    # 0 turns it off (the logged chances are then all 1, and only versions that rank like the
+    # one serving can be estimated). See BENCHMARKS.md *Experiments* for what it costs.
+    "EXPLORATION": {"SHARE": 0.0, "POOL": 20, "SCENARIOS": ["for_you"]},
     # Per-shopper API responses are cached this many seconds (a new event of theirs
     # invalidates them at once); 0 turns the cache off.
     "RESPONSE_CACHE_SECONDS": 30,

@@ -90,6 +90,24 @@ class Event(models.Model):
     model_version = models.PositiveIntegerField(
         null=True, blank=True, help_text="Model version that made the list (impressions and clicks)."
     )
+    experiment_id = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Experiment whose arm made the list (impressions and clicks)."
+    )
+    arm = models.CharField(max_length=32, blank=True, default="", help_text="That experiment's arm.")
+    list_id = models.CharField(
+        max_length=32,
+        blank=True,
+        default="",
+        help_text="Id of one shown list: its impression and the clicks on it share it.",
+    )
+    position = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Click: the 0-based place of the clicked item in its list."
+    )
+    shown = models.JSONField(
+        null=True,
+        blank=True,
+        help_text='Impression: {"items": [ids in order], "p": [probability each was chosen for its place]}.',
+    )
     client_event_id = models.CharField(
         max_length=64,
         unique=True,
@@ -108,6 +126,12 @@ class Event(models.Model):
             models.Index(fields=["item_id", "event_type", "-timestamp"], name="rec_event_item_type"),
             models.Index(fields=["event_type", "-timestamp"], name="rec_event_type_latest"),
             models.Index(fields=["-timestamp"], name="rec_event_latest"),
+            # Only the few rows of experiments: the outcomes task reads them, other writes pay nothing.
+            models.Index(
+                fields=["experiment_id", "timestamp"],
+                name="rec_event_experiment",
+                condition=models.Q(experiment_id__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -359,3 +383,122 @@ class SearchWithoutResults(SearchQuery):
         ordering = ("-zero_results", "key")
         verbose_name = "search that found nothing"
         verbose_name_plural = "searches that found nothing"
+
+
+class Experiment(models.Model):
+    """An A/B test: shoppers split between arms (model versions or fallbacks) on some lists.
+
+    A shopper's arm is a hash of their assignment unit and ``salt`` (serving/experiments.py):
+    no table of assignments, the same arm on every page, the API and after signing in.
+    Outcomes are computed from the event table by a Celery task (lifecycle/outcomes.py) and
+    kept as one cumulative snapshot per day (``ExperimentResult``).
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "draft"
+        RUNNING = "running", "running"
+        STOPPED = "stopped", "stopped"
+
+    class Metric(models.TextChoices):
+        CTR = "ctr", "click-through rate (clicks per shown list)"
+        CART = "cart_rate", "add-to-cart rate (carts after a click, per shown list)"
+        PURCHASE = "purchase_rate", "purchase rate (purchases after a click, per shown list)"
+        REVENUE = "revenue_per_mille", "revenue per thousand shown lists"
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True, default="")
+    scenarios = models.JSONField(default=list, help_text='Lists it applies to, e.g. ["for_you", "similar"].')
+    salt = models.CharField(
+        max_length=32, default="", blank=True, help_text="Mixed into the hash that assigns arms (set once)."
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    primary_metric = models.CharField(max_length=32, choices=Metric.choices, default=Metric.CTR)
+    minimum_detectable_effect = models.FloatField(
+        default=0.10,
+        help_text="Smallest relative change worth finding (0.10: 10 % of the control's rate); sizes the test.",
+    )
+    alpha = models.FloatField(default=0.05, help_text="Chance of a false alarm the test allows.")
+    power = models.FloatField(default=0.8, help_text="Chance of finding an effect of the minimum size.")
+    attribution_hours = models.PositiveIntegerField(
+        default=24,
+        help_text="A cart or purchase counts for a list when it follows a click on it within this time.",
+    )
+    auto_promote = models.BooleanField(
+        default=False,
+        help_text="Stop when an arm with a model version wins, and make that version the active one.",
+    )
+    stop_for_harm = models.BooleanField(
+        default=True, help_text="Stop, serving the control to everyone, when an arm is shown to do harm."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    verdict = models.TextField(blank=True, default="", help_text="The latest reading of the test, in words.")
+    stop_reason = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def control(self) -> Arm | None:
+        return next((arm for arm in self.arms.all() if arm.is_control), None)
+
+
+class Arm(models.Model):
+    """One side of an experiment: what its shoppers are served, and their share of traffic."""
+
+    class Strategy(models.TextChoices):
+        VERSION = "version", "a model version"
+        ACTIVE = "active", "whichever version is active"
+        FALLBACKS = "fallbacks", "no model: trending and popular"
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="arms")
+    name = models.CharField(max_length=32, help_text="Short, e.g. A or B (a letter, digit, - or _).")
+    is_control = models.BooleanField(default=False)
+    share = models.PositiveSmallIntegerField(
+        default=50, help_text="Percent of shoppers (the arms add up to 100)."
+    )
+    strategy = models.CharField(max_length=16, choices=Strategy.choices, default=Strategy.VERSION)
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="arms"
+    )
+
+    class Meta:
+        ordering = ("experiment", "-is_control", "name")
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "name"], name="rec_arm_name_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}{' (control)' if self.is_control else ''}"
+
+    @property
+    def serves(self) -> str:
+        if self.strategy == self.Strategy.VERSION and self.model_version_id:
+            return f"version {self.model_version_id}"
+        return self.get_strategy_display()
+
+
+class ExperimentResult(models.Model):
+    """An experiment's figures as of one day: cumulative since its start, one row per day.
+
+    ``arms`` holds, per arm, the shoppers, lists shown, clicks, carts, purchases and revenue
+    and the per-shopper sums the statistics need (``ml.experiment_stats``); ``analysis`` the
+    test's reading that day (intervals, always-valid p-values, sample ratio check).
+    """
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="results")
+    day = models.DateField()
+    computed_at = models.DateTimeField(default=timezone.now)
+    arms = models.JSONField(default=dict)
+    analysis = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ("experiment", "day")
+        constraints = [models.UniqueConstraint(fields=["experiment", "day"], name="rec_result_once_a_day")]
+
+    def __str__(self) -> str:
+        return f"{self.experiment} on {self.day}"

@@ -35,6 +35,11 @@ class EventRecord:
     source: str = ""
     scenario: str = ""
     model_version: int | None = None
+    experiment_id: int | None = None
+    arm: str = ""
+    list_id: str = ""
+    position: int | None = None
+    shown: dict | None = None
     client_event_id: str | None = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
 
     def values(self) -> dict:

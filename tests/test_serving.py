@@ -486,7 +486,9 @@ def test_for_you_query_count_does_not_grow_with_the_list(
     view(browser, *PHONES[:3])
     popularity.refresh_rankings()  # the beat task keeps trending and popular cached for the fill
     for limit in (2, 12):
-        with django_assert_max_num_queries(6):
+        # Six reads, and the list's impression written after the response (four statements:
+        # a savepoint, the visitor link lookup, the insert, the release).
+        with django_assert_max_num_queries(10):
             assert len(ids(for_you(browser, limit=limit))) == limit
 
 

@@ -82,6 +82,13 @@ class RecommendationListSerializer(serializers.Serializer):
     )
     source = serializers.CharField(help_text="model, trending, popular, co-views, baskets or history.")
     model_version = serializers.IntegerField(allow_null=True)
+    experiment_id = serializers.IntegerField(
+        allow_null=True, help_text="The A/B test whose arm made this list, if any."
+    )
+    arm = serializers.CharField(allow_blank=True, help_text="That test's arm (empty: none).")
+    list_id = serializers.CharField(
+        help_text="This showing's id: send it, with the item's 0-based position, on a click event."
+    )
     items = RecommendationSerializer(many=True)
 
 
@@ -113,6 +120,20 @@ class EventSerializer(serializers.Serializer):
     scenario = StrictCharField(required=False, allow_blank=True, max_length=32, default="")
     model_version = serializers.IntegerField(
         required=False, allow_null=True, min_value=1, max_value=2**31 - 1
+    )
+    list_id = serializers.RegexField(
+        r"^[A-Za-z0-9_-]{8,32}$",
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Click: the list_id of the list the item was in (as the list's response gave it).",
+    )
+    position = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=1000,
+        help_text="Click: the item's 0-based place.",
     )
 
     def validate(self, data):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from typing import Any
 
 from django.core.cache import cache
@@ -26,7 +27,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ..capture.ingress import accept
+from ..capture.ingress import accept, impression_fields
 from ..capture.receivers import link_visitor
 from ..conf import app_settings
 from ..identity import Shopper, device_visitor, issue_device_id, user_id_of, valid_device_id
@@ -47,6 +48,8 @@ from .serializers import (
     max_body_bytes,
 )
 from .throttling import DevicesRateThrottle, EventsRateThrottle, SuggestRateThrottle
+
+logger = logging.getLogger(__name__)
 
 DEVICE_HEADER = "X-Device-Id"
 DEVICE_PARAMETER = OpenApiParameter(
@@ -153,11 +156,16 @@ class RecommendationView(JSONErrorsMixin, APIView):
                 )
         except services.UnknownItem as exc:
             raise NotFound(str(exc)) from None
+        if result:
+            _record_impression(request, shopper, result, item_id)
         data = RecommendationListSerializer(
             {
                 "scenario": result.scenario,
                 "source": result.source,
                 "model_version": result.model_version,
+                "experiment_id": result.experiment_id,
+                "arm": result.arm,
+                "list_id": result.list_id,
                 "items": [
                     {
                         "item_id": r.item_id,
@@ -177,6 +185,23 @@ class RecommendationView(JSONErrorsMixin, APIView):
         if key is not None:
             cache.set(key, data, seconds)
         return Response(data)
+
+
+def _record_impression(
+    request: Request, shopper: Shopper, result: services.RecommendationList, item_id: str | None
+) -> None:
+    """The list was shown: one impression, as a carousel records it (fails open). A response
+    served again from the cache is the same showing and records nothing more."""
+    about = item_id if result.scenario in ("similar", "bought_together") else None
+    try:
+        accept(
+            request,
+            [{"event": "impression", "item": about, **impression_fields(result)}],
+            shopper=shopper,
+            source="api",
+        )
+    except Exception:
+        logger.exception("Could not record the impression of a %r list.", result.scenario)
 
 
 def _list_schema(summary: str, with_item: bool = False, with_category: bool = False):
@@ -281,6 +306,8 @@ class EventBatchView(JSONErrorsMixin, APIView):
                 "client_event_id": event["client_event_id"],
                 "scenario": event.get("scenario", ""),
                 "model_version": event.get("model_version"),
+                "list_id": event.get("list_id", ""),
+                "position": event.get("position"),
             }
             for event in batch.validated_data["events"]
         ]

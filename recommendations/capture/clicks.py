@@ -1,8 +1,8 @@
 """Tracked links: a click on a recommendation is recorded, then the shopper goes on.
 
 A carousel link points at ``/recommendations/click/<token>/``; the token is signed
-(``django.core.signing``), so it names only the item, list, model version and target the
-server itself wrote: it cannot be turned into an open redirect, and a forged or damaged
+(``django.core.signing``), so it names only the item, list (its scenario, id and the
+item's place), model version, experiment arm and target the server itself wrote: it cannot be turned into an open redirect, and a forged or damaged
 token is refused with a 400. The target must also be a URL of this site. Each rendered link
 carries its own random id, which becomes the click's event key: opening the same link ten
 times is one click. A link older than ``CLICK_MAX_AGE_SECONDS`` still takes the shopper
@@ -29,12 +29,23 @@ logger = logging.getLogger(__name__)
 SALT = "recommendations.click"
 
 
-def click_url(item_id: str, scenario: str, model_version: int | None, target: str) -> str:
-    token = signing.dumps(
-        {"i": item_id, "s": scenario, "v": model_version, "t": target, "n": secrets.token_urlsafe(9)},
-        salt=SALT,
-        compress=True,
-    )
+def click_url(
+    item_id: str,
+    scenario: str,
+    model_version: int | None,
+    target: str,
+    *,
+    list_id: str = "",
+    position: int | None = None,
+    experiment_id: int | None = None,
+    arm: str = "",
+) -> str:
+    """The tracked link of one shown item: its list (``list_id``, the impression's), its
+    0-based ``position`` there, and the experiment arm that made the list."""
+    data = {"i": item_id, "s": scenario, "v": model_version, "t": target, "n": secrets.token_urlsafe(9)}
+    extra = {"l": list_id, "p": position, "e": experiment_id, "a": arm}
+    data.update({key: value for key, value in extra.items() if value not in (None, "")})
+    token = signing.dumps(data, salt=SALT, compress=True)
     return reverse("recommendations:click", kwargs={"token": token})
 
 
@@ -73,6 +84,10 @@ def click(request: HttpRequest, token: str) -> HttpResponse:
             data["i"],
             scenario=str(data.get("s") or ""),
             model_version=data.get("v"),
+            list_id=data.get("l") or "",
+            position=data.get("p"),
+            experiment_id=data.get("e"),
+            arm=data.get("a") or "",
             client_event_id=f"click:{nonce}" if isinstance(nonce, str) and nonce.isprintable() else None,
         )
     return HttpResponseRedirect(target)

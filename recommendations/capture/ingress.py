@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -91,6 +92,34 @@ def _price(value: Any) -> Decimal | None:
     return price
 
 
+#: The last place a list can have (clicks say where in their list the item was).
+MAX_POSITION = 1000
+LIST_ID = re.compile(r"^[A-Za-z0-9_-]{8,32}$")
+
+
+def _list_id(value: Any) -> str:
+    text = "" if value is None else value
+    if text and (not isinstance(text, str) or not LIST_ID.match(text)):
+        raise ValueError("list_id must be 8 to 32 letters, digits, - or _ (the list_id of a shown list)")
+    return text
+
+
+def _shown(value: Mapping[str, Any] | None, event: str) -> dict | None:
+    """What an impression showed: item ids in order and the probability each was chosen
+    for its place (exploration, serving/exploration.py). Only the server writes it."""
+    if value is None:
+        return None
+    if event != EventType.IMPRESSION:
+        raise ValueError("only an impression says what was shown")
+    items, chances = list(value.get("items") or []), list(value.get("p") or [])
+    if len(items) != len(chances) or len(items) > MAX_POSITION:
+        raise ValueError("shown needs as many probabilities as items")
+    for chance in chances:
+        if isinstance(chance, bool) or not isinstance(chance, int | float) or not 0.0 < chance <= 1.0:
+            raise ValueError("a probability of being shown is a number in (0, 1]")
+    return {"items": [_identifier(item, "shown item id") for item in items], "p": [float(c) for c in chances]}
+
+
 def client_key(shopper_key: str, client_event_id: str) -> str:
     """The stored key of an id an app chose: scoped to that caller, in its own namespace.
 
@@ -137,6 +166,11 @@ def build_record(
     source: str = "",
     scenario: str = "",
     model_version: int | None = None,
+    experiment_id: int | None = None,
+    arm: str = "",
+    list_id: str = "",
+    position: int | None = None,
+    shown: Mapping[str, Any] | None = None,
 ) -> EventRecord:
     """Validate one event and fill what the catalogue adapter knows about ``item``.
 
@@ -171,6 +205,11 @@ def build_record(
         source=source,
         scenario=_identifier(scenario or "", "scenario", 32),
         model_version=_whole(model_version, "model_version", 1, MAX_INT),
+        experiment_id=_whole(experiment_id, "experiment_id", 1, MAX_INT),
+        arm=_identifier(arm or "", "arm", 32),
+        list_id=_list_id(list_id),
+        position=_whole(position, "position", 0, MAX_POSITION),
+        shown=_shown(shown, event),
         **({"client_event_id": key} if key else {}),
     )
 
@@ -289,6 +328,21 @@ def flush(request: Any) -> None:
         _deliver(records)
     except Exception:
         logger.exception("Could not record %d buffered events.", len(records))
+
+
+def impression_fields(shown: Any) -> dict[str, Any]:
+    """The ``track`` fields of the impression of a shown list (``services.RecommendationList``):
+    its scenario, version and arm, its id, and each item with the chance it had of its place."""
+    return {
+        "scenario": shown.scenario,
+        "model_version": shown.model_version,
+        "result_count": len(shown.items),
+        "experiment_id": shown.experiment_id,
+        "arm": shown.arm,
+        "list_id": shown.list_id,
+        "shown": {"items": [rec.item_id for rec in shown.items], "p": shown.chances()},
+        "client_event_id": f"impression:{shown.list_id}",
+    }
 
 
 def track(

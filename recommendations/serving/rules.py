@@ -44,6 +44,8 @@ class Recommendation:
     sponsored: bool = False
     display: dict[str, Any] = field(default_factory=dict)
     viewed_at: datetime | None = None  # recently viewed: when the shopper last viewed it
+    fixed: bool = False  # pinned or sponsored: its place is never explored
+    explored: bool = False  # shown in an explored place (serving/exploration.py)
 
 
 def category_matches(category: str, wanted: str) -> bool:
@@ -130,6 +132,7 @@ def finalize(
             item=items[c.item_id],
             sponsored=c.sponsored,
             display=adapter.display(items[c.item_id]),
+            fixed=c.sponsored or c.score == math.inf,
         )
         for c in result
     ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -25,9 +26,10 @@ from django.utils.timesince import timesince
 from ..adapters import get_adapter
 from ..conf import app_settings
 from ..identity import Shopper, as_shopper
-from . import popularity
+from . import experiments, popularity
+from .exploration import explore, pool_size
 from .history import Activity, HistoryEvent, activity, purchased_item_ids, recent_events
-from .loader import ServingModel, active_model
+from .loader import ServingModel
 from .rules import Candidate, Recommendation, category_matches, finalize
 
 logger = logging.getLogger(__name__)
@@ -58,6 +60,12 @@ class RecommendationList:
     items: list[Recommendation] = field(default_factory=list)
     source: str = ""  # model, trending, popular, co-views, baskets, history
     model_version: int | None = None
+    experiment_id: int | None = None  # the experiment whose arm made it, if any
+    arm: str = ""
+    #: The chance each item had of being shown in its place (exploration; 1 without it).
+    propensities: list[float] = field(default_factory=list)
+    #: This showing's id: its impression and the clicks on it carry it.
+    list_id: str = field(default_factory=lambda: secrets.token_urlsafe(12))
 
     def __iter__(self) -> Iterator[Recommendation]:
         return iter(self.items)
@@ -67,6 +75,12 @@ class RecommendationList:
 
     def __bool__(self) -> bool:
         return bool(self.items)
+
+    def chances(self) -> list[float]:
+        """The chance each shown item had of its place (1 each where nothing was explored)."""
+        if len(self.propensities) == len(self.items):
+            return list(self.propensities)
+        return [1.0] * len(self.items)
 
 
 def clean_limit(limit: Any) -> int:
@@ -277,11 +291,20 @@ def for_you(
     """
     limit = clean_limit(limit)
     shopper = as_shopper(who)
+    served = experiments.serving("for_you", shopper) if model is None else experiments.Served(model)
+    return _explored(_for_you(shopper, limit, category, served.model), limit, served)
+
+
+def _for_you(
+    shopper: Shopper, limit: int, category: str | None, model: ServingModel | None
+) -> RecommendationList:
+    """``for_you``'s list with the pool exploration draws from past ``limit``."""
+    show = limit
+    limit = limit + pool_size("for_you")
     known = activity(shopper) if shopper.is_known else Activity([], set())
     events = known.recent
     current = _current_visit(shopper, events)
     exclude = _taken(shopper, known.purchased, events) | _looking_at(events, current)
-    model = model if model is not None else active_model()
     if model is not None and events:
         try:
             from .scoring import score_shopper  # numpy: only once a model is active
@@ -291,7 +314,7 @@ def for_you(
             logger.exception("Scoring with model version %s failed; using fallbacks.", model.version_id)
             scores = None
         if scores is not None:
-            window = max(4 * limit, 40) * (8 if category else 1)
+            window = max(4 * show, 40) * (8 if category else 1)
             # An item the model gives a tiny share of the uniform chance is its noise, not a
             # pick: the fallbacks (trending in the shopper's categories) fill those places.
             least = MIN_UNIFORM_SHARE / max(model.n_items, 1)
@@ -325,6 +348,14 @@ def for_you(
                     "for_you", results, "model+fallbacks" if filled else "model", model.version_id
                 )
     return _fallback("for_you", limit, exclude, category, events)
+
+
+def _explored(result: RecommendationList, limit: int, served: experiments.Served) -> RecommendationList:
+    """The list cut to ``limit`` with exploration's draws from past it, and its arm."""
+    share = float(app_settings.EXPLORATION.get("SHARE") or 0.0) if pool_size(result.scenario) else 0.0
+    result.items, result.propensities = explore(result.items, limit, share)
+    result.experiment_id, result.arm = served.experiment_id, served.arm
+    return result
 
 
 #: A "for you" item needs at least this share of the uniform probability (1 / catalogue size)
@@ -378,9 +409,11 @@ def similar_items(
     sessions. Then what is trending in the item's category, and nothing else.
     """
     limit, item_id, obj, exclude = _about_item(item, who, limit)
+    served = experiments.serving("similar", as_shopper(who))
+    show, limit = limit, limit + pool_size("similar")
     name = f"“{obj}”"
     co_views = popularity.co_viewed(item_id)
-    model = active_model()
+    model = served.model
     index = model.index_of.get(item_id) if model is not None else None
     candidates: list[Candidate] | None = None
     if index:
@@ -410,7 +443,9 @@ def similar_items(
             if more:
                 results += more
                 source += "+trending"
-    return RecommendationList("similar", results, source, model.version_id if index else None)
+    return _explored(
+        RecommendationList("similar", results, source, model.version_id if index else None), show, served
+    )
 
 
 def _similar_by_model(

@@ -5,8 +5,9 @@
 takes ``limit`` and ``title`` (and ``category`` for the first and ``trending``) and
 renders ``recommendations/carousel.html``, which a shop overrides like any template.
 A tag never breaks a page: an error is logged and the carousel is left out. Each shown
-carousel records one ``impression`` event, and its links record a ``click`` (clicks.py),
-so click-through rate can be computed per list and model version.
+carousel records one ``impression`` event (its items, the chance each had of its place,
+its experiment arm), and its links record a ``click`` with the list's id and the item's
+place (clicks.py), so click-through rate can be computed per list, version and arm.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from ..capture.clicks import click_url
-from ..capture.ingress import track
+from ..capture.ingress import impression_fields, track
 from ..serving import services
 
 logger = logging.getLogger(__name__)
@@ -49,10 +50,17 @@ def carousel(
                 "item": rec.item,
                 "display": rec.display,
                 "url": click_url(
-                    rec.item_id, scenario, recommendations.model_version, rec.display.get("url") or "/"
+                    rec.item_id,
+                    scenario,
+                    recommendations.model_version,
+                    rec.display.get("url") or "/",
+                    list_id=recommendations.list_id,
+                    position=position,
+                    experiment_id=recommendations.experiment_id,
+                    arm=recommendations.arm,
                 ),
             }
-            for rec in recommendations
+            for position, rec in enumerate(recommendations)
         ]
     except Exception:
         logger.exception("The %r carousel could not be built; the page is shown without it.", scenario)
@@ -60,14 +68,7 @@ def carousel(
     if entries and request is not None:
         # The item a list is about (similar, bought together) and how many items it showed.
         about = item if scenario in ("similar", "bought_together") else None
-        track(
-            request,
-            "impression",
-            about,
-            scenario=scenario,
-            model_version=recommendations.model_version,
-            result_count=len(entries),
-        )
+        track(request, "impression", about, **impression_fields(recommendations))
     return {
         "title": title,
         "scenario": scenario,
