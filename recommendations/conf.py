@@ -198,9 +198,9 @@ DEFAULTS: dict[str, Any] = {
     # memory (each about the active model's size). The outcomes task reads the events every
     # OUTCOMES_MINUTES (Celery beat) and writes each experiment's figures of the day.
     "EXPERIMENTS": {"MAX_LOADED_VERSIONS": 3, "OUTCOMES_MINUTES": 60},
-    # Exploration (epsilon-greedy on positions): each place of a list of SCENARIOS shows, with
-    # probability SHARE, an item drawn from the next POOL items of its ranking; every
-    # impression logs the chance each shown item had, so logged traffic can estimate another
+    # Exploration (serving/exploration.py): a list of SCENARIOS is, with probability SHARE, a
+    # random ordering of its ranking's best limit + POOL items; every impression logs the
+    # chance each shown item had of its place, so logged traffic can estimate another
     # version's click-through (off-policy evaluation, shown on each version's admin page).
     # 0 turns it off (the logged chances are then all 1, and only versions that rank like the
     # one serving can be estimated). See BENCHMARKS.md *Experiments* for what it costs.

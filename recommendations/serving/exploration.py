@@ -1,23 +1,23 @@
-"""Exploration: some places of a list show an item from just past it, with the chance logged.
+"""Exploration: some lists are drawn at random from the ranking's best, with the chance logged.
 
 A ranking only ever learns about what it shows. With ``EXPLORATION["SHARE"]`` = ε, each
-place of a list (pinned and sponsored ones aside) is, independently with probability ε,
-given to an item drawn at random from the *pool*: the next ``EXPLORATION["POOL"]`` items
-of the same ranking, past the same rules (live, not hidden, diverse). This is ε-greedy on
-positions; it was chosen over Thompson sampling on the model's scores because its chances
-are exact and cheap to log, and because it keeps the list's top order (a shopper sees the
-same best items, with an occasional near-miss among them).
+list is, with probability ε, replaced by a uniformly random ordering of items drawn from
+the ranking's best ``limit + EXPLORATION["POOL"]`` (past the same rules: live, not hidden,
+diverse); pinned and sponsored places stay as they are. ε of all places are explored, as
+in ε-greedy on positions, but a whole list at a time: that way every one of those N items
+has the same chance, 1/N, of *every* place, so logged traffic can judge a candidate that
+merely reorders the best items (the common case between two versions), which place-by-place
+ε-greedy, where a ranked item only ever appears in its own place, cannot. Thompson sampling
+on the model's scores was the other option; its chances have no closed form (they need
+Monte Carlo per list), and logged chances must be exact for unbiased estimates.
 
-The chance each shown item had of being shown in its place is logged with the impression:
-``1 - ε`` for the ranked item, ``ε / |pool|`` for a pool item (each draw without
-replacement is, on its own, uniform over the pool), 1 for a fixed place; exact also when a
-short pool runs dry (see ``explore``). With it, traffic
-served by one version estimates another's click-through (``ml.off_policy``).
+The chance each shown item had of its place is logged with the impression: for item x in
+place k, ``(1 - ε) [x is the ranked item of k] + ε / N``, and 1 for a fixed place. With it,
+traffic served by one version estimates another's clicks per list (``ml.off_policy``).
 """
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import replace
 
@@ -40,31 +40,20 @@ def explore(
 ) -> tuple[list[Recommendation], list[float]]:
     """The ``limit`` items to show out of ``results`` (the list, then its pool), and the
     probability with which each was chosen for its place."""
-    shown, pool = list(results[:limit]), list(results[limit:])
-    if share <= 0.0 or not pool:
-        return shown, [1.0] * len(shown)
+    ranked = list(results[:limit])
+    if share <= 0.0 or len(results) <= limit:
+        return ranked, [1.0] * len(ranked)
     rng = rng or _random
-    size = len(pool)
-    left = list(range(size))
-    chances = [1.0] * len(shown)
-    before = 0  # explorable places before this one
-    for k, rec in enumerate(shown):
-        if rec.fixed:
-            continue
-        # The pool runs dry once ``size`` earlier places were explored: the chance a draw
-        # still happens here is P(Binomial(before, ε) < size).
-        draws_left = _binomial_below(before, share, size)
-        before += 1
-        if rng.random() < share and left:
-            shown[k] = replace(pool[left.pop(rng.randrange(len(left)))], explored=True)
-            chances[k] = share * draws_left / size
-        else:
-            chances[k] = 1.0 - share * draws_left
+    places = [k for k, rec in enumerate(ranked) if not rec.fixed]
+    fixed = {rec.item_id for rec in ranked if rec.fixed}
+    choices = [rec for rec in results if not rec.fixed and rec.item_id not in fixed]
+    shown = list(ranked)
+    if places and rng.random() < share:
+        for k, rec in zip(places, rng.sample(choices, len(places)), strict=True):
+            shown[k] = replace(rec, explored=rec.item_id != ranked[k].item_id)
+    uniform = share / len(choices)
+    chances = [
+        1.0 if rec.fixed else (1.0 - share) * (rec.item_id == ranked[k].item_id) + uniform
+        for k, rec in enumerate(shown)
+    ]
     return shown, chances
-
-
-def _binomial_below(n: int, p: float, bound: int) -> float:
-    """P(X < bound) for X ~ Binomial(n, p)."""
-    if bound > n:
-        return 1.0
-    return sum(math.comb(n, i) * p**i * (1.0 - p) ** (n - i) for i in range(bound))
