@@ -174,6 +174,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "recommendations.refresh_rankings",
         "schedule": 240.0,
     },
+    # A/B tests: each running experiment's figures, verdict and stopping rules, hourly.
+    "recommendations-experiments-hourly": {
+        "task": "recommendations.experiment_outcomes",
+        "schedule": crontab(minute=20),
+    },
     # Deletes events older than RECOMMENDATIONS["RETENTION_DAYS"] (nothing while it is None).
     "recommendations-retention-daily": {
         "task": "recommendations.purge_expired_events",

@@ -29,11 +29,13 @@ from .artifacts import ArtifactError
 from .capture.privacy import forget_user, forget_visitor
 from .capture.store import dropped_events
 from .conf import app_settings
+from .experiment_admin import ExperimentAdmin
 from .identity import Shopper
 from .lifecycle import registry
 from .models import (
     BlockedQuery,
     Event,
+    Experiment,
     FlaggedShopper,
     ModelVersion,
     QuarantinedEvent,
@@ -715,3 +717,6 @@ class SearchWithoutResultsAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request: HttpRequest):
         return super().get_queryset(request).filter(zero_results__gt=0)
+
+
+admin.site.register(Experiment, ExperimentAdmin)  # experiment_admin.py: A/B tests have their own module

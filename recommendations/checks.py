@@ -189,6 +189,25 @@ def _serving_problems() -> list[str]:
         problems.append("BOUGHT_TOGETHER_MIN_SHOPPERS must be a whole number, 1 or more")
     if not _is_count(s.SIMILAR_NEW_ITEMS):
         problems.append("SIMILAR_NEW_ITEMS must be a whole number, 0 or more")
+    return problems + _experiment_problems(s)
+
+
+def _experiment_problems(s: Any) -> list[str]:
+    problems = []
+    experiments, exploration = s.EXPERIMENTS, s.EXPLORATION
+    if not isinstance(experiments, dict) or not _is_count(experiments.get("MAX_LOADED_VERSIONS")):
+        problems.append("EXPERIMENTS['MAX_LOADED_VERSIONS'] must be a whole number, 0 or more")
+    if not isinstance(exploration, dict):
+        return [*problems, "EXPLORATION must be a dict"]
+    share = exploration.get("SHARE")
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share < 1:
+        problems.append(f"EXPLORATION['SHARE'] must be a number in [0, 1), not {share!r}")
+    if not _is_count(exploration.get("POOL")) or exploration.get("POOL") < 1:
+        problems.append("EXPLORATION['POOL'] must be a whole number, 1 or more")
+    scenarios = exploration.get("SCENARIOS")
+    allowed = ("for_you", "similar")
+    if not isinstance(scenarios, list | tuple) or any(x not in allowed for x in scenarios):
+        problems.append(f"EXPLORATION['SCENARIOS'] must be a list of {', '.join(allowed)}")
     return problems
 
 

@@ -195,9 +195,9 @@ DEFAULTS: dict[str, Any] = {
     # --- Experiments and exploration (serving/experiments.py, serving/exploration.py) ---
     # A/B tests are set up in the admin (Experiments). Each running arm's model version is
     # loaded once per process; at most MAX_LOADED_VERSIONS besides the active one stay in
-    # memory (each about the active model's size). The outcomes task reads the events every
-    # OUTCOMES_MINUTES (Celery beat) and writes each experiment's figures of the day.
-    "EXPERIMENTS": {"MAX_LOADED_VERSIONS": 3, "OUTCOMES_MINUTES": 60},
+    # memory (each about the active model's size). The task recommendations.experiment_outcomes
+    # (hourly in the demo's beat schedule) writes each experiment's figures of the day.
+    "EXPERIMENTS": {"MAX_LOADED_VERSIONS": 3},
     # Exploration (serving/exploration.py): a list of SCENARIOS is, with probability SHARE, a
     # random ordering of its ranking's best limit + POOL items; every impression logs the
     # chance each shown item had of its place, so logged traffic can estimate another

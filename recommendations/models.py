@@ -399,6 +399,9 @@ class Experiment(models.Model):
         RUNNING = "running", "running"
         STOPPED = "stopped", "stopped"
 
+    #: The lists an experiment may change: the ones a model makes.
+    SCENARIOS = ("for_you", "similar")
+
     class Metric(models.TextChoices):
         CTR = "ctr", "click-through rate (clicks per shown list)"
         CART = "cart_rate", "add-to-cart rate (carts after a click, per shown list)"

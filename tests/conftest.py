@@ -60,13 +60,15 @@ def fresh_serving_state():
     """Each test starts with an empty cache and no model loaded in this process."""
     from django.core.cache import cache
 
-    from recommendations.serving import loader, services
+    from recommendations.serving import experiments, loader, services
 
     cache.clear()
     loader.reset()
+    experiments.reset()
     services.item_names.clear()
     yield
     loader.reset()
+    experiments.reset()
 
 
 @pytest.fixture

@@ -336,10 +336,13 @@ def _keep_ready(version: ModelVersion, note: str) -> bool:
 
 
 def delete_old_versions() -> int:
-    """Delete finished versions beyond ``KEEP_VERSIONS`` (never the active or a training one)."""
+    """Delete finished versions beyond ``KEEP_VERSIONS`` (never the active or a training one,
+    nor one an experiment's arm serves or served: its figures name it)."""
     keep = app_settings.KEEP_VERSIONS
-    finished = ModelVersion.objects.exclude(status__in=[Status.ACTIVE, Status.TRAINING]).order_by(
-        "-created_at", "-id"
+    finished = (
+        ModelVersion.objects.exclude(status__in=[Status.ACTIVE, Status.TRAINING])
+        .exclude(arms__isnull=False)
+        .order_by("-created_at", "-id")
     )
     n_active = ModelVersion.objects.filter(status=Status.ACTIVE).count()
     old = list(finished[max(keep - n_active, 0) :])

@@ -1,10 +1,10 @@
-"""The lifecycle's Celery task: train a model version (needs the ``celery`` extra)."""
+"""The lifecycle's Celery tasks: train a model version, read experiments (needs the ``celery`` extra)."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from . import registry
+from . import experiments, registry
 
 
 @shared_task(name="recommendations.retrain", acks_late=True, ignore_result=True)
@@ -20,3 +20,9 @@ def retrain(version_id: int | None = None) -> int | None:
             return None
         version_id = version.pk
     return registry.train_version(version_id).pk
+
+
+@shared_task(name="recommendations.experiment_outcomes", ignore_result=True)
+def experiment_outcomes() -> int:
+    """Compute every running experiment's figures of the day and apply its stopping rules."""
+    return experiments.update_running()

@@ -42,9 +42,6 @@ from .loader import RETRY_FAILED_SECONDS, ServingModel, active_model, load_versi
 
 logger = logging.getLogger(__name__)
 
-#: Lists a model makes, so the only ones an experiment between versions can change.
-EXPERIMENT_SCENARIOS = ("for_you", "similar")
-
 
 @dataclass(frozen=True)
 class ArmPlan:
@@ -92,7 +89,7 @@ def load_plans() -> list[ExperimentPlan]:
             if arm.share > 0
         )
         if arms:
-            scenarios = frozenset(str(s) for s in experiment.scenarios or () if s in EXPERIMENT_SCENARIOS)
+            scenarios = frozenset(str(s) for s in experiment.scenarios or () if s in Experiment.SCENARIOS)
             plans.append(ExperimentPlan(experiment.pk, experiment.salt, scenarios, arms))
     return plans
 
