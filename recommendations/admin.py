@@ -287,12 +287,12 @@ class ModelVersionAdmin(admin.ModelAdmin):
     # Five short columns: the training's progress stays in view on a laptop.
     list_display = ("__str__", "created", "data", "metric_vs_best_baseline", "training")
     list_filter = ("status",)
-    actions = ("activate_version",)
+    actions = ("activate_version", "estimate_on_traffic", "promote_on_traffic")
     change_list_template = "admin/recommendations/modelversion/change_list.html"
     readonly_fields = (
         "status", "created_at", "activated_at", "promotion_note", "comparison", "training", "stages", "loss_chart", "metrics_chart",
         "metrics_table", "data_start", "holdout_start", "data_end", "events", "items", "training_time",
-        "artifact_path", "files_size", "params", "error", "sample_recommendations", "click_through",
+        "artifact_path", "files_size", "params", "error", "sample_recommendations", "click_through", "off_policy",
     )  # fmt: skip
     fieldsets = (
         (
@@ -310,7 +310,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             },
         ),
         ("Quality on later data", {"fields": ("metrics_chart", "metrics_table", "stages", "loss_chart")}),
-        ("In the shop", {"fields": ("sample_recommendations", "click_through")}),
+        ("In the shop", {"fields": ("sample_recommendations", "click_through", "off_policy")}),
         ("Data", {"fields": ("data_start", "holdout_start", "data_end", "events", "items")}),
         ("Files and parameters", {"fields": ("training_time", "artifact_path", "files_size", "params")}),
     )
@@ -610,6 +610,67 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 ),
             ),
         )
+
+    @admin.display(description="click-through on logged traffic (off-policy)")
+    def off_policy(self, obj: ModelVersion) -> str:
+        found = (obj.metrics or {}).get("off_policy")
+        if not found:
+            return (
+                "Not estimated yet: select the version in the list and run "
+                "“Estimate click-through on logged traffic”."
+            )
+        if not found.get("lists"):
+            return f"No logged “for you” list this version could score ({found.get('skipped', 0):,} skipped)."
+        rows = [
+            (name, f"{found[key]['value']:.4f}", f"{found[key]['low']:.4f} to {found[key]['high']:.4f}")
+            for key, name in (("ips", "IPS"), ("snips", "self-normalized IPS"), ("dr", "doubly robust"))
+        ]
+        return format_html(
+            "<table><tr><th>estimator</th><th>clicks per list</th><th>95 % interval</th></tr>{}"
+            "<tr><td>served (logged)</td><td>{}</td><td>-</td></tr></table>"
+            "<p>{} logged lists of the last {} days ({} explored), {} places where this version shows what "
+            "was shown, {:,.0f} effective lists; {} lists skipped (no event this version knows). Offline "
+            "holdout figures are above; these are estimates of what shoppers would have clicked.</p>",
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
+            f"{found['logged']:.4f}",
+            f"{found['lists']:,}",
+            found.get("days", "-"),
+            f"{100 * found.get('explored_share', 0):.0f} %",
+            f"{found['matched']:,}",
+            found["effective_lists"],
+            f"{found.get('skipped', 0):,}",
+        )
+
+    @admin.action(description="Estimate click-through on logged traffic (off-policy)")
+    def estimate_on_traffic(self, request: HttpRequest, queryset) -> None:
+        from .serving.off_policy import estimate_version  # numpy: only when asked
+
+        for version in queryset[:3]:
+            try:
+                found = estimate_version(version)
+            except (ArtifactError, ValueError) as exc:
+                messages.error(request, f"Version {version.pk}: {exc}")
+                continue
+            if not found or not found.get("lists"):
+                messages.warning(request, f"Version {version.pk}: no logged “for you” list to estimate on.")
+            else:
+                messages.success(
+                    request,
+                    f"Version {version.pk}: {found['dr']['value']:.4f} clicks per list estimated "
+                    f"(served: {found['logged']:.4f}) on {found['lists']:,} logged lists.",
+                )
+
+    @admin.action(description="Activate if better on logged traffic (off-policy)")
+    def promote_on_traffic(self, request: HttpRequest, queryset) -> None:
+        if queryset.count() != 1:
+            messages.error(request, "Select exactly one version.")
+            return
+        try:
+            promoted, note = registry.promote_on_traffic(queryset.get())
+        except ValueError as exc:
+            messages.error(request, str(exc))
+            return
+        (messages.success if promoted else messages.warning)(request, note)
 
     @admin.display(description="all metrics")
     def metrics_table(self, obj: ModelVersion) -> str:

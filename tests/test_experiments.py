@@ -343,3 +343,55 @@ def test_experiment_admin_is_for_staff_and_its_buttons_need_post_and_csrf(catalo
     assert "Figures per arm" in shown and "Stop" in shown and "click-through" in shown
     assert admin.get(reverse("admin:recommendations_experiment_changelist")).status_code == 200
     assert admin.get(reverse("admin:recommendations_experiment_add")).status_code == 200
+
+
+def test_a_version_is_estimated_on_logged_traffic_and_promoted_only_when_better(
+    served_model, recorder_settings
+):
+    from recommendations.lifecycle import registry
+    from recommendations.serving.off_policy import estimate_version
+    from tests.conftest import device_id
+    from tests.serving_world import items_of, store_history
+
+    store_history()
+    recorder_settings(EXPLORATION={"SHARE": 0.3, "POOL": 6, "SCENARIOS": ["for_you"]})
+    rng = random.Random(5)
+    phones = items_of("electronics.smartphone")
+    for index in range(40):
+        app = app_client(HTTP_X_DEVICE_ID=device_id(f"ope-{index}"))
+        viewed = rng.sample(phones, 2)
+        views = [
+            {"event": "view", "item_id": item, "client_event_id": f"v-{index}-{item}"} for item in viewed
+        ]
+        assert (
+            app.post(reverse("recommendations-api:events"), {"events": views}, format="json").status_code
+            == 202
+        )
+        body = app.get(FOR_YOU, {"limit": 4}).json()
+        place = next((k for k, item in enumerate(body["items"]) if item["item_id"] in phones), None)
+        if place is not None and rng.random() < 0.6:  # shoppers click phones after phones
+            click = {
+                "event": "click",
+                "item_id": body["items"][place]["item_id"],
+                "list_id": body["list_id"],
+                "position": place,
+                "client_event_id": f"click-{index:04d}",
+            }
+            assert (
+                app.post(
+                    reverse("recommendations-api:events"), {"events": [click]}, format="json"
+                ).status_code
+                == 202
+            )
+    shown = impressions(scenario="for_you")
+    assert shown.count() == 40 and all(e.source == "api" for e in shown)
+    found = estimate_version(served_model)
+    assert found["lists"] >= 30 and found["matched"] > 0
+    assert found["logged"] > 0
+    # The version that served, estimated on its own traffic: the truth is what was logged.
+    for name in ("ips", "snips", "dr"):
+        assert found[name]["low"] <= found["logged"] <= found[name]["high"], (name, found)
+    served_model.refresh_from_db()
+    assert served_model.metrics["off_policy"]["lists"] == found["lists"]
+    promoted, note = registry.promote_on_traffic(served_model)
+    assert not promoted and note.startswith("Not promoted on logged traffic")

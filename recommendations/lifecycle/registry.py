@@ -350,3 +350,25 @@ def delete_old_versions() -> int:
         artifacts.delete_bundle(version.artifact_path)
         version.delete()
     return len(old)
+
+
+def promote_on_traffic(version: ModelVersion) -> tuple[bool, str]:
+    """Activate ``version`` when its off-policy estimate on logged traffic is better than what
+    the shop served: the lower end of its doubly robust 95 % interval above the logged clicks
+    per list (``metrics["off_policy"]``, from ``serving.off_policy.estimate_version``).
+    Returns whether it was activated, and why in words (also kept as its promotion note)."""
+    found = (version.metrics or {}).get("off_policy") or {}
+    if not found.get("lists"):
+        return False, f"Version {version.pk} has no off-policy estimate on logged traffic yet."
+    low, logged = found["dr"]["low"], found["logged"]
+    words = (
+        f"on {found['lists']:,} logged lists, estimated {found['dr']['value']:.4f} clicks per list "
+        f"(95 % interval {low:.4f} to {found['dr']['high']:.4f}) against {logged:.4f} served"
+    )
+    if low <= logged:
+        note = f"Not promoted on logged traffic: {words}."
+        ModelVersion.objects.filter(pk=version.pk).update(promotion_note=note)
+        return False, note
+    note = f"Promoted on logged traffic: {words}."
+    activate(version, note)
+    return True, note
