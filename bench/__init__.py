@@ -8,7 +8,16 @@ BENCHMARKS.md, keeping the others. Add a suite by writing its module and naming 
 """
 
 #: Suites run by default, in the order of their sections in BENCHMARKS.md.
-SUITES: tuple[str, ...] = ("capture", "learning", "ablation", "selection", "lists", "serving", "suggest")
+SUITES: tuple[str, ...] = (
+    "capture",
+    "learning",
+    "ablation",
+    "selection",
+    "lists",
+    "experiments",
+    "serving",
+    "suggest",
+)
 #: Suites run only when named: ``load`` and ``abuse`` write their sections into RELIABILITY.md
 #: (``make load``, ``make abuse``).
 EXTRA_SUITES: tuple[str, ...] = ("load", "abuse")

@@ -69,12 +69,14 @@ def test_a_broken_split_is_a_sample_ratio_mismatch_and_a_fair_one_is_not():
 def test_plan_sizes_the_msprt_so_that_it_has_the_power_asked_for():
     plan = stats.plan_sample_size(0.05, 0.05 * 0.95, 0.10, daily_shoppers=10_000)
     assert plan.effect == pytest.approx(0.005)
-    # A fixed-horizon test would need (1.96 + 0.84)^2 * 4 * 0.0475 / 0.005^2 shoppers.
+    # A fixed-horizon test would need (1.96 + 0.84)^2 * spread * 0.0475 / 0.005^2 shoppers, the
+    # spread 1/0.5 + 1.1/0.5 (the other arm's variance grows with its rate).
+    spread = 2 + 2 * 1.1
     assert plan.fixed_horizon_shoppers == pytest.approx(
-        4 * 0.0475 * (1.959964 + 0.841621) ** 2 / 0.005**2, rel=1e-3
+        spread * 0.0475 * (1.959964 + 0.841621) ** 2 / 0.005**2, rel=1e-3
     )
     assert plan.fixed_horizon_shoppers < plan.shoppers < 3 * plan.fixed_horizon_shoppers
-    variance = 0.0475 * 4 / plan.shoppers
+    variance = 0.0475 * spread / plan.shoppers
     assert stats.msprt_power(0.005, variance, 0.005, 0.05) >= 0.8
     assert plan.days == pytest.approx(plan.shoppers / 10_000)
     with pytest.raises(ValueError):

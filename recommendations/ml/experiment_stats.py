@@ -206,12 +206,15 @@ def plan_sample_size(
         raise ValueError("a plan needs a positive baseline rate, effect and variance, and two arms")
     total = float(sum(shares))
     w_control, w_other = shares[0] / total, min(shares[1:]) / total
+    # The other arm's spread grows with its rate (clicks are counts: variance ~ mean), so a
+    # plan that gave it the control's would fall short of its power for a rise.
+    spread = 1 / w_control + (1 + abs(relative_effect)) / w_other
 
     def variance(shoppers: float) -> float:
-        return unit_variance * (1 / w_control + 1 / w_other) / shoppers
+        return unit_variance * spread / shoppers
 
     z_alpha, z_power = _NORMAL.inv_cdf(1 - alpha / 2), _NORMAL.inv_cdf(power)
-    fixed = math.ceil(unit_variance * (1 / w_control + 1 / w_other) * (z_alpha + z_power) ** 2 / effect**2)
+    fixed = math.ceil(unit_variance * spread * (z_alpha + z_power) ** 2 / effect**2)
     low, high = 1.0, float(max(fixed, 2))
     while msprt_power(effect, variance(high), effect, alpha) < power:
         low, high = high, high * 2
