@@ -236,7 +236,7 @@ class ExperimentAdmin(admin.ModelAdmin):
             "revenue / 1000 lists", f"{outcomes.NAMES[obj.primary_metric]} vs control (always-valid interval)",
         )  # fmt: skip
         return format_html(
-            "<table><tr>{}</tr>{}</table><p>As of {}.</p>",
+            '<div style="overflow-x:auto;max-width:100%"><table><tr>{}</tr>{}</table></div><p>As of {}.</p>',
             format_html_join("", "<th>{}</th>", ((h,) for h in head)),
             format_html_join("", "<tr>" + "<td>{}</td>" * len(head) + "</tr>", rows),
             timezone.localtime(latest.computed_at).strftime("%Y-%m-%d %H:%M"),

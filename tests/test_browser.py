@@ -193,7 +193,39 @@ def screens_world() -> dict[str, str]:
         for item in (KETTLES[0], SOFAS[1]):
             factories.event("purchase", item_id=item, session_key=visit, category_id=ITEMS[item])
     factories.user("boss", "pw-boss-123", is_staff=True, is_superuser=True)
-    return {"event": str(Event.objects.order_by("pk").first().pk)}
+    return {
+        "event": str(Event.objects.order_by("pk").first().pk),
+        "experiment": str(an_experiment_with_figures()),
+    }
+
+
+def an_experiment_with_figures() -> int:
+    """A running A/B test with two days of figures: its page shows the table, chart and verdict."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from recommendations.lifecycle import experiments
+    from recommendations.models import Arm, Experiment, ExperimentResult
+
+    experiment = Experiment.objects.create(name="Retrained model against trending", scenarios=["for_you"])
+    Arm.objects.create(experiment=experiment, name="A", share=50, strategy="active", is_control=True)
+    Arm.objects.create(experiment=experiment, name="B", share=50, strategy="fallbacks")
+    experiments.start(experiment)
+    Experiment.objects.filter(pk=experiment.pk).update(started_at=timezone.now() - timedelta(days=2))
+    experiment.refresh_from_db()
+    for n in range(60):
+        arm, at = "AB"[n % 2], timezone.now() - timedelta(hours=n % 40 + 1)
+        factories.event("impression", session_key=f"x-{n}", experiment_id=experiment.pk, arm=arm, list_id=f"list-{n:04d}",
+                        scenario="for_you", shown={"items": [PHONES[0]], "p": [1.0]}, timestamp=at)  # fmt: skip
+        if n % 3 == 0:
+            factories.event("click", session_key=f"x-{n}", item_id=PHONES[0], list_id=f"list-{n:04d}", position=0,
+                            timestamp=at + timedelta(minutes=1))  # fmt: skip
+    result = experiments.update(experiment)
+    ExperimentResult.objects.create(
+        experiment=experiment, day=result.day - timedelta(days=1), arms=result.arms, analysis=result.analysis
+    )
+    return experiment.pk
 
 
 def check_out(page) -> str:
@@ -247,6 +279,9 @@ def screens(world: dict[str, str], served_model) -> list[tuple[str, str]]:
         ("admin-no-results", reverse(f"{admin}searchwithoutresults_changelist")),
         ("admin-quarantined", reverse(f"{admin}quarantinedevent_changelist")),
         ("admin-visitor-links", reverse(f"{admin}visitorlink_changelist")),
+        ("admin-experiments", reverse(f"{admin}experiment_changelist")),
+        ("admin-experiment", reverse(f"{admin}experiment_change", args=[world["experiment"]])),
+        ("admin-experiment-new", reverse(f"{admin}experiment_add")),
     ]
 
 

@@ -10,6 +10,7 @@ past the retries) are counted in the dropped-events metric the event admin shows
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -136,7 +137,8 @@ UNNEST_COLUMNS = (
     ("timestamp", "timestamptz"), ("event_type", "text"), ("user_id", "bigint"), ("session_key", "text"),
     ("external_user_id", "text"), ("item_id", "text"), ("category_id", "text"), ("query", "text"),
     ("result_count", "integer"), ("price", "numeric"), ("quantity", "integer"), ("source", "text"),
-    ("scenario", "text"), ("model_version", "integer"), ("client_event_id", "text"),
+    ("scenario", "text"), ("model_version", "integer"), ("experiment_id", "integer"), ("arm", "text"),
+    ("list_id", "text"), ("position", "smallint"), ("shown", "jsonb"), ("client_event_id", "text"),
 )  # fmt: skip
 
 
@@ -159,6 +161,8 @@ def _insert_with_unnest(connection: Any, records: Sequence[EventRecord], linked:
                 values = record.values()
                 if values["user_id"] is None:
                     values["user_id"] = linked.get(record.session_key)
+                if values["shown"] is not None:
+                    values["shown"] = json.dumps(values["shown"])  # text, cast to jsonb by the array type
                 for column, (name, _) in zip(columns, UNNEST_COLUMNS, strict=True):
                     column.append(values[name])
             cursor.execute(sql, columns)
