@@ -194,9 +194,10 @@ def part(run: dict[str, Any]) -> tuple[Part, bool]:
         ),
         f"Exploration ({100 * EXPLORATION:.0f} % of lists drawn at random from the best {simulator.LIST_LENGTH} + "
         f"{POOL}) cost `worse` {100 * cost:.1f} % of its clicks per list ({decimals(main['logged'])} against "
-        f"{decimals(truth['worse'])} without it). Logs of `good` cannot support `stale`'s items that `good` never "
-        "ranks near the top, so there the estimates fall short of the truth: the reason a shop explores, and a "
-        "candidate is judged only on the places where it agrees with what was shown.",
+        f"{decimals(truth['worse'])} without it). The rows of logs of `good` estimating `stale` are for "
+        "information: `stale` often shows items that `good` never ranks near the top, and a log holds no "
+        "evidence on those, so how often the truth is covered there depends on how much the two overlap (the "
+        "reason a shop explores before it judges a very different version).",
     ]
     return Part(run["dataset"].label, blocks), ab_ok and ope_ok
 

@@ -19,7 +19,8 @@ A sample ratio mismatch (arms whose shopper counts do not match their shares) me
 split is broken (a redirect losing shoppers, a bot, a cached page): it is flagged with a
 chi-square test at p < 0.001, and the figures are then not read as a result.
 
-Pure numpy and the standard library: no Django, no scipy.
+The standard library only (no numpy, no scipy): the admin and the outcomes task import it in
+a shop that runs without the ``ml`` extra.
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
-
-import numpy as np
 
 _NORMAL = NormalDist()
 #: Below this p-value the split is called broken (the usual threshold for SRM checks).
@@ -49,8 +48,15 @@ class RatioSums:
 
     @classmethod
     def from_arrays(cls, y: Sequence[float], n: Sequence[float]) -> RatioSums:
-        y, n = np.asarray(y, dtype=float), np.asarray(n, dtype=float)
-        return cls(len(y), float(y.sum()), float(n.sum()), float(y @ y), float(n @ n), float(y @ n))
+        y, n = [float(v) for v in y], [float(v) for v in n]
+        return cls(
+            len(y),
+            math.fsum(y),
+            math.fsum(n),
+            math.fsum(v * v for v in y),
+            math.fsum(v * v for v in n),
+            math.fsum(a * b for a, b in zip(y, n, strict=True)),
+        )
 
     @classmethod
     def from_dict(cls, data: dict) -> RatioSums:
