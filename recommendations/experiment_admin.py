@@ -213,10 +213,13 @@ class ExperimentAdmin(admin.ModelAdmin):
             if found is not None:
                 unit = 1 if obj.primary_metric == "revenue_per_mille" else 100
                 suffix = "" if unit == 1 else " pts"
-                versus = (
-                    f"{unit * found['difference']:+.2f}{suffix} "
-                    f"({unit * found['low']:+.2f} to {unit * found['high']:+.2f}; p {found['p_value']:.3f})"
+                bounded = unit == 1 or found["high"] - found["low"] <= 2.0
+                interval = (
+                    f"{unit * found['low']:+.2f} to {unit * found['high']:+.2f}"
+                    if bounded
+                    else "not bounded yet"
                 )
+                versus = f"{unit * found['difference']:+.2f}{suffix} ({interval}; p {found['p_value']:.3f})"
             revenue = data.get("revenue", 0.0)
             rows.append(
                 (

@@ -315,7 +315,11 @@ def verdict(experiment: Experiment, analysis: dict[str, Any]) -> str:
             lines.append(f"{arm}: not enough data yet.")
             continue
         name = NAMES[metric]
-        interval = f"always-valid {level} % interval {_points(metric, found['low'])} to {_points(metric, found['high'])}"
+        if metric != "revenue_per_mille" and found["high"] - found["low"] > 2.0:
+            # Wider than any rate can differ: too few shoppers yet for the always-valid bound.
+            interval = f"too few shoppers yet for an always-valid {level} % interval"
+        else:
+            interval = f"always-valid {level} % interval {_points(metric, found['low'])} to {_points(metric, found['high'])}"
         if found["low"] > 0:
             lines.append(
                 f"{arm} is better than {control} by {_points(metric, found['difference'])} of {name} "
