@@ -91,17 +91,23 @@ def _transitions(sessions: list[list[str]]) -> dict[str, Counter]:
     return counts
 
 
+def _by_count(counts: Counter) -> list[str]:
+    """Keys by falling count, ties by key: the same order in every run (sets do not keep one)."""
+    return [key for key, _ in sorted(counts.items(), key=lambda pair: (-pair[1], pair[0]))]
+
+
 def _ranking(sessions: list[list[str]], category: dict[str, str], length: int) -> dict[str, list[str]]:
     """i -> the items most often next after i, then i's category's best sellers, then the shop's."""
     transitions = _transitions(sessions)
     popularity = Counter(item for items in sessions for item in set(items))
-    best = [item for item, _ in popularity.most_common(length * 4)]
+    ranked = _by_count(popularity)
+    best = ranked[: length * 4]
     by_category: dict[str, list[str]] = defaultdict(list)
-    for item, _ in popularity.most_common():
+    for item in ranked:
         by_category[category.get(item, "")].append(item)
     ranking = {"": best[:length]}
-    for i in {item for items in sessions for item in items}:
-        found = [j for j, _ in transitions.get(i, Counter()).most_common(length) if j != i]
+    for i in sorted({item for items in sessions for item in items}):
+        found = [j for j in _by_count(transitions.get(i, Counter()))[:length] if j != i]
         for j in by_category.get(category.get(i, ""), [])[: length * 4] + best:
             if len(found) >= length:
                 break
