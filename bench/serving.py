@@ -93,6 +93,12 @@ def scaled_bundle(n_items: int, item_ids: list[str], category_ids: list[str], it
     weights["item_embedding"] = resized(table, lambda shape: rng.normal(0, table[1:].std(), shape))
     weights["item_bias"] = resized(weights["item_bias"], lambda shape: rng.normal(0, 0.1, shape))
     weights["item_category"] = np.asarray([0, *item_category], dtype=weights["item_category"].dtype)
+    # Every bench product has events (trained) and was added at one of the slice's times.
+    if "item_trained" in weights:
+        weights["item_trained"] = resized(weights["item_trained"], lambda shape: np.ones(shape))
+    if "item_added" in weights:
+        added = weights["item_added"][1:]
+        weights["item_added"] = resized(weights["item_added"], lambda shape: rng.choice(added, shape))
     priors, k = weights["prior_items"].shape[0], weights["prior_items"].shape[2]
     weights["prior_items"] = rng.integers(1, size, (priors, size, k)).astype(weights["prior_items"].dtype)
     weights["prior_scores"] = np.sort(rng.random((priors, size, k)), axis=2)[:, :, ::-1].astype(np.float32)
@@ -103,7 +109,7 @@ def scaled_bundle(n_items: int, item_ids: list[str], category_ids: list[str], it
     vocabulary["preprocessor"] = {
         **vocabulary["preprocessor"],
         "item_ids": item_ids,
-        "category_ids": category_ids,
+        "category_ids": ["", *category_ids],  # index 0: unknown, as the preprocessor numbers them
     }
     vocabulary["item_features"] = {
         "category": [0, *item_category],

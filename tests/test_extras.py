@@ -127,3 +127,26 @@ def test_keras_starts_without_tensorflows_start_up_notes_but_keeps_real_warnings
     )
     assert result.stdout.strip() == "ok"
     assert "oneDNN" not in result.stderr and "a real one" in result.stderr
+
+
+def test_serving_a_model_loads_numpy_but_not_pandas_keras_or_tensorflow():
+    """What a web process imports to serve a version (the exported weights, the numpy tower,
+    scoring, exploration, experiments): training's libraries stay out of it."""
+    script = (
+        "import sys, django, os\n"
+        "os.environ['DJANGO_SETTINGS_MODULE'] = 'tests.settings'\n"
+        "django.setup()\n"
+        "import recommendations.ml.exported, recommendations.serving.scoring\n"
+        "import recommendations.serving.services, recommendations.serving.experiments\n"
+        "print(sorted(m for m in ('pandas', 'keras', 'tensorflow') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONPATH": str(ROOT), "RECOMMENDATIONS_TEST_DB": "sqlite"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"

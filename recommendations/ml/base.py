@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..extras import require
 from .cases import CaseBatch
 
+if TYPE_CHECKING:  # pandas is for training: serving imports this module without it
+    import pandas as pd
+
 np = require("ml", "numpy")
-pd = require("ml", "pandas")
 
 
 class Recommender(ABC):
