@@ -13,3 +13,6 @@ class NullRecorder(BaseRecorder):
 
     def record(self, records: Sequence[EventRecord]) -> None:
         return None
+
+    def write(self, records: list[EventRecord]) -> None:
+        return None

@@ -92,6 +92,8 @@ def _price(value: Any) -> Decimal | None:
     return price
 
 
+#: The event types (``EventType.values`` builds its list anew at every call: this is the hot path).
+EVENT_TYPES = frozenset(EventType.values)
 #: The last place a list can have (clicks say where in their list the item was).
 MAX_POSITION = 1000
 LIST_ID = re.compile(r"^[A-Za-z0-9_-]{8,32}$")
@@ -177,7 +179,7 @@ def build_record(
     Every field is checked against what its column holds (lengths, ranges, characters), so a
     record that passes here can be written: one bad event never stalls the others behind it.
     """
-    if event not in EventType.values:
+    if event not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event!r}; expected one of {', '.join(EventType.values)}")
     adapter = get_adapter()
     item_id = _identifier(adapter.item_id(item), "item id") if item is not None and item != "" else ""

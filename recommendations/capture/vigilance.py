@@ -49,14 +49,17 @@ class Flag:
 
 
 def _count(key: str, amount: int, seconds: int) -> int:
-    """Add ``amount`` to a counter that lives ``seconds`` (created on first use)."""
-    if cache.add(key, amount, seconds):
-        return amount
-    try:
-        return cache.incr(key, amount)
-    except ValueError:  # expired between add and incr
-        cache.add(key, amount, seconds)
-        return amount
+    """Add ``amount`` to a counter that lives ``seconds`` (created on first use).
+
+    The counter usually exists (a shopper's second event of the minute onwards): one round
+    trip to the cache then, not two; it is created only when the increment finds nothing."""
+    for _ in range(2):
+        try:
+            return cache.incr(key, amount)
+        except ValueError:  # no such counter yet (or it just expired)
+            if cache.add(key, amount, seconds):
+                return amount
+    return amount
 
 
 def watch(request: Any, shopper: Shopper, records: Sequence[EventRecord]) -> Flag | None:
