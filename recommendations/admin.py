@@ -643,22 +643,20 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Estimate click-through on logged traffic (off-policy)")
     def estimate_on_traffic(self, request: HttpRequest, queryset) -> None:
-        from .serving.off_policy import estimate_version  # numpy: only when asked
-
-        for version in queryset[:3]:
-            try:
-                found = estimate_version(version)
-            except (ArtifactError, ValueError) as exc:
-                messages.error(request, f"Version {version.pk}: {exc}")
-                continue
-            if not found or not found.get("lists"):
-                messages.warning(request, f"Version {version.pk}: no logged “for you” list to estimate on.")
-            else:
-                messages.success(
-                    request,
-                    f"Version {version.pk}: {found['dr']['value']:.4f} clicks per list estimated "
-                    f"(served: {found['logged']:.4f}) on {found['lists']:,} logged lists.",
-                )
+        """Queue the estimate (a scoring per logged list belongs in a worker, as a retrain does)."""
+        try:
+            from . import tasks  # the celery extra: only this action needs it
+        except ImportError as exc:
+            messages.error(request, f"Cannot queue the estimate: {exc}")
+            return
+        versions = [version.pk for version in queryset[:3]]
+        for pk in versions:
+            transaction.on_commit(lambda pk=pk: tasks.send(tasks.estimate_off_policy, pk))
+        messages.success(
+            request,
+            f"Estimating version(s) {', '.join(map(str, versions))} on logged traffic; "
+            "each version's page shows the result when it is done.",
+        )
 
     @admin.action(description="Activate if better on logged traffic (off-policy)")
     def promote_on_traffic(self, request: HttpRequest, queryset) -> None:

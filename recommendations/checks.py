@@ -205,7 +205,9 @@ def _experiment_problems(s: Any) -> list[str]:
     if not _is_count(exploration.get("POOL")) or exploration.get("POOL") < 1:
         problems.append("EXPLORATION['POOL'] must be a whole number, 1 or more")
     scenarios = exploration.get("SCENARIOS")
-    allowed = ("for_you", "similar")
+    from .models import Experiment  # the models load after the settings are checked
+
+    allowed = Experiment.SCENARIOS  # the lists a model makes
     if not isinstance(scenarios, list | tuple) or any(x not in allowed for x in scenarios):
         problems.append(f"EXPLORATION['SCENARIOS'] must be a list of {', '.join(allowed)}")
     return problems

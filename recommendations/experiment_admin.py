@@ -267,13 +267,12 @@ class ExperimentAdmin(admin.ModelAdmin):
 
     @admin.display(description="plan")
     def plan_text(self, obj: Experiment) -> str:
-        try:
-            plan = outcomes.plan(obj) if obj.status == Experiment.Status.DRAFT else None
-        except Exception:
-            plan = None
-        if obj.status != Experiment.Status.DRAFT:
+        # A draft plans from the shop's recent traffic; a started test from its control so far.
+        if obj.status == Experiment.Status.DRAFT:
+            plan = outcomes.plan(obj)
+        else:
             latest = obj.results.order_by("-day").first()
-            plan = (latest.analysis.get("plan") if latest else None) or None
+            plan = latest.analysis.get("plan") if latest else None
         if not plan:
             return (
                 "No shown lists to plan from yet: the plan appears once the shop has traffic on these lists."

@@ -17,7 +17,9 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from django.core import signing
 from django.http import HttpRequest
@@ -169,6 +171,19 @@ class Shopper:
     @property
     def is_known(self) -> bool:
         return bool(self.keys)
+
+
+def row_shopper(row: Mapping[str, Any]) -> str:
+    """The shopper key (``u:<id>`` or ``s:<visitor>``) of an event row read with ``values()``."""
+    return f"u:{row['user_id']}" if row["user_id"] is not None else f"s:{row['session_key']}"
+
+
+def same_shopper(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two event rows are one shopper's: the same account, or the same visitor or
+    device (a list shown before signing in and clicked after it is still theirs)."""
+    if a["user_id"] is not None and a["user_id"] == b["user_id"]:
+        return True
+    return bool(a["session_key"]) and a["session_key"] == b["session_key"]
 
 
 def as_shopper(who: HttpRequest | Shopper | None) -> Shopper:

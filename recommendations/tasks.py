@@ -8,10 +8,11 @@ and queues refer to, and they do not change when a module moves. Needs the ``cel
 from .capture.tasks import purge_expired_events, record_events
 from .lifecycle.tasks import experiment_outcomes, retrain
 from .queueing import send
-from .serving.tasks import refresh_rankings
+from .serving.tasks import estimate_off_policy, refresh_rankings
 from .suggest.tasks import rebuild_suggestions
 
 __all__ = [
+    "estimate_off_policy",
     "experiment_outcomes",
     "purge_expired_events",
     "rebuild_suggestions",

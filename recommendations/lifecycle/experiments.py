@@ -26,8 +26,6 @@ from . import outcomes, registry
 
 logger = logging.getLogger(__name__)
 
-SCENARIOS = Experiment.SCENARIOS
-
 
 class ExperimentError(ValueError):
     """An experiment cannot start (or stop) as asked; the message says why."""
@@ -45,8 +43,8 @@ def problems(experiment: Experiment) -> list[str]:
     if len(controls) != 1:
         found.append("exactly one arm must be the control")
     scenarios = list(experiment.scenarios or [])
-    if not scenarios or any(s not in SCENARIOS for s in scenarios):
-        found.append(f"its lists must be some of {', '.join(SCENARIOS)}")
+    if not scenarios or any(s not in Experiment.SCENARIOS for s in scenarios):
+        found.append(f"its lists must be some of {', '.join(Experiment.SCENARIOS)}")
     for arm in arms:
         if arm.strategy == Arm.Strategy.VERSION:
             version = arm.model_version

@@ -21,6 +21,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from ..identity import row_shopper, same_shopper
 from ..ml.experiment_stats import Comparison, RatioSums, compare, plan_sample_size, sample_ratio
 from ..models import Arm, Event, EventType, Experiment
 
@@ -44,16 +45,6 @@ class _Shopper:
     purchases: int = 0
     revenue: float = 0.0
     clicked: list[tuple[str, Any, dict]] = field(default_factory=list)  # (item, when, the impression)
-
-
-def _who(row: dict) -> str:
-    return f"u:{row['user_id']}" if row["user_id"] is not None else f"s:{row['session_key']}"
-
-
-def _same_shopper(a: dict, b: dict) -> bool:
-    if a["user_id"] is not None and a["user_id"] == b["user_id"]:
-        return True
-    return bool(a["session_key"]) and a["session_key"] == b["session_key"]
 
 
 def measure(experiment: Experiment, until: Any = None) -> dict[str, dict[str, Any]]:
@@ -103,7 +94,7 @@ def figures(
     shoppers: dict[str, dict[str, _Shopper]] = defaultdict(dict)
     for row in impressions:
         row["group"] = by(row)
-        shoppers[row["group"]].setdefault(_who(row), _Shopper()).lists += 1
+        shoppers[row["group"]].setdefault(row_shopper(row), _Shopper()).lists += 1
     counted: set[tuple[str, int | None]] = set()
     clicks = (
         Event.objects.filter(
@@ -121,12 +112,12 @@ def figures(
         if (
             shown is None
             or key in counted
-            or not _same_shopper(shown, click)
+            or not same_shopper(shown, click)
             or not shown["timestamp"] <= click["timestamp"] <= shown["timestamp"] + window
         ):
             continue
         counted.add(key)
-        shopper = shoppers[shown["group"]][_who(shown)]
+        shopper = shoppers[shown["group"]][row_shopper(shown)]
         shopper.clicks += 1
         shopper.clicked.append((click["item_id"], click["timestamp"], shown))
     _attribute(shoppers, start, end + 2 * window, window)
@@ -177,7 +168,7 @@ def _attribute(shoppers: dict[str, dict[str, _Shopper]], start: Any, end: Any, w
         followed = [
             row
             for row in by_item.get(item, ())
-            if when <= row["timestamp"] <= when + window and _same_shopper(shown, row)
+            if when <= row["timestamp"] <= when + window and same_shopper(shown, row)
         ]
         if any(row["event_type"] == EventType.CART for row in followed):
             figures.carts += 1

@@ -25,6 +25,7 @@ import numpy as np
 from django.utils import timezone
 
 from ..conf import app_settings
+from ..identity import row_shopper, same_shopper
 from ..ml import off_policy
 from ..models import Event, EventType, ModelVersion
 from .history import HISTORY_TYPES, HistoryEvent
@@ -35,10 +36,6 @@ logger = logging.getLogger(__name__)
 
 #: How far back a logged list's shopper history is read.
 HISTORY_DAYS = 30
-
-
-def _who(row: dict) -> str:
-    return f"u:{row['user_id']}" if row["user_id"] is not None else f"s:{row['session_key']}"
 
 
 def logged_lists(days: int = 14, max_lists: int = 20_000, scenario: str = "for_you") -> list[dict]:
@@ -59,7 +56,7 @@ def logged_lists(days: int = 14, max_lists: int = 20_000, scenario: str = "for_y
     ).values("user_id", "session_key", "list_id", "position", "timestamp")
     for click in clicks:
         shown = by_list.get(click["list_id"])
-        if shown is not None and _who(shown) == _who(click) and click["position"] is not None:
+        if shown is not None and same_shopper(shown, click) and click["position"] is not None:
             shown["clicked"].add(int(click["position"]))
     rows.reverse()
     return rows
@@ -81,7 +78,7 @@ def _histories(rows: list[dict]) -> dict[str, list[HistoryEvent]]:
     for row in events.order_by("timestamp", "id").values(
         "user_id", "session_key", "timestamp", "event_type", "item_id", "category_id", "id"
     ):
-        found[_who(row)].append(
+        found[row_shopper(row)].append(
             HistoryEvent(
                 row["timestamp"].timestamp(),
                 row["event_type"],
@@ -102,7 +99,7 @@ def candidate_lists(model: ServingModel, rows: list[dict]) -> tuple[list[list[st
     limit = app_settings.HISTORY_EVENTS
     lists, scored = [], []
     for row in rows:
-        key = _who(row)
+        key = row_shopper(row)
         moment = row["timestamp"].timestamp()
         events = histories.get(key, [])
         end = bisect.bisect_left(times.get(key, []), moment)  # what they had done before the list

@@ -1,4 +1,5 @@
-"""Serving's Celery task: keep trending and popular fresh in the cache (``celery`` extra)."""
+"""Serving's Celery tasks: keep trending and popular fresh in the cache; estimate a version on
+logged traffic (``celery`` extra)."""
 
 from __future__ import annotations
 
@@ -12,3 +13,15 @@ def refresh_rankings() -> None:
     """Recompute trending and popular into the cache (beat, every few minutes), so that no
     shopper's request pays for them when their cache entry expires."""
     refresh()
+
+
+@shared_task(name="recommendations.estimate_off_policy", ignore_result=True)
+def estimate_off_policy(version_id: int) -> None:
+    """A version's click-through on the logged lists (``off_policy.estimate_version``): one
+    scoring per logged list, so a worker does it, never the admin's request."""
+    from ..models import ModelVersion
+    from .off_policy import estimate_version
+
+    version = ModelVersion.objects.filter(pk=version_id).first()
+    if version is not None:
+        estimate_version(version)
