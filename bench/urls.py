@@ -1,9 +1,13 @@
-"""The demo's URLs plus ``/bench/trivial/``: a DRF view that returns a fixed list (the baseline)."""
+"""The demo's URLs plus ``/bench/trivial/``: a DRF view that returns a fixed list (the baseline),
+and ``/bench/for-you-unrecorded/``: the for-you API without its impression, to time what
+recording the impression costs side by side with the real endpoint."""
 
 from django.urls import include, path
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from recommendations.api.views import ForYouView
 
 FIXED = {
     "scenario": "trivial",
@@ -22,7 +26,13 @@ class TrivialView(APIView):
         return Response(FIXED)
 
 
+class UnrecordedForYouView(ForYouView):
+    def record_impression(self, *args, **kwargs):
+        pass
+
+
 urlpatterns = [
     path("bench/trivial/", TrivialView.as_view()),
+    path("bench/for-you-unrecorded/", UnrecordedForYouView.as_view()),
     path("", include("config.urls")),
 ]

@@ -157,7 +157,7 @@ class RecommendationView(JSONErrorsMixin, APIView):
         except services.UnknownItem as exc:
             raise NotFound(str(exc)) from None
         if result:
-            _record_impression(request, shopper, result, item_id)
+            self.record_impression(request, shopper, result, item_id)
         data = RecommendationListSerializer(
             {
                 "scenario": result.scenario,
@@ -186,22 +186,21 @@ class RecommendationView(JSONErrorsMixin, APIView):
             cache.set(key, data, seconds)
         return Response(data)
 
-
-def _record_impression(
-    request: Request, shopper: Shopper, result: services.RecommendationList, item_id: str | None
-) -> None:
-    """The list was shown: one impression, as a carousel records it (fails open). A response
-    served again from the cache is the same showing and records nothing more."""
-    about = item_id if result.scenario in ("similar", "bought_together") else None
-    try:
-        accept(
-            request,
-            [{"event": "impression", "item": about, **impression_fields(result)}],
-            shopper=shopper,
-            source="api",
-        )
-    except Exception:
-        logger.exception("Could not record the impression of a %r list.", result.scenario)
+    def record_impression(
+        self, request: Request, shopper: Shopper, result: services.RecommendationList, item_id: str | None
+    ) -> None:
+        """The list was shown: one impression, as a carousel records it (fails open). A response
+        served again from the cache is the same showing and records nothing more."""
+        about = item_id if result.scenario in ("similar", "bought_together") else None
+        try:
+            accept(
+                request,
+                [{"event": "impression", "item": about, **impression_fields(result)}],
+                shopper=shopper,
+                source="api",
+            )
+        except Exception:
+            logger.exception("Could not record the impression of a %r list.", result.scenario)
 
 
 def _list_schema(summary: str, with_item: bool = False, with_category: bool = False):
