@@ -346,15 +346,19 @@ def test_experiment_admin_is_for_staff_and_its_buttons_need_post_and_csrf(catalo
 
 
 def test_a_version_is_estimated_on_logged_traffic_and_promoted_only_when_better(
-    served_model, recorder_settings
+    served_model, recorder_settings, monkeypatch
 ):
     from recommendations.lifecycle import registry
+    from recommendations.serving import exploration
     from recommendations.serving.off_policy import estimate_version
     from tests.conftest import device_id
     from tests.serving_world import items_of, store_history
 
     store_history()
     recorder_settings(EXPLORATION={"SHARE": 0.3, "POOL": 6, "SCENARIOS": ["for_you"]})
+    # The draws are seeded: 40 lists make an interval that misses the truth now and then (its
+    # coverage is measured over many runs by `python -m bench experiments`), and a test repeats.
+    monkeypatch.setattr(exploration, "_random", random.Random(11))
     rng = random.Random(5)
     phones = items_of("electronics.smartphone")
     for index in range(40):
