@@ -436,6 +436,42 @@ def test_events_frame_reads_event_rows_into_the_canonical_frame():
     assert out["shopper"].tolist() == [f"u:{alice.pk}", "u:ext-7", "s:v2", "s:v3"]
 
 
+@pytest.mark.django_db
+def test_the_copy_reader_gives_the_frame_the_row_reader_gives():
+    """PostgreSQL's COPY path (CSV through pandas' C parser) against the row-by-row reader, on
+    the values CSV gets wrong when done carelessly: NULL against "", quotes, commas, newlines,
+    a backslash-N typed by a shopper, non-Latin text, microseconds."""
+    from django.db import connection
+
+    from recommendations.lifecycle.reading import _FIELDS, _chunked_frame, _copy_frame
+
+    from .factories import event, user
+
+    if connection.vendor != "postgresql":
+        pytest.skip("COPY is PostgreSQL's (SQLite reads rows)")
+    alice = user()
+    at = T0.to_pydatetime()
+    awkward = ['say "hi", then\nleave', "\\N", "ünïcødé 靴", "", "a,b\r\nc", "NULL", "NaN"]
+    for n, text in enumerate(awkward):
+        event(
+            "search",
+            timestamp=at + pd.Timedelta(microseconds=7 * n + 1),
+            user=alice if n % 2 else None,
+            external_user_id="" if n % 3 else f"ext-{n}",
+            session_key=f"s{n}",
+            item_id="",
+            category_id=text,
+            query=text,
+            price=None if n % 2 else Decimal("0.10") * n,
+            quantity=None if n % 3 else n,
+        )
+    rows = Event.objects.order_by("pk").values_list(*_FIELDS)
+    copied, chunked = _copy_frame(rows), _chunked_frame(rows, chunk_size=3)
+    pd.testing.assert_frame_equal(copied, chunked)
+    assert copied["query"].tolist() == awkward
+    assert copied["timestamp"].iloc[1] == T0 + pd.Timedelta(microseconds=8)
+
+
 def test_a_raw_unsorted_frame_is_normalized_first():
     raw = pd.DataFrame(
         {
