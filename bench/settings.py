@@ -42,6 +42,7 @@ RECOMMENDATIONS = {
     **RECOMMENDATIONS,
     "RECORDER": "recommendations.capture.recorders.CeleryRecorder",
     "CELERY_QUEUE": os.environ.get("RECOMMENDATIONS_BENCH_QUEUE", "recommendations-bench"),
+    "CELERY_QUEUES": {"events": None, "training": None},
     # The load runs are thousands of simulated shoppers from 127.0.0.1: the network limits
     # would flag nearly all of them. `bench abuse` measures those limits with them on.
     "VIGILANCE": {"NETWORK_NEW_SHOPPERS_PER_HOUR": None, "NETWORK_EVENTS_PER_MINUTE": None},
@@ -57,4 +58,13 @@ LOGGING = {
         "recommendations": {"handlers": ["console"], "level": "WARNING", "propagate": False},
         "django": {"handlers": ["console"], "level": "ERROR", "propagate": False},
     },
+}
+
+#: Django's cache in Redis, one store for every process (the serving suite's servers use it).
+SHARED_CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": os.environ.get("RECOMMENDATIONS_BENCH_REDIS", "redis://127.0.0.1:6379/13"),
+        "KEY_PREFIX": "bench-serving",
+    }
 }

@@ -156,6 +156,8 @@ CELERY_TASK_IGNORE_RESULT = True
 # A page must never hang on a dead broker: fail fast, the recorder falls back to the database.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The app's tasks on their queues (RECOMMENDATIONS["CELERY_QUEUES"]), beat's included.
+CELERY_TASK_ROUTES = ["recommendations.queueing.route"]
 # Celery beat (`celery -A config beat`): retrain every night; the task trains at most one
 # version at a time and activates it only when it beats the active one on later data.
 CELERY_BEAT_SCHEDULE = {
@@ -214,6 +216,12 @@ RECOMMENDATIONS = {
         if CELERY_INPROCESS_WORKER
         else "recommendations.capture.recorders.CeleryRecorder",
     ),
+    # With a real broker, event batches and trainings have queues of their own, one worker each:
+    #   celery -A config worker -Q recommendations-events,celery
+    #   celery -A config worker -Q recommendations-training --concurrency 1
+    "CELERY_QUEUES": {}
+    if CELERY_INPROCESS_WORKER
+    else {"events": "recommendations-events", "training": "recommendations-training"},
     "CATALOGUE_ADAPTER": "shop.adapters.ShopCatalogueAdapter",
     "TRACKED_URLS": {
         "shop:product": {"event": "view", "item_kwarg": "pk"},

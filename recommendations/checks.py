@@ -129,7 +129,7 @@ def _serving_problems() -> list[str]:
             apps.get_model(str(s.ITEM_MODEL))
         except (LookupError, ValueError):
             problems.append(f"ITEM_MODEL {s.ITEM_MODEL!r} is not an installed model ('app_label.ModelName')")
-    for name in ("DEFAULT_LIMIT", "MAX_LIMIT", "HISTORY_EVENTS", "API_MAX_BATCH_EVENTS"):
+    for name in ("DEFAULT_LIMIT", "MAX_LIMIT", "HISTORY_EVENTS", "API_MAX_BATCH_EVENTS", "ITEM_CACHE_SIZE"):
         value = getattr(s, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             problems.append(f"{name} must be a positive integer, not {value!r}")
@@ -167,7 +167,12 @@ def _serving_problems() -> list[str]:
         value = getattr(s, name)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
             problems.append(f"{name} must be a positive number, not {value!r}")
-    for name in ("POPULARITY_CACHE_SECONDS", "RESPONSE_CACHE_SECONDS"):
+    for name in (
+        "POPULARITY_CACHE_SECONDS",
+        "RESPONSE_CACHE_SECONDS",
+        "HISTORY_CACHE_SECONDS",
+        "ITEM_CACHE_SECONDS",
+    ):
         value = getattr(s, name)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
             problems.append(f"{name} must be a number of seconds, not {value!r}")
@@ -182,6 +187,11 @@ def _serving_problems() -> list[str]:
                 and rate.partition("/")[2][:1] in ("s", "m", "h", "d")
             ):
                 problems.append(f"API_THROTTLE_RATES[{scope!r}] = {rate!r} is not like '120/minute'")
+    queues = s.CELERY_QUEUES
+    if not isinstance(queues, dict) or set(queues) - {"events", "training"}:
+        problems.append("CELERY_QUEUES must be a dict with the keys 'events' and 'training'")
+    elif any(queue is not None and not (isinstance(queue, str) and queue) for queue in queues.values()):
+        problems.append("CELERY_QUEUES values must be queue names or None")
     proxies = s.TRUSTED_PROXIES
     if not _is_count(proxies):
         problems.append(f"TRUSTED_PROXIES must be how many proxies you run (0 or more), not {proxies!r}")

@@ -63,8 +63,13 @@ DEFAULTS: dict[str, Any] = {
     "TRACK_STAFF": True,
     # Rows per INSERT statement when writing events in bulk.
     "BULK_BATCH_SIZE": 1000,
-    # Name of the Celery queue that receives events from the CeleryRecorder.
+    # The Celery queue of the app's tasks (None: Celery's default), and a queue per kind of
+    # task so that event batches never wait behind a training: "events" (record_events) and
+    # "training" (retrain, estimate_off_policy); None: CELERY_QUEUE. Run one worker per queue,
+    # and add "recommendations.queueing.route" to CELERY_TASK_ROUTES so beat's tasks follow
+    # the same rule (README, *Deploying at scale*).
     "CELERY_QUEUE": None,
+    "CELERY_QUEUES": {"events": None, "training": None},
     # Events of all requests of a process are written together by a background thread every
     # FLUSH_INTERVAL seconds, or as soon as FLUSH_SIZE are waiting; 0 writes each request's
     # events at the end of that request. At most MAX_PENDING_EVENTS wait in memory (while the
@@ -159,6 +164,18 @@ DEFAULTS: dict[str, Any] = {
     "MODEL_CHECK_INTERVAL": 2.0,
     # Latest item events of a shopper that make their history at request time.
     "HISTORY_EVENTS": 30,
+    # A returning shopper's list without a query (serving/history.py, serving/catalogue.py):
+    # their stored history and purchases are kept in Django's cache this many seconds (new
+    # events join it as they are recorded; 0: read the event table on every list). Only with
+    # a cache all processes share (Redis, Memcached): with a per-process cache an erasure run
+    # elsewhere could not reach it, so the table is read as before.
+    "HISTORY_CACHE_SECONDS": 900,
+    # Catalogue objects the lists show (and whether each may be recommended) are kept per
+    # process this many seconds, at most ITEM_CACHE_SIZE of them; a saved or deleted item
+    # reaches every process within a second (call recommendations.serving.catalogue.
+    # catalogue_changed() after a bulk update, which sends no signals). 0: ask every time.
+    "ITEM_CACHE_SECONDS": 60,
+    "ITEM_CACHE_SIZE": 5000,
     # Items shown when a template tag or API call gives no limit, and the most it may ask.
     "DEFAULT_LIMIT": 8,
     "MAX_LIMIT": 50,

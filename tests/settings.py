@@ -49,6 +49,8 @@ RECOMMENDATIONS = {
     # Tests see each request's events at once; the background batching has its own tests.
     "FLUSH_INTERVAL": float(os.environ.get("RECOMMENDATIONS_TEST_FLUSH_INTERVAL", "0")),
     "CELERY_QUEUE": os.environ.get("RECOMMENDATIONS_TEST_QUEUE", "recommendations-tests"),
+    # Every task on CELERY_QUEUE (the routing test sets queues of its own).
+    "CELERY_QUEUES": {"events": None, "training": None},
     # Tests of ranking plant a search or two per query; the thresholds that keep anyone's
     # single search out of everyone's suggestions are tested on their own (tests/test_trust.py).
     "SUGGEST": {"MIN_SEARCHES": 1, "MIN_SHOPPERS": 1},

@@ -350,6 +350,52 @@ def test_a_worker_killed_in_the_middle_of_a_training(served_model, settings, rec
     assert ModelVersion.objects.get(status=ModelVersion.Status.ACTIVE).pk == served_model.pk
 
 
+def test_event_batches_are_stored_while_a_training_runs(served_model, settings, recorder_settings, tmp_path):
+    """Events and trainings on queues of their own, one worker each (README, *Deploying at
+    scale*): a batch sent while the training worker is busy is stored within seconds, not
+    after the training."""
+    import signal
+
+    from recommendations import queueing, tasks
+    from recommendations.capture.ingress import build_record
+    from recommendations.capture.recorders import CeleryRecorder
+    from recommendations.lifecycle import registry
+    from recommendations.models import ModelVersion
+    from tests.serving_world import ITEMS, store_history
+
+    store_history()
+    events, training = f"events-{os.getpid()}", f"training-{os.getpid()}"
+    recorder_settings(CELERY_QUEUE=None, CELERY_QUEUES={"events": events, "training": training})
+    assert queueing.queue_for("recommendations.record_events") == events
+    assert queueing.route("recommendations.retrain") == {"queue": training}  # beat's tasks too
+    env = server_env(DJANGO_MEDIA_ROOT=str(settings.MEDIA_ROOT))
+    trainer = start_worker(training, env, tmp_path / "training.log")
+    storer = start_worker(events, env, tmp_path / "events.log")
+    try:
+        slow = {"epochs": 50, "min_steps_per_epoch": 50}
+        version, created = registry.request_training(slow)
+        assert created
+        tasks.send(tasks.retrain, version.pk)
+        busy = wait_for(
+            lambda: "epoch" in (ModelVersion.objects.get(pk=version.pk).progress or {}), timeout=120
+        )
+        assert busy, (tmp_path / "training.log").read_text()[-2000:]
+        visitor = "routing-" + os.urandom(4).hex()
+        records = [build_record("view", item=item, session_key=visitor) for item in list(ITEMS)[:5]]
+        sent = time.monotonic()
+        CeleryRecorder().write(records)
+        stored = wait_for(lambda: Event.objects.filter(session_key=visitor).count() == 5, timeout=30)
+        waited = time.monotonic() - sent
+        assert stored, (tmp_path / "events.log").read_text()[-2000:]
+        still = ModelVersion.objects.get(pk=version.pk)
+        assert still.status == ModelVersion.Status.TRAINING and still.running, "the training ended first"
+        assert waited < 15
+    finally:
+        trainer.send_signal(signal.SIGKILL)  # a warm shutdown would wait for the training
+        trainer.wait(timeout=10)
+        stop(storer)
+
+
 def test_an_erasure_reaches_both_gunicorn_workers_at_once(tmp_path):
     """Finding 7: after the admin erase under gunicorn with 2 workers, recently viewed still
     came back in 5 of 10 calls (each worker's own cache). Now none does, at once."""
