@@ -17,6 +17,7 @@ SUITES: tuple[str, ...] = (
     "experiments",
     "serving",
     "suggest",
+    "scale",
 )
 #: Suites run only when named: ``load`` and ``abuse`` write their sections into RELIABILITY.md
 #: (``make load``, ``make abuse``).

@@ -3,13 +3,14 @@
 1. **Compute per request** (in process, interleaved): our path (the shopper's history
    featurized, the numpy user tower, every item scored, exclusions, top-k, reasons) against
    the bare bound — one float32 matrix-vector product and ``argpartition`` over the same
-   catalogue. The full ``services.for_you`` (with its database queries: history, purchases,
-   live availability, names for the reasons) is timed beside them.
+   catalogue. The full ``services.for_you`` is timed beside them twice: with a per-process
+   cache (the event table read on every list) and with Django's cache in Redis (a returning
+   shopper's list runs no SQL), its SQL queries counted.
 2. **Endpoint under gunicorn** (loopback, 2 sync workers, ``wrk`` with a fixed duration):
    ``/api/v1/recommendations/for-you/`` for shoppers with stored histories (a random device id
    per request), interleaved with a trivial DRF endpoint that returns a fixed list, in the same
-   server: requests/s and p50/p99; once with the response cache off (every request computes),
-   once with it on (the default).
+   server (Django's cache in Redis, shared by the workers): requests/s and p50/p99; once with
+   the response cache off (every request computes), once with it on (the default).
 3. **Memory**: resident size of a gunicorn worker once the 50k-item model is loaded, and
    whether TensorFlow, Keras or pandas were loaded into it.
 
@@ -284,11 +285,30 @@ def measure_compute(sizes: Sizes) -> dict[str, list[float]]:
         bare(s)
         for name, start, end in zip(STAGES, marks, marks[1:], strict=False):
             times[name].append(end - start)
-    # The full service (its queries included) on its own loop, over the same shoppers.
-    for rep in range(sizes.compute_reps // 3):
-        start = time.perf_counter()
-        services.for_you(shoppers[rep % len(shoppers)], limit=10)
-        times["service"].append(time.perf_counter() - start)
+    # The full service on its own loop, over the same shoppers (each seen once before): with
+    # the per-process cache the table is read every time; with a shared cache (Redis), as
+    # web servers run, a returning shopper's list runs no SQL. Queries counted per call.
+    from django.conf import settings
+    from django.core.cache import cache
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext, override_settings
+
+    from recommendations.serving import catalogue
+
+    for name, caches in (("service", settings.CACHES), ("service_shared", settings.SHARED_CACHES)):
+        with override_settings(CACHES=caches):
+            cache.clear()
+            catalogue.reset()
+            for shopper in shoppers:
+                services.for_you(shopper, limit=10)
+            times[name], times[f"{name}_queries"] = [], []
+            for rep in range(sizes.compute_reps // 3):
+                with CaptureQueriesContext(connection) as queries:
+                    start = time.perf_counter()
+                    services.for_you(shoppers[rep % len(shoppers)], limit=10)
+                    times[name].append(time.perf_counter() - start)
+                times[f"{name}_queries"].append(len(queries.captured_queries))
+            cache.clear()
     return times
 
 
@@ -435,6 +455,10 @@ def measure_server(
     runs: list[LoadRun] = []
     for_you = "/api/v1/recommendations/for-you/?limit=10"
     trivial = "/bench/trivial/"
+    import redis
+    from django.conf import settings
+
+    redis.Redis.from_url(settings.SHARED_CACHES["default"]["LOCATION"]).flushdb()  # the servers' cache
     with gunicorn_server(
         "bench.serving_settings",
         RECOMMENDATIONS_BENCH_MEDIA=str(media),
@@ -455,6 +479,7 @@ def measure_server(
 def section(
     times: dict[str, list[float]], runs: list[LoadRun], rss: float, loaded: dict, sizes: Sizes, quick: bool
 ) -> Section:
+    queries = {name: common.median(times.pop(f"{name}_queries")) for name in ("service", "service_shared")}
     median = {name: common.median(values) * 1000 for name, values in times.items()}
     p99 = {name: common.percentile(values, 99) * 1000 for name, values in times.items()}
     ratio = median["ours_list"] / median["bare"]  # the target's scope: user vector, scoring, filters, top-k
@@ -478,14 +503,23 @@ def section(
         ("ours_list", "ours: history → features → numpy tower → score all items → exclusions → top-k"),
         ("ours", "ours, and the reason for each of the 10 shown items"),
         ("bare", "bare bound: one float32 matrix-vector product + `argpartition`"),
-        ("service", "`services.for_you` end to end (its PostgreSQL queries included)"),
+        ("service", "`services.for_you` end to end, per-process cache: the event table read each time"),
+        ("service_shared", "`services.for_you` end to end, shared cache (Redis): a returning shopper"),
     )
     compute = Part(
         "Compute per request (in process)",
         [
             Table(
-                ["path", "median ms", "p99 ms"],
-                [[label, f"{median[name]:.3f}", f"{p99[name]:.3f}"] for name, label in paths],
+                ["path", "median ms", "p99 ms", "SQL queries (median)"],
+                [
+                    [
+                        label,
+                        f"{median[name]:.3f}",
+                        f"{p99[name]:.3f}",
+                        f"{queries[name]:.0f}" if name in queries else "",
+                    ]
+                    for name, label in paths
+                ],
             ),
             strong(f"Ours / bare = {ratio:.2f}x")
             + " for what the target counts (user vector, scoring, filters, "

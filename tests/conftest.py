@@ -60,12 +60,12 @@ def fresh_serving_state():
     """Each test starts with an empty cache and no model loaded in this process."""
     from django.core.cache import cache
 
-    from recommendations.serving import experiments, loader, services
+    from recommendations.serving import catalogue, experiments, loader
 
     cache.clear()
     loader.reset()
     experiments.reset()
-    services.item_names.clear()
+    catalogue.reset()
     yield
     loader.reset()
     experiments.reset()

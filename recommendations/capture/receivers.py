@@ -20,6 +20,7 @@ from ..adapters import get_adapter
 from ..conf import app_settings
 from ..identity import read_visitor, start_new_visitor
 from ..models import Event, VisitorLink
+from ..signals import visitor_linked
 from .ingress import track
 from .store import lock_visitors
 
@@ -106,7 +107,9 @@ def link_visitor(session_key: str, user: Any) -> int:
     with transaction.atomic():
         lock_visitors(connections[router.db_for_write(Event)], {session_key})  # see write_events
         VisitorLink.objects.update_or_create(session_key=session_key, defaults={"user": user})
-        return Event.objects.filter(session_key=session_key, user__isnull=True).update(user=user)
+        moved = Event.objects.filter(session_key=session_key, user__isnull=True).update(user=user)
+    visitor_linked.send_robust(sender=link_visitor, session_key=session_key, user_id=user.pk)
+    return moved
 
 
 def connect() -> None:

@@ -35,7 +35,7 @@ from django.dispatch import receiver
 from .. import artifacts
 from ..conf import app_settings
 from ..identity import Shopper
-from ..keys import ASSIGNMENT_UNIT, EXPERIMENTS
+from ..keys import ASSIGNMENT_UNIT, EXPERIMENTS, polled_seconds
 from ..models import Arm, Experiment, ModelVersion, VisitorLink
 from ..signals import shopper_forgotten
 from .loader import RETRY_FAILED_SECONDS, ServingModel, active_model, load_version
@@ -119,7 +119,7 @@ class _Running:
             plans = cache.get(EXPERIMENTS)
             if plans is None:
                 plans = load_plans()
-                cache.set(EXPERIMENTS, plans, app_settings.MODEL_CHECK_INTERVAL)
+                cache.set(EXPERIMENTS, plans, polled_seconds(app_settings.MODEL_CHECK_INTERVAL))
             self.plans, self.checked_at = plans, time.monotonic()
         return self.plans
 

@@ -22,7 +22,7 @@ from django.core.cache import cache
 
 from .. import artifacts, extras
 from ..conf import app_settings
-from ..keys import ACTIVE_VERSION
+from ..keys import ACTIVE_VERSION, polled_seconds
 from ..models import ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -104,8 +104,8 @@ class ActiveModel:
                 "pk", flat=True
             )
             value = active.first() or 0
-            # Short-lived: a process whose cache is private still notices a change within seconds.
-            cache.set(ACTIVE_VERSION, value, app_settings.MODEL_CHECK_INTERVAL)
+            # Short-lived in a private cache: each process still notices a change within seconds.
+            cache.set(ACTIVE_VERSION, value, polled_seconds(app_settings.MODEL_CHECK_INTERVAL))
         return int(value) or None
 
     def get(self) -> ServingModel | None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..adapters import get_adapter
 from ..conf import app_settings
+from .catalogue import live_items
 
 #: Lists of the whole shop, kept diverse by ``MAX_PER_CATEGORY``; a list about one item
 #: (similar, bought together) shows what its evidence says, one category or many.
@@ -111,7 +112,7 @@ def finalize(
         if wanted_sponsor is not None and wanted_sponsor.item_id not in items:
             missing.append(wanted_sponsor.item_id)
         if missing:
-            items.update(adapter.items_by_id(missing))
+            items.update(live_items.get(missing))  # kept per process: no query once warm
         result = _arrange(chosen, items, adapter, limit, category, scenario in DIVERSE_SCENARIOS)
         if len(result) >= limit or exhausted or taken >= window:
             break

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -26,7 +25,7 @@ from django.utils.timesince import timesince
 from ..adapters import get_adapter
 from ..conf import app_settings
 from ..identity import Shopper, as_shopper
-from . import experiments, popularity
+from . import catalogue, experiments, popularity
 from .exploration import explore, pool_size
 from .history import Activity, HistoryEvent, activity, purchased_item_ids, recent_events
 from .loader import ServingModel
@@ -102,7 +101,7 @@ def resolve_item(item: Any) -> tuple[str, Any]:
     item_id = adapter.item_id(item)
     if not isinstance(item, (str, int)):
         return item_id, item
-    found = adapter.items_by_id([item_id], available_only=False)
+    found = catalogue.all_items.get([item_id])
     if item_id not in found:
         raise UnknownItem(f"No item with id {item_id!r}.")
     return item_id, found[item_id]
@@ -143,41 +142,8 @@ def _ranking_candidates(ranking: popularity.Ranking, reason: str, category: str 
         yield Candidate(item_id, score, reason)
 
 
-class _Names:
-    """Item names for reasons, kept a few minutes per process (names rarely change, and the
-    items a shopper just viewed are named on every list they see)."""
-
-    def __init__(self, seconds: float = 300.0, size: int = 20_000) -> None:
-        self.seconds, self.size = seconds, size
-        self.names: dict[str, tuple[float, str | None]] = {}
-        self.lock = threading.Lock()
-
-    def get(self, item_ids: set[str]) -> dict[str, str]:
-        now = time.monotonic()
-        found: dict[str, str | None] = {}
-        for item_id in item_ids:
-            hit = self.names.get(item_id)
-            if hit is not None and hit[0] > now:
-                found[item_id] = hit[1]
-        missing = item_ids - set(found)
-        if missing:
-            loaded = get_adapter().items_by_id(missing, available_only=False)
-            # An id the catalogue does not have is remembered as such (None): asked again on
-            # the next page, it costs no query.
-            fresh = {item_id: (str(loaded[item_id]) if item_id in loaded else None) for item_id in missing}
-            with self.lock:
-                if len(self.names) + len(fresh) > self.size:
-                    self.names.clear()
-                self.names.update({i: (now + self.seconds, n) for i, n in fresh.items()})
-            found.update(fresh)
-        return {item_id: name for item_id, name in found.items() if name is not None}
-
-    def clear(self) -> None:
-        with self.lock:
-            self.names.clear()
-
-
-item_names = _Names()
+#: Item names for reasons (kept per process: ``catalogue``).
+item_names = catalogue.item_names
 
 
 #: "You … this earlier": an item recommended because of the shopper's own earlier events on it.
@@ -211,13 +177,16 @@ def _fallback_candidates(category: str | None, events: list[HistoryEvent]) -> li
     trending = popularity.trending()
     affinity: dict[str, float] = {}
     if events:
+        # The category each event was recorded with; the catalogue's for events without one.
+        unnamed = {e.item_id for e in events[-20:] if not e.category}
         adapter = get_adapter()
-        items = adapter.items_by_id({e.item_id for e in events[-20:]}, available_only=False)
+        items = catalogue.live_items.get(unnamed) if unnamed else {}
         for rank, event in enumerate(reversed(events[-20:])):
-            if event.item_id in items:
-                key = adapter.category_id(items[event.item_id])
-                if key:
-                    affinity[key] = affinity.get(key, 0.0) + 0.8**rank
+            key = event.category or (
+                adapter.category_id(items[event.item_id]) if event.item_id in items else ""
+            )
+            if key:
+                affinity[key] = affinity.get(key, 0.0) + 0.8**rank
     candidates = list(_ranking_candidates(trending, "Trending now", category))
     if affinity and candidates:
         # Items of the categories the shopper looks at first, each category by its weight.
@@ -598,7 +567,7 @@ def recently_viewed(
             latest.setdefault(event.item_id, event)
     adapter = get_adapter()
     wanted = list(latest)[: limit * 2]
-    items = adapter.items_by_id(wanted)
+    items = catalogue.live_items.get(wanted)
     hidden = {str(item) for item in app_settings.HIDE_ITEMS}
     results = []
     for item_id in wanted:

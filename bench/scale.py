@@ -1,0 +1,336 @@
+"""Scale suite: the event table at 1M, 3M and 10M rows in PostgreSQL.
+
+1. **Growing the table**: resampled real REES46 shoppers (``bench/resample.py``) inserted with
+   ``COPY ... FROM STDIN`` in steps (1M, then 2M more, then 7M more), under the app's indexes.
+2. **Reading it for training** at each size, side by side: ``events_frame()`` as training runs
+   it (PostgreSQL's COPY into pandas' C parser, ``lifecycle/reading.py``) against the previous
+   reader (``values_list`` rows converted in Python chunks; at 1M and 3M only, where it takes
+   under a few minutes). Each read runs in a fresh process, so its peak memory (maximum resident
+   size) is its own; preprocessing (``Preprocessor.fit_transform``) follows in the same process.
+3. **The per-shopper history query** (``serving/history._stored``: one shopper's latest events
+   and purchases, on ``rec_event_session_latest``) for random shoppers at each size: p50/p99.
+
+Growth is drawn on a log-log plot; a slope of 1 is linear in events.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import common
+from bench.report import Figure, Part, Section, Table, strong, verdict
+
+SOURCE = "bench-scale"
+CHART_PATH = common.ROOT / "docs" / "benchmarks" / "scale.png"
+OUT_DIR = common.ROOT / "var" / "bench"
+N_ITEMS = 100_000
+READ_TARGET_SECONDS = 60.0  # reading 10M events
+HISTORY_TARGET_MS = 5.0  # p99 of the history query at 10M rows
+
+
+@dataclass(frozen=True)
+class Sizes:
+    steps: tuple[int, ...]  # table sizes, ascending
+    row_reader_up_to: int  # the Python row reader runs at sizes up to this
+    history_queries: int
+
+
+FULL = Sizes(steps=(1_000_000, 3_000_000, 10_000_000), row_reader_up_to=3_000_000, history_queries=400)
+QUICK = Sizes(steps=(20_000, 60_000), row_reader_up_to=60_000, history_queries=50)
+
+
+def _insert(frame, seed: int) -> float:
+    """COPY ``frame`` (canonical columns) into the event table; returns seconds."""
+    from django.db import connection
+
+    from recommendations.models import Event
+
+    columns = {
+        "timestamp": frame["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S.%f+00"),
+        "event_type": frame["event"],
+        "session_key": f"scale{seed}-" + frame["session"],
+        "external_user_id": frame["user"].where(frame["user"] == "", f"scale{seed}-" + frame["user"]),
+        "item_id": frame["item"],
+        "category_id": frame["category"].str.slice(0, 128),
+        "query": frame["query"].str.slice(0, 255),
+        "price": frame["price"].round(2),
+        "quantity": frame["quantity"],
+        "source": SOURCE,
+    }
+    import pandas as pd
+
+    table = pd.DataFrame(columns)
+    table["quantity"] = table["quantity"].astype("Int64")
+    names = list(table.columns)
+    # The other NOT NULL columns take their defaults (empty text, or the model's default).
+    for field in Event._meta.concrete_fields:
+        if field.column in names or field.null or field.primary_key:
+            continue
+        default = field.get_default()
+        table[field.column] = json.dumps(default) if isinstance(default, (dict, list)) else default
+    # CSV's unquoted empty field is NULL: text columns that may not be NULL read it as "".
+    text = [
+        f.column
+        for f in Event._meta.concrete_fields
+        if f.column in table and not f.null and f.column != "timestamp"
+    ]
+    text = [
+        column
+        for column in text
+        if table[column].dtype == object or str(table[column].dtype) in ("str", "string")
+    ]
+    start = time.perf_counter()
+    with connection.cursor() as cursor:
+        statement = (
+            f"COPY {Event._meta.db_table} ({', '.join(table.columns)}) FROM STDIN "
+            f"WITH (FORMAT csv, FORCE_NOT_NULL ({', '.join(text)}))"
+        )
+        with cursor.cursor.copy(statement) as copy:
+            for begin in range(0, len(table), 200_000):
+                buffer = io.StringIO()
+                table.iloc[begin : begin + 200_000].to_csv(buffer, header=False, index=False)
+                copy.write(buffer.getvalue())
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Event._meta.db_table}")
+    return time.perf_counter() - start
+
+
+READER = r"""
+import json, resource, sys, time
+from bench import common
+common.setup_django()
+from recommendations.lifecycle import reading
+from recommendations.ml.preprocessing import Preprocessor
+from recommendations.models import Event
+how = sys.argv[1]
+rows = Event.objects.order_by("pk").values_list(*reading._FIELDS)
+start = time.perf_counter()
+frame = reading._copy_frame(rows) if how == "copy" else reading._chunked_frame(rows, 20_000)
+read = time.perf_counter() - start
+read_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+start = time.perf_counter()
+Preprocessor().fit_transform(frame)
+prep = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"rows": len(frame), "read": read, "read_peak_mb": read_peak, "prep": prep, "peak_mb": peak}))
+"""
+
+
+def _read(how: str) -> dict:
+    """One read (and preprocessing) in a fresh process: its times and peak memory."""
+    done = subprocess.run(
+        [sys.executable, "-c", READER, how],
+        cwd=common.ROOT,
+        env={**os.environ},
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the {how} reader failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _history_latency(n: int, seed: int) -> list[float]:
+    """Seconds of the history query for ``n`` random shoppers of the table."""
+    import numpy as np
+    from django.db import connection
+
+    from recommendations.identity import Shopper
+    from recommendations.models import Event
+    from recommendations.serving.history import _stored
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT session_key FROM {Event._meta.db_table} TABLESAMPLE SYSTEM (1) "  # noqa: S608 - the model's table
+            "WHERE source = %s LIMIT 20000",
+            [SOURCE],
+        )
+        visitors = [row[0] for row in cursor.fetchall()]
+    rng = np.random.default_rng(seed)
+    times = []
+    for visitor in rng.choice(visitors, size=min(n, len(visitors)), replace=False):
+        start = time.perf_counter()
+        _stored(Shopper(visitor=str(visitor)), 30)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _cleanup(empty_before: bool) -> None:
+    from django.db import connection
+
+    from recommendations.models import Event
+
+    with connection.cursor() as cursor:
+        if empty_before:
+            cursor.execute(f"TRUNCATE {Event._meta.db_table}")
+        else:
+            cursor.execute(f"DELETE FROM {Event._meta.db_table} WHERE source = %s", [SOURCE])  # noqa: S608
+
+
+def _slope(xs: list[float], ys: list[float]) -> float | None:
+    """Growth exponent between the first and last point (log-log); None with fewer than two."""
+    import math
+
+    if len(xs) < 2 or ys[0] <= 0 or ys[-1] <= 0:
+        return None
+    return math.log(ys[-1] / ys[0]) / math.log(xs[-1] / xs[0])
+
+
+def _chart(path: Path, steps: list[int], series: dict[str, list[float | None]]) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axis = plt.subplots(figsize=(6.4, 4.0))
+    for name, values in series.items():
+        points = [(x, y) for x, y in zip(steps, values, strict=True) if y]
+        if points:
+            axis.plot(*zip(*points, strict=True), marker="o", label=name)
+    if steps:
+        axis.plot(
+            [steps[0], steps[-1]], [1, steps[-1] / steps[0]], ":", color="#999", label="linear (slope 1)"
+        )
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("events in the table")
+    axis.set_ylabel("seconds (or MB / 100 for memory)")
+    axis.set_title("Growth with the event table (log-log)", fontsize=9)
+    axis.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path.stat().st_size
+
+
+def run(quick: bool) -> Section:
+    common.setup_django()
+    from bench import resample
+    from recommendations.models import Event
+
+    sizes = QUICK if quick else FULL
+    base = resample.load_base()
+    empty_before = not Event.objects.exists()
+    results: list[dict] = []
+    inserted = 0
+    try:
+        for step, target in enumerate(sizes.steps):
+            adding = target - inserted
+            common.progress(f"resampling {adding:,} events (table to {target:,})")
+            frame = resample.resample_events(base, adding, N_ITEMS, seed=100 + step)
+            common.progress(f"COPY {adding:,} events into the table")
+            insert_seconds = _insert(frame, step)
+            del frame
+            inserted = target
+            row = {"size": target, "insert": insert_seconds, "added": adding}
+            common.progress(f"{target:,}: reading with COPY (fresh process)")
+            row["copy"] = _read("copy")
+            if target <= sizes.row_reader_up_to:
+                common.progress(f"{target:,}: reading rows in Python chunks (fresh process)")
+                row["rows"] = _read("rows")
+            common.progress(f"{target:,}: history query for {sizes.history_queries} shoppers")
+            row["history"] = _history_latency(sizes.history_queries, step)
+            results.append(row)
+    finally:
+        common.progress("removing the scale events")
+        _cleanup(empty_before)
+    return _section(results, sizes, quick)
+
+
+def _section(results: list[dict], sizes: Sizes, quick: bool):
+    steps = [r["size"] for r in results]
+    copy_read = [r["copy"]["read"] for r in results]
+    prep = [r["copy"]["prep"] for r in results]
+    peak = [r["copy"]["peak_mb"] for r in results]
+    history_p99 = [common.percentile(r["history"], 99) * 1000 for r in results]
+    rows = []
+    for r in results:
+        p50 = common.median(r["history"]) * 1000
+        p99 = common.percentile(r["history"], 99) * 1000
+        old = r.get("rows")
+        rows.append(
+            [
+                f"{r['size']:,}",
+                f"{r['added'] / r['insert']:,.0f}/s",
+                f"{r['copy']['read']:.1f} s",
+                f"{old['read']:.1f} s ({old['read'] / r['copy']['read']:.1f}x)" if old else "not run",
+                f"{r['copy']['read_peak_mb']:,.0f} MB" + (f" ({old['read_peak_mb']:,.0f} MB)" if old else ""),
+                f"{r['copy']['prep']:.1f} s",
+                f"{r['copy']['peak_mb']:,.0f} MB",
+                f"{p50:.2f} / {p99:.2f} ms",
+            ]
+        )
+    chart = OUT_DIR / "scale.png" if quick else CHART_PATH
+    chart_bytes = _chart(
+        chart,
+        steps,
+        {
+            "read (COPY)": copy_read,
+            "read (Python rows)": [r["rows"]["read"] if "rows" in r else None for r in results],
+            "preprocess": prep,
+            "peak memory (MB / 100)": [value / 100 for value in peak],
+        },
+    )
+    largest = results[-1] if results else None
+    read_ok = (
+        largest is not None
+        and largest["size"] >= 10_000_000
+        and largest["copy"]["read"] <= READ_TARGET_SECONDS
+    )
+    history_ok = (
+        largest is not None and largest["size"] >= 10_000_000 and history_p99[-1] <= HISTORY_TARGET_MS
+    )
+    slopes = {
+        "read": _slope(steps, copy_read),
+        "preprocess": _slope(steps, prep),
+        "peak memory": _slope(steps, peak),
+    }
+    growth = ", ".join(f"{name} {value:.2f}" for name, value in slopes.items() if value is not None)
+    findings = Part(
+        "The event table at size",
+        [
+            Table(
+                [
+                    "events",
+                    "COPY in",
+                    "read for training (COPY)",
+                    "read, Python rows (ratio)",
+                    "peak memory of the read (rows)",
+                    "preprocess",
+                    "peak memory, read + preprocess",
+                    "history query p50 / p99",
+                ],
+                rows,
+            ),
+            Figure(
+                chart.relative_to(common.ROOT).as_posix(), "growth of each phase with the table", chart_bytes
+            ),
+            strong(f"Reading {steps[-1]:,} events: {copy_read[-1]:.1f} s")
+            + f" (target ≤ {READ_TARGET_SECONDS:.0f} s at 10M: {verdict(read_ok)}); "
+            + strong(f"history query p99 {history_p99[-1]:.2f} ms")
+            + f" (target ≤ {HISTORY_TARGET_MS:.0f} ms at 10M: {verdict(history_ok)}). Growth exponents "
+            f"(log-log slope, first to last size; 1 = linear): {growth}.",
+            "Not measured yet in this suite: training, evaluation and saving at these sizes (the whole "
+            "10M retrain), and the retention clean-up.",
+        ],
+    )
+    method = (
+        f"Resampled real REES46 shoppers over {N_ITEMS:,} item ids (`bench/resample.py`), COPY-ed into "
+        "the bench database's event table (PostgreSQL, the app's indexes) in steps of "
+        + ", ".join(f"{s:,}" for s in sizes.steps)
+        + " rows in all. Each read (and the preprocessing after it) runs in a fresh Python process; peak "
+        "memory is that process's maximum resident size (Python, Django and pandas included). History "
+        f"query: {sizes.history_queries} random anonymous shoppers per size, the query serving runs when "
+        "the cache does not hold the shopper's history. The scale events are removed afterwards."
+    )
+    return common.section("Scale", method, [findings], quick=quick)
