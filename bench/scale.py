@@ -20,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,8 @@ OUT_DIR = common.ROOT / "var" / "bench"
 N_ITEMS = 100_000
 READ_TARGET_SECONDS = 60.0  # reading 10M events
 HISTORY_TARGET_MS = 5.0  # p99 of the history query at 10M rows
+RETRAIN_TARGET_SECONDS = 30 * 60  # the whole retrain at 10M events
+RETRAIN_MEMORY_TARGET_MB = 6 * 1024
 
 
 @dataclass(frozen=True)
@@ -40,10 +43,16 @@ class Sizes:
     steps: tuple[int, ...]  # table sizes, ascending
     row_reader_up_to: int  # the Python row reader runs at sizes up to this
     history_queries: int
+    retrain_up_to: int  # the whole retrain runs at sizes up to this
 
 
-FULL = Sizes(steps=(1_000_000, 3_000_000, 10_000_000), row_reader_up_to=3_000_000, history_queries=400)
-QUICK = Sizes(steps=(20_000, 60_000), row_reader_up_to=60_000, history_queries=50)
+FULL = Sizes(
+    steps=(1_000_000, 3_000_000, 10_000_000),
+    row_reader_up_to=3_000_000,
+    history_queries=400,
+    retrain_up_to=int(os.environ.get("RECOMMENDATIONS_BENCH_RETRAIN_UP_TO", "10000000")),
+)
+QUICK = Sizes(steps=(20_000, 60_000), row_reader_up_to=60_000, history_queries=50, retrain_up_to=60_000)
 
 
 def _insert(frame, seed: int) -> float:
@@ -137,6 +146,80 @@ def _read(how: str) -> dict:
     if done.returncode != 0:
         raise RuntimeError(f"the {how} reader failed: {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+RETRAIN = r"""
+import json, resource, sys, time
+from bench import common
+common.setup_django()
+from recommendations.lifecycle import registry
+from recommendations.models import ModelVersion
+
+marks = []  # (seconds since start, phase) at each change of phase
+start = time.perf_counter()
+original = registry._report
+
+
+def phase_of(progress):
+    stage = progress.get("stage")
+    if progress.get("refit"):
+        return "refit on every event"
+    if isinstance(stage, str):
+        if stage in ("reading events", "reading the catalogue", "writing files", "refitting on every event"):
+            return {"refitting on every event": "refit on every event"}.get(stage, stage)
+        return "evaluate (fit on the earlier part, baselines, holdout)"
+    return "evaluate (fit on the earlier part, baselines, holdout)"
+
+
+fits = {}  # model name -> seconds its fit took, from "Fitted NAME in S s"
+
+
+def report(version_id, **progress):
+    stage = progress.get("stage")
+    if isinstance(stage, str) and stage.startswith("Fitted ") and " in " in stage:
+        name, _, took = stage[len("Fitted "):].rpartition(" in ")
+        fits[name] = fits.get(name, 0.0) + float(took.split()[0])
+    phase = phase_of(progress)
+    if not marks or marks[-1][1] != phase:
+        marks.append((time.perf_counter() - start, phase))
+    original(version_id, **progress)
+
+
+registry._report = report
+version, _ = registry.request_training()
+version = registry.train_version(version.pk)
+marks.append((time.perf_counter() - start, "promote and clean up"))
+total = time.perf_counter() - start
+phases = {}
+for (at, phase), (end, _) in zip(marks, marks[1:] + [(total, "")]):
+    phases[phase] = phases.get(phase, 0.0) + end - at
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+epochs = len(version.history or [])
+print(json.dumps({"total": total, "phases": phases, "peak_mb": peak, "status": version.status,
+                  "error": version.error[:300], "events": version.event_count, "items": version.n_items,
+                  "epochs": epochs, "version": version.pk, "fits": fits}))
+"""
+
+
+def _retrain(media: Path) -> dict:
+    """A whole retrain (``registry.train_version``, the app's default settings) in a fresh
+    process: seconds per phase and peak memory; its version and files are removed after."""
+    done = subprocess.run(
+        [sys.executable, "-c", RETRAIN],
+        cwd=common.ROOT,
+        env={**os.environ, "DJANGO_MEDIA_ROOT": str(media)},
+        capture_output=True,
+        text=True,
+        timeout=4 * 3600,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the retrain failed: {done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    from recommendations.models import ModelVersion
+
+    ModelVersion.objects.filter(pk=result["version"]).delete()
+    return result
 
 
 def _history_latency(n: int, seed: int) -> list[float]:
@@ -240,6 +323,13 @@ def run(quick: bool) -> Section:
                 row["rows"] = _read("rows")
             common.progress(f"{target:,}: history query for {sizes.history_queries} shoppers")
             row["history"] = _history_latency(sizes.history_queries, step)
+            if target <= sizes.retrain_up_to:
+                common.progress(f"{target:,}: the whole retrain (fresh process)")
+                with tempfile.TemporaryDirectory(prefix="bench-scale-") as media:
+                    row["retrain"] = _retrain(Path(media))
+                common.progress(
+                    f"{target:,}: retrain {row['retrain']['total']:.0f} s, {row['retrain']['status']}"
+                )
             results.append(row)
     finally:
         common.progress("removing the scale events")
@@ -278,6 +368,7 @@ def _section(results: list[dict], sizes: Sizes, quick: bool):
             "read (COPY)": copy_read,
             "read (Python rows)": [r["rows"]["read"] if "rows" in r else None for r in results],
             "preprocess": prep,
+            "whole retrain": [r["retrain"]["total"] if "retrain" in r else None for r in results],
             "peak memory (MB / 100)": [value / 100 for value in peak],
         },
     )
@@ -320,10 +411,64 @@ def _section(results: list[dict], sizes: Sizes, quick: bool):
             + strong(f"history query p99 {history_p99[-1]:.2f} ms")
             + f" (target ≤ {HISTORY_TARGET_MS:.0f} ms at 10M: {verdict(history_ok)}). Growth exponents "
             f"(log-log slope, first to last size; 1 = linear): {growth}.",
-            "Not measured yet in this suite: training, evaluation and saving at these sizes (the whole "
-            "10M retrain), and the retention clean-up.",
+            "Not measured yet in this suite: the retention clean-up.",
         ],
     )
+    parts = [findings]
+    trained = [r for r in results if "retrain" in r]
+    if trained:
+        phases = list(dict.fromkeys(name for r in trained for name in r["retrain"]["phases"]))
+        table = Table(
+            ["events", "whole retrain", *phases, "peak memory", "epochs", "outcome"],
+            [
+                [
+                    f"{r['size']:,}",
+                    f"{r['retrain']['total'] / 60:.1f} min",
+                    *(f"{r['retrain']['phases'].get(name, 0.0):.0f} s" for name in phases),
+                    f"{r['retrain']['peak_mb']:,.0f} MB",
+                    str(r["retrain"]["epochs"]),
+                    r["retrain"]["status"] + (f": {r['retrain']['error']}" if r["retrain"]["error"] else ""),
+                ]
+                for r in trained
+            ],
+        )
+        last = trained[-1]
+        total_ok = last["size"] >= 10_000_000 and last["retrain"]["total"] <= RETRAIN_TARGET_SECONDS
+        memory_ok = last["size"] >= 10_000_000 and last["retrain"]["peak_mb"] <= RETRAIN_MEMORY_TARGET_MB
+        sizes_trained = [r["size"] for r in trained]
+        phase_growth = ", ".join(
+            f"{name} {slope:.2f}"
+            for name in phases
+            if (slope := _slope(sizes_trained, [r["retrain"]["phases"].get(name, 0.0) for r in trained]))
+            is not None
+        )
+        parts.append(
+            Part(
+                "The whole retrain",
+                [
+                    "`registry.train_version` as the Celery task runs it, with the app's default settings "
+                    "(model, holdout, baselines, refit on every event), in a fresh process; the phases are "
+                    "those its progress reports.",
+                    table,
+                    "Inside evaluation, each model's fit on the earlier part: "
+                    + "; ".join(
+                        f"{r['size']:,}: "
+                        + ", ".join(
+                            f"{name} {sec:.0f} s"
+                            for name, sec in sorted(r["retrain"]["fits"].items(), key=lambda kv: -kv[1])
+                        )
+                        for r in trained
+                    )
+                    + ".",
+                    strong(f"{last['size']:,} events: {last['retrain']['total'] / 60:.1f} min")
+                    + f" (target ≤ 30 min at 10M: {verdict(total_ok)}), "
+                    + strong(f"peak {last['retrain']['peak_mb']:,.0f} MB")
+                    + f" (target ≤ 6 GB at 10M: {verdict(memory_ok)}). Growth exponents per phase: "
+                    + (phase_growth or "one size only")
+                    + ".",
+                ],
+            )
+        )
     method = (
         f"Resampled real REES46 shoppers over {N_ITEMS:,} item ids (`bench/resample.py`), COPY-ed into "
         "the bench database's event table (PostgreSQL, the app's indexes) in steps of "
@@ -333,4 +478,4 @@ def _section(results: list[dict], sizes: Sizes, quick: bool):
         f"query: {sizes.history_queries} random anonymous shoppers per size, the query serving runs when "
         "the cache does not hold the shopper's history. The scale events are removed afterwards."
     )
-    return common.section("Scale", method, [findings], quick=quick)
+    return common.section("Scale", method, parts, quick=quick)
