@@ -30,6 +30,8 @@ from django.core.cache import cache
 from ..adapters import get_adapter
 from ..conf import app_settings
 
+__all__ = ["catalogue_changed"]
+
 logger = logging.getLogger(__name__)
 
 CHANGES_HEAD = "recommendations:catalogue:changes"
