@@ -134,20 +134,25 @@ print(json.dumps({"rows": len(frame), "read": read, "read_peak_mb": read_peak, "
 """
 
 
-def _read(how: str) -> dict:
-    """One read (and preprocessing) in a fresh process: its times and peak memory."""
+def _in_fresh_process(script: str, *args: str, timeout: float, **environment: str) -> dict:
+    """Run ``script`` in a new Python process; its last line of output, read as JSON."""
     done = subprocess.run(
-        [sys.executable, "-c", READER, how],
+        [sys.executable, "-c", script, *args],
         cwd=common.ROOT,
-        env={**os.environ},
+        env={**os.environ, **environment},
         capture_output=True,
         text=True,
-        timeout=3600,
+        timeout=timeout,
         check=False,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"the {how} reader failed: {done.stderr[-2000:]}")
+        raise RuntimeError(f"a measuring process failed: {done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _read(how: str) -> dict:
+    """One read (and preprocessing) in a fresh process: its times and peak memory."""
+    return _in_fresh_process(READER, how, timeout=3600)
 
 
 RETRAIN = r"""
@@ -155,22 +160,21 @@ import json, resource, sys, time
 from bench import common
 common.setup_django()
 from recommendations.lifecycle import registry
-from recommendations.models import ModelVersion
 
 marks = []  # (seconds since start, phase) at each change of phase
 start = time.perf_counter()
 original = registry._report
 
 
+NAMED = {"reading events": "reading events", "reading the catalogue": "reading the catalogue",
+         "writing files": "writing files", "refitting on every event": "refit on every event"}
+
+
 def phase_of(progress):
-    stage = progress.get("stage")
     if progress.get("refit"):
         return "refit on every event"
-    if isinstance(stage, str):
-        if stage in ("reading events", "reading the catalogue", "writing files", "refitting on every event"):
-            return {"refitting on every event": "refit on every event"}.get(stage, stage)
-        return "evaluate (fit on the earlier part, baselines, holdout)"
-    return "evaluate (fit on the earlier part, baselines, holdout)"
+    # Every other message (and every epoch row) comes from the evaluation's fits and scoring.
+    return NAMED.get(progress.get("stage"), "evaluate (fit on the earlier part, baselines, holdout)")
 
 
 fits = {}  # model name -> seconds its fit took, from "Fitted NAME in S s"
@@ -205,23 +209,14 @@ print(json.dumps({"total": total, "phases": phases, "peak_mb": peak, "status": v
 
 def _retrain(media: Path) -> dict:
     """A whole retrain (``registry.train_version``, the app's default settings) in a fresh
-    process: seconds per phase and peak memory; its version and files are removed after."""
-    done = subprocess.run(
-        [sys.executable, "-c", RETRAIN],
-        cwd=common.ROOT,
-        env={**os.environ, "DJANGO_MEDIA_ROOT": str(media)},
-        capture_output=True,
-        text=True,
-        timeout=4 * 3600,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"the retrain failed: {done.stderr[-3000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    process: seconds per phase and peak memory; its version is removed after, finished or not."""
     from recommendations.models import ModelVersion
 
-    ModelVersion.objects.filter(pk=result["version"]).delete()
-    return result
+    before = ModelVersion.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    try:
+        return _in_fresh_process(RETRAIN, timeout=4 * 3600, DJANGO_MEDIA_ROOT=str(media))
+    finally:
+        ModelVersion.objects.filter(pk__gt=before).delete()
 
 
 def _history_latency(n: int, seed: int) -> list[float]:

@@ -15,7 +15,7 @@ import datetime as dt
 import tempfile
 from itertools import islice
 
-from django.db import connections, router
+from django.db import connections
 from django.db.models import QuerySet
 
 from ..extras import require
@@ -119,7 +119,7 @@ def _copy_frame(rows: QuerySet) -> pd.DataFrame:
     """The rows of a ``values_list(*_FIELDS)`` queryset through PostgreSQL's COPY: the server
     writes CSV, a temporary file holds it, pandas' C parser types it column by column."""
     sql, params = rows.query.sql_with_params()
-    connection = connections[rows.db or router.db_for_read(Event)]
+    connection = connections[rows.db]
     with tempfile.TemporaryFile() as buffer:
         with connection.cursor() as cursor:
             statement = f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)"

@@ -64,7 +64,6 @@ class _ChangeLog:
     def __init__(self) -> None:
         self.head: int | None = None
         self.checked = 0.0
-        self.lock = threading.Lock()
 
     def catch_up(self) -> None:
         now = time.monotonic()

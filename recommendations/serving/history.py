@@ -160,6 +160,15 @@ def _overlay(shopper: Shopper) -> dict[str, dict]:
     return cache.get_many([_overlay_key(key) for key in shopper.keys])
 
 
+def _mark_keys(shopper: Shopper) -> list[str]:
+    return [ERASED_PREFIX + _digest(key) for key in shopper.keys]
+
+
+def _latest_mark(found: dict[str, Any], shopper: Shopper) -> float:
+    """The latest erasure mark of ``shopper`` among cache values ``found`` (0: none)."""
+    return max((float(found[key]) for key in _mark_keys(shopper) if key in found), default=0.0)
+
+
 def erased_at(shopper: Shopper) -> float:
     """When this shopper was last erased (Unix seconds; 0: not within the hour). One query."""
     if not shopper.is_known:
@@ -168,8 +177,7 @@ def erased_at(shopper: Shopper) -> float:
     if memo is not None and memo[0] == shopper.key:
         return memo[1]  # read once per request
     if history_cached():  # the marks every process reads are in the shared cache
-        marks = cache.get_many([ERASED_PREFIX + _digest(key) for key in shopper.keys])
-        value = max((float(mark) for mark in marks.values()), default=0.0)
+        value = _latest_mark(cache.get_many(_mark_keys(shopper)), shopper)
     else:
         latest = ErasureMark.objects.filter(digest__in=[_digest(key) for key in shopper.keys]).aggregate(
             latest=Max("erased_at")
@@ -233,10 +241,10 @@ def _base(shopper: Shopper, limit: int, kept: dict | None, erased: float) -> lis
     fresh = kept is not None and float(kept.get("loaded", 0)) > erased + CLOCK_MARGIN_SECONDS
     if fresh and int(kept.get("limit", 0)) >= limit:
         return kept["rows"]
-    loaded = time.time()
-    rows = _stored(shopper, max(limit, app_settings.HISTORY_EVENTS))
+    loaded, kept_limit = time.time(), max(limit, app_settings.HISTORY_EVENTS)
+    rows = _stored(shopper, kept_limit)
     try:
-        base = {"loaded": loaded, "limit": max(limit, app_settings.HISTORY_EVENTS), "rows": rows}
+        base = {"loaded": loaded, "limit": kept_limit, "rows": rows}
         cache.set(BASE_PREFIX + shopper.key, base, app_settings.HISTORY_CACHE_SECONDS)
     except Exception:  # fails open: read again next time
         logger.warning("Could not keep a shopper's history in the cache.", exc_info=True)
@@ -250,14 +258,13 @@ def activity(shopper: Shopper, limit: int | None = None) -> Activity:
     if not shopper.is_known:
         return Activity([], set())
     cached = history_cached()
-    names = [_overlay_key(key) for key in shopper.keys]
+    overlay_keys = [_overlay_key(key) for key in shopper.keys]
+    found = cache.get_many(
+        overlay_keys + ([BASE_PREFIX + shopper.key, *_mark_keys(shopper)] if cached else [])
+    )
+    overlay = {key: found[key] for key in overlay_keys if key in found}
     if cached:
-        names += [BASE_PREFIX + shopper.key] + [ERASED_PREFIX + _digest(key) for key in shopper.keys]
-    found = cache.get_many(names)
-    overlay = {name: found[name] for name in names if name.startswith(OVERLAY_PREFIX) and name in found}
-    if cached:
-        marks = [float(found[name]) for name in names if name.startswith(ERASED_PREFIX) and name in found]
-        erased = max(marks, default=0.0)
+        erased = _latest_mark(found, shopper)
         stored = _base(shopper, limit, found.get(BASE_PREFIX + shopper.key), erased)
     else:
         stored = _stored(shopper, limit)
@@ -280,9 +287,7 @@ def activity(shopper: Shopper, limit: int | None = None) -> Activity:
             )
     purchased = {event.item_id for event in events.values() if event.event_type == EventType.PURCHASE}
     ordered = sorted(events.values(), key=lambda event: event.timestamp)
-    return Activity(
-        recent=[e for e in ordered if e.event_type in HISTORY_TYPES][-limit:], purchased=purchased
-    )
+    return Activity(recent=ordered[-limit:], purchased=purchased)
 
 
 def recent_events(shopper: Shopper, limit: int | None = None) -> list[HistoryEvent]:

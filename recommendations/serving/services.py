@@ -180,7 +180,7 @@ def _fallback_candidates(category: str | None, events: list[HistoryEvent]) -> li
         # The category each event was recorded with; the catalogue's for events without one.
         unnamed = {e.item_id for e in events[-20:] if not e.category}
         adapter = get_adapter()
-        items = catalogue.live_items.get(unnamed) if unnamed else {}
+        items = catalogue.all_items.get(unnamed) if unnamed else {}  # on sale or not: its category
         for rank, event in enumerate(reversed(events[-20:])):
             key = event.category or (
                 adapter.category_id(items[event.item_id]) if event.item_id in items else ""
