@@ -118,6 +118,14 @@ def check_training(app_configs: Any = None, **kwargs: Any) -> list:
                 "RECOMMENDATIONS['HOLDOUT_MAX_SHOPPER_SHARE'] must be in (0, 1].", id="recommendations.E011"
             )
         )
+    most = app_settings.HOLDOUT_MAX_SHOPPERS
+    if most is not None and (not isinstance(most, int) or isinstance(most, bool) or most < 1):
+        errors.append(
+            Error(
+                "RECOMMENDATIONS['HOLDOUT_MAX_SHOPPERS'] must be a whole number ≥ 1 or None.",
+                id="recommendations.E011",
+            )
+        )
     return errors
 
 

@@ -114,3 +114,11 @@ def test_url_name_lookup_understands_namespaces():
     assert url_name_exists("login")
     assert not url_name_exists("shop:login")
     assert not url_name_exists("product")
+
+
+@pytest.mark.parametrize(
+    "bad", [{"HOLDOUT_MAX_SHOPPERS": 0}, {"HOLDOUT_MAX_SHOPPERS": 2.5}, {"HOLDOUT_FRACTION": 1}]
+)
+def test_bad_evaluation_settings_are_errors(recorder_settings, bad):
+    recorder_settings(**bad)
+    assert "recommendations.E011" in ids()

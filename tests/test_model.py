@@ -233,6 +233,20 @@ def test_new_arrivals_rank_first_among_new_products_by_when_they_were_listed():
     )
 
 
+def test_a_fit_learns_from_the_newest_cases_only_when_capped():
+    from recommendations.ml.cases import training_cases
+
+    frame = planted(n_sessions=300)
+    every = training_cases(frame)
+    newest = training_cases(frame, newest=100)
+    assert len(every) == 1200 and len(newest) == 100
+    assert newest.now.min() >= np.sort(every.now)[-100]  # the latest positions by time
+    later = every.take(np.isin(every.now, newest.now))
+    assert (newest.items == later.items).all()  # histories still reach into older events
+    model = NextItemRecommender(epochs=1, scalar_epochs=0, max_cases=200, **SMALL).fit(frame, n_items=200)
+    assert model.n_train_cases_ + model.n_validation_cases_ == 200
+
+
 def test_score_returns_a_fresh_array(trained):
     model, cases = trained
     batch = cases.take(slice(0, 4))

@@ -91,6 +91,16 @@ def test_train_version_produces_an_active_version_with_files_and_metrics(learnin
     assert "Activated" in version.promotion_note
 
 
+@pytest.mark.django_db
+def test_the_holdout_is_scored_on_a_bounded_sample_of_shoppers(learning, recorder_settings):
+    """A big log's evaluation costs what a small one's does: at most HOLDOUT_MAX_SHOPPERS."""
+    planted_events()
+    recorder_settings(MODEL=FAST_MODEL, HOLDOUT_FRACTION=0.2, HOLDOUT_MAX_SHOPPERS=3)
+    version = registry.train_version(registry.request_training()[0].pk)
+    assert version.status == Status.ACTIVE, version.error
+    assert 1 <= version.metrics["n_sessions"] <= 3
+
+
 def later_events(**kwargs) -> None:
     """More sessions in the last 12 hours: the next holdout, after what the active version saw."""
     planted_events(start=timezone.now() - timedelta(hours=12), minutes_apart=5, prefix="later", **kwargs)

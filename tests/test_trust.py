@@ -631,6 +631,22 @@ def test_no_single_shopper_fills_the_holdout():
     assert len(capped) == 120
 
 
+def test_a_holdout_sample_keeps_whole_shoppers_and_is_the_same_every_time():
+    import pandas as pd
+
+    from recommendations.ml.frames import sample_shoppers
+
+    rows = [("", f"s{n % 40}", f"{n}") for n in range(400)] + [(f"u{n % 10}", "x", "y") for n in range(50)]
+    frame = pd.DataFrame(rows, columns=["user", "session", "item"])
+    sample = sample_shoppers(frame, 7)
+    shoppers = sample["user"].where(sample["user"] != "", sample["session"])
+    assert shoppers.nunique() == 7
+    assert set(sample.groupby(shoppers).size()) <= {10, 5}  # every row of each shopper chosen
+    shuffled = sample_shoppers(frame.sample(frac=1, random_state=1), 7)  # the same shoppers, any order
+    assert sorted(shuffled["item"]) == sorted(sample["item"])
+    assert sample_shoppers(frame, None) is frame and len(sample_shoppers(frame, 100)) == len(frame)
+
+
 @pytest.mark.parametrize("item_id", ["123456789012345678901234567890", "-5", "1'OR'1'='1", "999999"])
 def test_events_for_items_the_catalogue_does_not_have_are_refused(item_id):
     """Finding 11: events for 30-digit ids, -5 and SQL-looking ids were accepted (and counted)."""

@@ -102,7 +102,7 @@ def _train(version: ModelVersion) -> None:
     # pandas and Keras load in the training worker only, never in a web process that imports this module.
     from ..ml.baselines import BASELINES
     from ..ml.evaluation import MODEL_NAME, run_evaluation
-    from ..ml.frames import cap_shopper_share, split_at
+    from ..ml.frames import cap_shopper_share, sample_shoppers, split_at
     from ..ml.preprocessing import Preprocessor
     from ..ml.training import NextItemRecommender
     from .reading import events_frame
@@ -120,6 +120,7 @@ def _train(version: ModelVersion) -> None:
     cut = times.quantile(1 - app_settings.HOLDOUT_FRACTION) if app_settings.HOLDOUT_FRACTION else times.max()
     train, holdout = split_at(frame, cut)
     holdout = cap_shopper_share(holdout, app_settings.HOLDOUT_MAX_SHOPPER_SHARE)
+    holdout = sample_shoppers(holdout, app_settings.HOLDOUT_MAX_SHOPPERS)
     if train.empty or holdout.empty:
         raise TrainingError("the events span too short a time to keep a later holdout apart")
 

@@ -97,11 +97,13 @@ def _first_in_session(frame: pd.DataFrame, session_column: str) -> np.ndarray:
     return ~frame.duplicated([session_column, "item"]).to_numpy()
 
 
-def training_cases(frame: pd.DataFrame, max_history: int = 20) -> CaseBatch:
+def training_cases(frame: pd.DataFrame, max_history: int = 20, newest: int | None = None) -> CaseBatch:
     """Every position of every shopper's timeline, predicted from what came before it.
 
     ``frame`` is a transformed frame (see ``preprocessing``): columns ``timestamp``,
     ``shopper``, ``session``, ``event``, ``item``, ``item_idx``, ``type_idx`` and ``weight``.
+    ``newest``: only the latest ``newest`` positions by time become cases (their histories
+    still reach back into older events), so a big log costs a bounded training.
     """
     events = _item_events(frame)
     events = events[events["item_idx"] > 0].sort_values(["shopper", "timestamp"], kind="stable")
@@ -116,6 +118,9 @@ def training_cases(frame: pd.DataFrame, max_history: int = 20) -> CaseBatch:
     items = events["item_idx"].to_numpy(np.int32)
     types = events["type_idx"].to_numpy(np.int8)
     times = unix_seconds(events["timestamp"])
+    if newest is not None and len(case_rows) > newest:
+        latest = np.argsort(times[case_rows], kind="stable")[len(case_rows) - max(int(newest), 0) :]
+        case_rows = np.sort(case_rows[latest])
     hist = _gather(group, items, types, times, sessions, case_rows, max_history)
     new = _first_in_session(events.assign(_s=sessions), "_s")
     return CaseBatch(

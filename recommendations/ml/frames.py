@@ -89,6 +89,24 @@ def cap_shopper_share(frame: pd.DataFrame, share: float, minimum: int = 20) -> p
     return frame[keep.to_numpy()].reset_index(drop=True)
 
 
+def sample_shoppers(frame: pd.DataFrame, most: int | None) -> pd.DataFrame:
+    """Every row of at most ``most`` shoppers (the user, else the session), the rest left out.
+
+    Shoppers are picked by a stable hash of their id, so two retrains sample alike and a
+    run repeats exactly; whole shoppers are kept, so each session's prefixes stay intact.
+    """
+    if frame.empty or most is None:
+        return frame
+    shopper = frame["user"].where(frame["user"] != "", "s:" + frame["session"].astype(str))
+    codes, names = pd.factorize(shopper)
+    if len(names) <= most:
+        return frame
+    hashes = pd.util.hash_pandas_object(pd.Series(names), index=False).to_numpy()
+    chosen = np.zeros(len(names), bool)
+    chosen[np.argsort(hashes, kind="stable")[: max(int(most), 0)]] = True
+    return frame[chosen[codes]].reset_index(drop=True)
+
+
 def normalize_catalogue(catalogue: pd.DataFrame) -> pd.DataFrame:
     """Canonical dtypes for a catalogue; one row per item (the last one given wins)."""
     catalogue = catalogue.copy()
