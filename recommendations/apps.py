@@ -10,8 +10,6 @@ class RecommendationsConfig(AppConfig):
 
     def ready(self) -> None:
         # Imported for their side effects: checks register themselves, receivers connect.
-        from django.db.models.signals import post_delete, post_save
-
         from . import checks  # noqa: F401
         from .capture import checks as capture_checks  # noqa: F401
         from .capture import receivers
@@ -20,5 +18,4 @@ class RecommendationsConfig(AppConfig):
 
         receivers.connect()
         # A saved or deleted item reaches every process's kept catalogue objects.
-        post_save.connect(catalogue.on_item_saved, dispatch_uid="recommendations.catalogue.saved")
-        post_delete.connect(catalogue.on_item_saved, dispatch_uid="recommendations.catalogue.deleted")
+        catalogue.connect_item_signals()

@@ -99,6 +99,18 @@ def test_retention_deletes_only_old_events(recorder_settings):
 
 
 @pytest.mark.django_db
+def test_retention_deletes_in_batches_until_none_is_left(recorder_settings, django_assert_max_num_queries):
+    now = timezone.now()
+    for days in range(31, 38):
+        factories.event("view", timestamp=now - timedelta(days=days))
+    recent = factories.event("view", timestamp=now - timedelta(days=5))
+    recorder_settings(RETENTION_DAYS=30)
+    with django_assert_max_num_queries(4):  # 3 + 3 + 1 events, one statement each
+        assert purge_expired_events(batch_size=3) == 7
+    assert list(Event.objects.values_list("pk", flat=True)) == [recent.pk]
+
+
+@pytest.mark.django_db
 def test_no_ip_address_is_stored(browser):
     product = factories.product()
     browser.get(reverse("shop:product", kwargs={"pk": product.pk}), REMOTE_ADDR="203.0.113.77")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -60,12 +60,29 @@ def forget_visitor(session_key: str) -> Erasure:
     return Erasure(events=deleted, visitors=1)
 
 
-def purge_expired_events(now: Any = None) -> int:
-    """Delete events older than ``RETENTION_DAYS`` (None keeps everything); returns how many."""
+#: Events one retention statement deletes: each batch is its own short transaction, so
+#: the clean-up of a big table holds no long transaction open (writes never wait on it,
+#: vacuum can reclaim as it goes) and a crash loses only the batch in flight.
+PURGE_BATCH_SIZE = 50_000
+
+
+def purge_expired_events(now: Any = None, batch_size: int = PURGE_BATCH_SIZE) -> int:
+    """Delete events older than ``RETENTION_DAYS`` (None keeps everything), in batches of
+    ``batch_size`` (``bench scale`` compares this with one statement and with dropping a
+    monthly partition); returns how many."""
     days = app_settings.RETENTION_DAYS
     if not days:
         return 0
     cutoff = (now or timezone.now()) - timedelta(days=days)
-    deleted, _ = Event.objects.filter(timestamp__lt=cutoff).delete()
+    expired = Event.objects.filter(timestamp__lt=cutoff).order_by()
+    deleted = 0
+    while True:
+        batch = expired.values("pk")[:batch_size]
+        if not connection.features.allow_sliced_subqueries_with_in:  # MySQL: ids, not a subquery
+            batch = list(batch.values_list("pk", flat=True))
+        count, _ = Event.objects.filter(pk__in=batch).delete()
+        deleted += count
+        if count < batch_size:
+            break
     logger.info("Retention: deleted %d events older than %d days.", deleted, days)
     return deleted

@@ -174,19 +174,35 @@ class _Names:
 item_names = _Names()
 
 
-_item_model: list[Any] = []
+_connected: list[Any] = []  # the item model whose signals are connected, if any
+
+
+def connect_item_signals() -> None:
+    """Hear ``post_save``/``post_delete`` of the adapter's item model, and of no other model.
+
+    Connected with the model as sender: a receiver of every model's ``post_delete`` would
+    cost every bulk delete in the project Django's fast path (one statement) and make it
+    load each row first. Called by ``apps.ready`` and again whenever the settings change.
+    """
+    from django.db.models.signals import post_delete, post_save
+
+    for model in _connected:
+        post_save.disconnect(on_item_saved, sender=model, dispatch_uid="recommendations.catalogue.saved")
+        post_delete.disconnect(on_item_saved, sender=model, dispatch_uid="recommendations.catalogue.deleted")
+    _connected.clear()
+    try:
+        model = get_adapter().item_queryset().model
+    except Exception:  # no item model configured: nothing to hear
+        return
+    post_save.connect(on_item_saved, sender=model, dispatch_uid="recommendations.catalogue.saved")
+    post_delete.connect(on_item_saved, sender=model, dispatch_uid="recommendations.catalogue.deleted")
+    _connected.append(model)
 
 
 def on_item_saved(sender: Any, instance: Any, **kwargs: Any) -> None:
-    """``post_save``/``post_delete`` of any model: a change of the catalogue's item model
-    reaches every process (see the module docstring)."""
-    if not _item_model:
-        try:
-            _item_model.append(get_adapter().item_queryset().model)
-        except Exception:  # no item model configured: nothing to hear
-            _item_model.append(None)
-    if sender is _item_model[0]:
-        catalogue_changed([get_adapter().item_id(instance)])
+    """``post_save``/``post_delete`` of the item model: the change reaches every process
+    (see the module docstring)."""
+    catalogue_changed([get_adapter().item_id(instance)])
 
 
 def reset() -> None:
@@ -194,7 +210,7 @@ def reset() -> None:
     for kept in KEPT:
         kept.clear()
     changes.reset()
-    _item_model.clear()
 
 
 app_settings.on_reload(reset)
+app_settings.on_reload(connect_item_signals)
