@@ -18,6 +18,7 @@ SUITES: tuple[str, ...] = (
     "serving",
     "suggest",
     "scale",
+    "catalogue",
 )
 #: Suites run only when named: ``load`` and ``abuse`` write their sections into RELIABILITY.md
 #: (``make load``, ``make abuse``).

@@ -9,6 +9,14 @@
    size) is its own; preprocessing (``Preprocessor.fit_transform``) follows in the same process.
 3. **The per-shopper history query** (``serving/history._stored``: one shopper's latest events
    and purchases, on ``rec_event_session_latest``) for random shoppers at each size: p50/p99.
+4. **Shop-wide refreshes** at each size: trending, all-time popularity and baskets (the beat
+   task's rankings, ``serving/popularity``) and the co-view counts of popular items.
+5. **Retention at the largest size**: the oldest 30 days deleted three ways, side by side:
+   one ``DELETE`` (rolled back), ``privacy.purge_expired_events`` (batches of 50,000, for
+   real) and, on a monthly-partitioned copy of the table, detaching and dropping the oldest
+   partition; a writer inserts an event every 10 ms throughout, and its slowest insert says
+   whether writes were blocked. The copy also answers the history query side by side with the
+   plain table, the price partitioning would charge every page.
 
 Growth is drawn on a log-log plot; a slope of 1 is linear in events.
 """
@@ -32,6 +40,8 @@ SOURCE = "bench-scale"
 CHART_PATH = common.ROOT / "docs" / "benchmarks" / "scale.png"
 OUT_DIR = common.ROOT / "var" / "bench"
 N_ITEMS = 100_000
+DAYS = 180  # the resampled events span half a year: TRAINING_WINDOW_DAYS, six monthly partitions
+RETENTION_TARGET_SECONDS = 5.0  # deleting a month's events at 10M
 READ_TARGET_SECONDS = 60.0  # reading 10M events
 HISTORY_TARGET_MS = 5.0  # p99 of the history query at 10M rows
 RETRAIN_TARGET_SECONDS = 30 * 60  # the whole retrain at 10M events
@@ -43,18 +53,25 @@ class Sizes:
     steps: tuple[int, ...]  # table sizes, ascending
     row_reader_up_to: int  # the Python row reader runs at sizes up to this
     history_queries: int
-    retrain_up_to: int  # the whole retrain runs at sizes up to this
+    retrain_at: tuple[int, ...]  # the whole retrain runs at these sizes
 
 
 FULL = Sizes(
     steps=(1_000_000, 3_000_000, 10_000_000),
     row_reader_up_to=3_000_000,
     history_queries=400,
-    # The whole retrain only when asked: at 1M events its holdout evaluation alone ran past
-    # 15 minutes here (every case against every item, for each baseline), see BENCHMARKS.md.
-    retrain_up_to=int(os.environ.get("RECOMMENDATIONS_BENCH_RETRAIN_UP_TO", "0")),
+    # The whole retrain only when asked: each takes up to half an hour here.
+    retrain_at=tuple(
+        int(size)
+        for size in os.environ.get("RECOMMENDATIONS_BENCH_RETRAIN_AT", "").split(",")
+        if size.strip()
+    ),
 )
-QUICK = Sizes(steps=(20_000, 60_000), row_reader_up_to=60_000, history_queries=50, retrain_up_to=60_000)
+QUICK = Sizes(
+    steps=(20_000, 60_000), row_reader_up_to=60_000, history_queries=50, retrain_at=(20_000, 60_000)
+)
+#: Popular items whose co-view counts are computed at each size.
+CO_VIEW_ITEMS = 20
 
 
 def _insert(frame, seed: int) -> float:
@@ -244,6 +261,198 @@ def _history_latency(n: int, seed: int) -> list[float]:
     return times
 
 
+def _refreshes(seed: int) -> dict:
+    """Seconds of each shop-wide ranking's refresh at this size, and of co-view counts of
+    random items among the 500 most popular (what a product page's similar list reads)."""
+    import numpy as np
+
+    from recommendations.models import EventType
+    from recommendations.serving import popularity
+
+    timed: dict = {}
+    rankings = {}
+    for name, compute in (
+        ("trending", popularity._trending_now),
+        ("popular", popularity._popular_now),
+        ("baskets", popularity._baskets_now),
+    ):
+        start = time.perf_counter()
+        rankings[name] = compute()
+        timed[name] = time.perf_counter() - start
+    popular = [item for item, _, _ in rankings["popular"].items[:500]]
+    rng = np.random.default_rng(seed)
+    co_view = []
+    for item in rng.choice(popular, size=min(CO_VIEW_ITEMS, len(popular)), replace=False):
+        start = time.perf_counter()
+        popularity._co_counts(str(item), [EventType.VIEW, EventType.CLICK, EventType.CART])
+        co_view.append(time.perf_counter() - start)
+    timed["co_view"] = co_view
+    return timed
+
+
+class _Writer:
+    """A thread that inserts one event every 10 ms on its own connection: the latency of
+    each insert says whether a clean-up running meanwhile blocks writes."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.latencies: list[float] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from django.db import connection
+        from django.utils import timezone
+
+        from recommendations.models import Event
+
+        try:
+            while not self.stop.is_set():
+                start = time.perf_counter()
+                Event.objects.create(
+                    event_type="view",
+                    session_key="scale-writer",
+                    item_id="1",
+                    source=SOURCE,
+                    timestamp=timezone.now(),
+                )
+                self.latencies.append(time.perf_counter() - start)
+                self.stop.wait(0.01)
+        finally:
+            connection.close()
+
+    def __enter__(self) -> _Writer:
+        self.thread.start()
+        time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        time.sleep(0.5)
+        self.stop.set()
+        self.thread.join()
+
+    def summary(self) -> dict:
+        return {
+            "writes": len(self.latencies),
+            "max_ms": max(self.latencies) * 1000 if self.latencies else None,
+            "p99_ms": common.percentile(self.latencies, 99) * 1000 if self.latencies else None,
+        }
+
+
+def _retention() -> dict:
+    """The oldest 30 days of the scale events deleted three ways (see the module docstring)."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.db import connection, transaction
+    from django.db.models import Max, Min
+    from django.test import override_settings
+
+    from recommendations.capture import privacy
+    from recommendations.models import Event
+
+    table = Event._meta.db_table
+    scale = Event.objects.filter(source=SOURCE)
+    bounds = scale.aggregate(oldest=Min("timestamp"), newest=Max("timestamp"))
+    cutoff = bounds["oldest"] + timedelta(days=30)
+    if Event.objects.filter(timestamp__lt=cutoff).exclude(source=SOURCE).exists():
+        return {"skipped": "the bench table holds other events older than the cut-off"}
+    result: dict = {"month": scale.filter(timestamp__lt=cutoff).count()}
+
+    # The design for size, measured on a copy: monthly partitions, retention by dropping one.
+    partitioned = "bench_scale_partitioned"
+    common.progress("retention: a monthly-partitioned copy of the table")
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {partitioned} CASCADE")
+        cursor.execute(
+            f"CREATE TABLE {partitioned} (LIKE {table} INCLUDING DEFAULTS) PARTITION BY RANGE (timestamp)"
+        )
+        start, months = bounds["oldest"], 0
+        while start <= bounds["newest"]:
+            end = start + timedelta(days=30)
+            cursor.execute(
+                f"CREATE TABLE {partitioned}_{months} PARTITION OF {partitioned} FOR VALUES FROM (%s) TO (%s)",
+                [start, end],
+            )
+            start, months = end, months + 1
+        begun = time.perf_counter()
+        cursor.execute(f"INSERT INTO {partitioned} SELECT * FROM {table} WHERE source = %s", [SOURCE])  # noqa: S608
+        cursor.execute(f"CREATE INDEX ON {partitioned} (session_key, timestamp DESC)")
+        cursor.execute(f"CREATE INDEX ON {partitioned} (user_id, timestamp DESC)")
+        cursor.execute(f"CREATE INDEX ON {partitioned} (timestamp DESC)")
+        cursor.execute(f"ANALYZE {partitioned}")
+        result["partitions"] = months
+        result["copy_seconds"] = time.perf_counter() - begun
+    result["history"] = _history_side_by_side(partitioned)
+    try:
+        with _Writer() as writer, connection.cursor() as cursor:
+            begun = time.perf_counter()
+            cursor.execute(f"ALTER TABLE {partitioned} DETACH PARTITION {partitioned}_0")
+            cursor.execute(f"DROP TABLE {partitioned}_0")
+            result["partition_drop"] = time.perf_counter() - begun
+        result["partition_writes"] = writer.summary()
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {partitioned} CASCADE")
+
+    common.progress(f"retention: one DELETE of {result['month']:,} events (rolled back)")
+    with _Writer() as writer:
+        begun = time.perf_counter()
+        with transaction.atomic():
+            Event.objects.filter(timestamp__lt=cutoff).delete()
+            result["one_statement"] = time.perf_counter() - begun
+            transaction.set_rollback(True)
+    result["one_statement_writes"] = writer.summary()
+
+    common.progress(f"retention: purge_expired_events of {result['month']:,} events (batches)")
+    days = 60
+    recommendations = {**getattr(settings, "RECOMMENDATIONS", {}), "RETENTION_DAYS": days}
+    with override_settings(RECOMMENDATIONS=recommendations), _Writer() as writer:
+        begun = time.perf_counter()
+        result["deleted"] = privacy.purge_expired_events(now=cutoff + timedelta(days=days))
+        result["batched"] = time.perf_counter() - begun
+    result["batched_writes"] = writer.summary()
+    return result
+
+
+def _history_side_by_side(partitioned: str, n: int = 200) -> dict:
+    """The history query's SQL on the plain table and on the partitioned copy, alternated."""
+    import numpy as np
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from recommendations.identity import Shopper
+    from recommendations.models import Event
+    from recommendations.serving.history import _stored
+
+    table = Event._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT session_key FROM {table} TABLESAMPLE SYSTEM (1) WHERE source = %s LIMIT 5000",  # noqa: S608
+            [SOURCE],
+        )
+        visitors = [row[0] for row in cursor.fetchall()]
+    plain, split = [], []
+    for visitor in np.random.default_rng(7).choice(visitors, size=min(n, len(visitors)), replace=False):
+        with CaptureQueriesContext(connection) as queries:
+            _stored(Shopper(visitor=str(visitor)), 30)
+        sql = queries.captured_queries[-1]["sql"]
+        for name, times in ((table, plain), (partitioned, split)):
+            statement = sql.replace(f'"{table}"', f'"{name}"')
+            with connection.cursor() as cursor:
+                start = time.perf_counter()
+                cursor.execute(statement)
+                cursor.fetchall()
+                times.append(time.perf_counter() - start)
+    return {
+        "plain_p50": common.median(plain) * 1000,
+        "plain_p99": common.percentile(plain, 99) * 1000,
+        "partitioned_p50": common.median(split) * 1000,
+        "partitioned_p99": common.percentile(split, 99) * 1000,
+    }
+
+
 def _cleanup(empty_before: bool) -> None:
     from django.db import connection
 
@@ -307,7 +516,7 @@ def run(quick: bool) -> Section:
         for step, target in enumerate(sizes.steps):
             adding = target - inserted
             common.progress(f"resampling {adding:,} events (table to {target:,})")
-            frame = resample.resample_events(base, adding, N_ITEMS, seed=100 + step)
+            frame = resample.resample_events(base, adding, N_ITEMS, seed=100 + step, days=DAYS)
             common.progress(f"COPY {adding:,} events into the table")
             insert_seconds = _insert(frame, step)
             del frame
@@ -320,7 +529,9 @@ def run(quick: bool) -> Section:
                 row["rows"] = _read("rows")
             common.progress(f"{target:,}: history query for {sizes.history_queries} shoppers")
             row["history"] = _history_latency(sizes.history_queries, step)
-            if target <= sizes.retrain_up_to:
+            common.progress(f"{target:,}: trending, popularity, baskets and co-view refreshes")
+            row["refresh"] = _refreshes(step)
+            if target in sizes.retrain_at:
                 common.progress(f"{target:,}: the whole retrain (fresh process)")
                 with tempfile.TemporaryDirectory(prefix="bench-scale-") as media:
                     row["retrain"] = _retrain(Path(media))
@@ -328,10 +539,54 @@ def run(quick: bool) -> Section:
                     f"{target:,}: retrain {row['retrain']['total']:.0f} s, {row['retrain']['status']}"
                 )
             results.append(row)
+        results[-1]["retention"] = _retention()
     finally:
         common.progress("removing the scale events")
         _cleanup(empty_before)
     return _section(results, sizes, quick)
+
+
+def _retention_part(retention: dict | None) -> Part:
+    if not retention or "skipped" in retention:
+        return Part("Retention", [f"Not measured: {retention['skipped'] if retention else 'no table'}."])
+
+    def writes(key: str) -> str:
+        w = retention[key]
+        return f"{w['writes']} inserts, slowest {w['max_ms']:.0f} ms, p99 {w['p99_ms']:.1f} ms"
+
+    history = retention["history"]
+    ok = retention["batched"] <= RETENTION_TARGET_SECONDS
+    return Part(
+        "Retention: the oldest month of the largest table",
+        [
+            Table(
+                ["design", "seconds", "a writer meanwhile (one insert every 10 ms)"],
+                [
+                    [
+                        "one `DELETE` (rolled back)",
+                        f"{retention['one_statement']:.1f}",
+                        writes("one_statement_writes"),
+                    ],
+                    [
+                        "**`purge_expired_events`, batches of 50,000 (shipped)**",
+                        f"{retention['batched']:.1f}",
+                        writes("batched_writes"),
+                    ],
+                    [
+                        f"monthly partitions ({retention['partitions']}): detach and drop the oldest",
+                        f"{retention['partition_drop']:.2f}",
+                        writes("partition_writes"),
+                    ],
+                ],
+            ),
+            strong(f"{retention['deleted']:,} events deleted in {retention['batched']:.1f} s")
+            + f" (target ≤ {RETENTION_TARGET_SECONDS:.0f} s: {verdict(ok)}). The history query, the same SQL "
+            f"on the plain table and on the partitioned copy (alternated, 200 shoppers): p50 "
+            f"{history['plain_p50']:.2f} vs {history['partitioned_p50']:.2f} ms, p99 {history['plain_p99']:.2f} vs "
+            f"{history['partitioned_p99']:.2f} ms. Building the partitioned copy (rows and indexes) took "
+            f"{retention['copy_seconds']:.0f} s.",
+        ],
+    )
 
 
 def _section(results: list[dict], sizes: Sizes, quick: bool):
@@ -384,6 +639,17 @@ def _section(results: list[dict], sizes: Sizes, quick: bool):
         "peak memory": _slope(steps, peak),
     }
     growth = ", ".join(f"{name} {value:.2f}" for name, value in slopes.items() if value is not None)
+    refresh_rows = [
+        [
+            f"{r['size']:,}",
+            f"{r['refresh']['trending']:.2f} s",
+            f"{r['refresh']['popular']:.2f} s",
+            f"{r['refresh']['baskets']:.2f} s",
+            f"{common.median(r['refresh']['co_view']) * 1000:.0f} / {max(r['refresh']['co_view']) * 1000:.0f} ms",
+        ]
+        for r in results
+        if r.get("refresh", {}).get("co_view")
+    ]
     findings = Part(
         "The event table at size",
         [
@@ -408,23 +674,24 @@ def _section(results: list[dict], sizes: Sizes, quick: bool):
             + strong(f"history query p99 {history_p99[-1]:.2f} ms")
             + f" (target ≤ {HISTORY_TARGET_MS:.0f} ms at 10M: {verdict(history_ok)}). Growth exponents "
             f"(log-log slope, first to last size; 1 = linear): {growth}.",
-            "Not measured yet in this suite: the retention clean-up.",
+            "Shop-wide refreshes at each size (`serving/popularity`; trending and baskets read the "
+            "newest 200,000 rows, popularity counts distinct shoppers over the whole table, co-view "
+            f"reads the last 500 sessions of an item; {CO_VIEW_ITEMS} random items of the 500 most popular):",
+            Table(
+                ["events", "trending", "all-time popularity", "baskets", "co-view p50 / max"], refresh_rows
+            ),
         ],
     )
-    parts = [findings]
+    parts = [findings, _retention_part(results[-1].get("retention") if results else None)]
     trained = [r for r in results if "retrain" in r]
     if not trained:
         parts.append(
             Part(
                 "The whole retrain",
                 [
-                    "Not timed in this run: set `RECOMMENDATIONS_BENCH_RETRAIN_UP_TO` to the largest table "
-                    "size (events) at which to time `registry.train_version` per phase. On this host a 1M-event "
-                    "retrain read its events in 3 s and trained the evaluated fit in about 15 minutes (stage 1, "
-                    "then 16 stage-2 epochs at 14,000-18,000 samples/s, early-stopped), then spent more than 15 "
-                    "minutes scoring the holdout (every case against every item, for each of the baselines and "
-                    "the model: `evaluation.top_k`, EASE's scores) before it was stopped: the evaluation, not "
-                    "the reading, is what grows past the 30-minute target.",
+                    "Not timed in this run: set `RECOMMENDATIONS_BENCH_RETRAIN_AT` to the table sizes "
+                    "(events, comma-separated, e.g. `1000000,10000000`) at which to time "
+                    "`registry.train_version` per phase (each takes up to half an hour here).",
                 ],
             )
         )
@@ -482,7 +749,7 @@ def _section(results: list[dict], sizes: Sizes, quick: bool):
             )
         )
     method = (
-        f"Resampled real REES46 shoppers over {N_ITEMS:,} item ids (`bench/resample.py`), COPY-ed into "
+        f"Resampled real REES46 shoppers over {N_ITEMS:,} item ids and {DAYS} days (`bench/resample.py`), COPY-ed into "
         "the bench database's event table (PostgreSQL, the app's indexes) in steps of "
         + ", ".join(f"{s:,}" for s in sizes.steps)
         + " rows in all. Each read (and the preprocessing after it) runs in a fresh Python process; peak "

@@ -221,7 +221,9 @@ class EASE(Recommender):
     library is needed. The dense ``B`` is quadratic in the catalogue: above ``max_items``
     items only the ``max_items`` most popular are modelled and every other item scores 0
     (so it is never recommended ahead of a modelled item with a positive score). Above
-    10,000 modelled items the matrices are float32 to halve memory (~3.2 GB at 20,000).
+    5,000 modelled items the matrices are float32 to halve memory. Inverting takes about four
+    m x m matrices at once: 1.6 GB at the default 10,000 items (at 20,000 it was 6.4 GB, the
+    peak of a whole retrain; ``bench scale``).
     A case's score is its history vector (session items, and a known user's earlier items
     at ``history_weight``, weighted by recency) times ``B``.
     """
@@ -231,7 +233,7 @@ class EASE(Recommender):
     def __init__(
         self,
         l2: float = 200.0,
-        max_items: int = 20000,
+        max_items: int = 10000,
         max_shopper_items: int = 200,
         history_weight: float = 0.5,
     ) -> None:
@@ -259,7 +261,7 @@ class EASE(Recommender):
         frame = frame.drop_duplicates(keep="last").groupby("u", sort=False).tail(int(self.max_shopper_items))
         shopper, local = frame["u"].to_numpy(), frame["i"].to_numpy(np.int64)
 
-        dtype = np.float64 if m <= 10000 else np.float32
+        dtype = np.float64 if m <= 5000 else np.float32
         gram = np.zeros((m, m), dtype=dtype)
         heads, tails = [], []
         for distance in range(1, int(self.max_shopper_items)):

@@ -73,7 +73,11 @@ def split_at(frame: pd.DataFrame, timestamp: str | pd.Timestamp) -> tuple[pd.Dat
     """(events before ``timestamp``, events at or after it): a split by time, never at random."""
     cut = pd.Timestamp(timestamp)
     cut = cut.tz_localize("UTC") if cut.tzinfo is None else cut.tz_convert("UTC")
-    before = frame["timestamp"] < cut
+    times = frame["timestamp"]
+    if times.is_monotonic_increasing:  # canonical frames are in time order: two slices, no copy
+        position = int(times.searchsorted(cut, side="left"))
+        return frame.iloc[:position].reset_index(drop=True), frame.iloc[position:].reset_index(drop=True)
+    before = times < cut
     return frame[before].reset_index(drop=True), frame[~before].reset_index(drop=True)
 
 

@@ -1,0 +1,344 @@
+"""Catalogue suite: scoring a 1M-item catalogue, exact and approximate, and what compression costs.
+
+1. **Speed and memory at 1M items.** A synthetic catalogue of ``N_ITEMS`` item vectors of the
+   model's width (``DIM``) drawn around 2,000 cluster centres (items of a shop come in
+   families), with a popularity bias folded in as one more coordinate (score = user . item +
+   bias, as the tower's dense part), and user vectors near the items (a shopper's taste is
+   somewhere in the catalogue). Each design answers the same ``QUERIES`` single-user queries
+   (what one request asks, one thread as a gunicorn worker runs it) for the top ``K``:
+
+   - exact, float32 in numpy (the tower today: one matrix-vector product and ``argpartition``);
+   - exact, float16 in numpy, upcast chunk by chunk (numpy has no half-precision BLAS);
+   - exact, faiss's scalar quantizer (fp16 and 8-bit codes, SIMD decoding, brute force);
+   - approximate: faiss IVF over 8-bit codes (``nprobe`` of ``NLIST`` lists), usearch's HNSW
+     over int8 and hnswlib's HNSW (float32 only).
+
+   Each row: build seconds, the index's memory (its own bytes; the process's resident size
+   after loading it is in the method line), median and p99 milliseconds per query, and
+   recall@K against the exact float32 answer.
+2. **What compression costs in quality.** The learning suite's split of both logs: the model
+   fitted once, then scored three ways on identical cases: float32 item table, float16 and
+   int8 (per-row scale) tables. Relative MRR@20 change against float32 (target: within 1 %).
+"""
+
+from __future__ import annotations
+
+import gc
+import resource
+import time
+from typing import Any
+
+from bench import common, learning
+from bench.report import Part, Table, decimals, strong, verdict
+
+N_ITEMS = 1_000_000
+DIM = 64
+CLUSTERS = 2_000
+QUERIES = 300
+K = 20
+NLIST = 4096
+NPROBES = (16, 64)
+TOP_K_TARGET_MS = 5.0
+MEMORY_TARGET_MB = 200.0
+QUALITY_TARGET = 0.01  # relative MRR@20 loss
+QUICK_ITEMS = 100_000
+
+
+def synthetic(n_items: int, seed: int = 0) -> tuple[Any, Any]:
+    """(items [n, DIM + 1] float32 with the bias column, queries [QUERIES, DIM + 1])."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(CLUSTERS, DIM)).astype(np.float32)
+    family = rng.zipf(1.3, size=n_items) % CLUSTERS
+    items = centres[family] * 0.6 + rng.normal(scale=0.5, size=(n_items, DIM)).astype(np.float32)
+    bias = np.log(rng.zipf(1.2, size=n_items).clip(max=100_000)).astype(np.float32) * 0.5
+    items = np.hstack([items, bias[:, None]]).astype(np.float32)
+    anchors = items[rng.integers(0, n_items, size=QUERIES), :DIM]
+    users = anchors + rng.normal(scale=0.5, size=anchors.shape).astype(np.float32)
+    queries = np.hstack([users, np.ones((QUERIES, 1), np.float32)]).astype(np.float32)
+    return items, queries
+
+
+def exact_top(items: Any, query: Any) -> Any:
+    import numpy as np
+
+    scores = items @ query
+    top = np.argpartition(scores, len(scores) - K)[-K:]
+    return top[np.argsort(-scores[top])]
+
+
+def half_top(items16: Any, query: Any, chunk: int = 131_072) -> Any:
+    """Exact scores from a float16 table, upcast a chunk at a time."""
+    import numpy as np
+
+    scores = np.empty(len(items16), np.float32)
+    for start in range(0, len(items16), chunk):
+        scores[start : start + chunk] = items16[start : start + chunk].astype(np.float32) @ query
+    top = np.argpartition(scores, len(scores) - K)[-K:]
+    return top[np.argsort(-scores[top])]
+
+
+def _timed(search, queries: Any) -> tuple[list[float], list[Any]]:
+    times, answers = [], []
+    for query in queries:
+        start = time.perf_counter()
+        answers.append(search(query))
+        times.append(time.perf_counter() - start)
+    return times, answers
+
+
+def _recall(answers: list[Any], truth: list[Any]) -> float:
+    import numpy as np
+
+    return float(
+        np.mean([len(set(map(int, a)) & set(map(int, t))) / K for a, t in zip(answers, truth, strict=True)])
+    )
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def measure_speed(n_items: int) -> dict[str, Any]:
+    import faiss
+    from threadpoolctl import threadpool_limits
+
+    faiss.omp_set_num_threads(1)
+    common.progress(f"catalogue: {n_items:,} synthetic items")
+    items, queries = synthetic(n_items)
+    with threadpool_limits(1):
+        exact_times, truth = _timed(lambda q: exact_top(items, q), queries)
+        rows = [_row("exact, float32 (numpy)", 0.0, items.nbytes, exact_times, 1.0, exact=True)]
+        rows.append(_half_row(items, queries, truth))
+    for design in (_faiss_flat_rows, _faiss_ivf_rows, _usearch_rows, _hnswlib_rows):
+        common.progress(f"catalogue: {design.__name__.strip('_')}")
+        rows.extend(design(items, queries, truth))
+        gc.collect()
+    return {"n_items": n_items, "rows": rows, "exact_median_ms": common.median(exact_times) * 1000}
+
+
+def _half_row(items: Any, queries: Any, truth: list[Any]) -> dict[str, Any]:
+    import numpy as np
+
+    items16 = items.astype(np.float16)
+    times, answers = _timed(lambda q: half_top(items16, q), queries)
+    return _row(
+        "exact, float16 (numpy, upcast per chunk)",
+        0.0,
+        items16.nbytes,
+        times,
+        _recall(answers, truth),
+        exact=True,
+    )
+
+
+def _faiss_flat_rows(items: Any, queries: Any, truth: list[Any]) -> list[dict[str, Any]]:
+    import faiss
+
+    rows = []
+    for label, kind in (("fp16", faiss.ScalarQuantizer.QT_fp16), ("8-bit", faiss.ScalarQuantizer.QT_8bit)):
+        start = time.perf_counter()
+        index = faiss.IndexScalarQuantizer(items.shape[1], kind, faiss.METRIC_INNER_PRODUCT)
+        index.train(items)
+        index.add(items)
+        built = time.perf_counter() - start
+        times, answers = _timed(lambda q, index=index: index.search(q[None, :], K)[1][0], queries)
+        size = faiss.serialize_index(index).nbytes
+        rows.append(
+            _row(f"exact scan, faiss {label} codes", built, size, times, _recall(answers, truth), exact=True)
+        )
+    return rows
+
+
+def _faiss_ivf_rows(items: Any, queries: Any, truth: list[Any]) -> list[dict[str, Any]]:
+    import faiss
+    import numpy as np
+
+    n_items = len(items)
+    start = time.perf_counter()
+    quantizer = faiss.IndexFlatIP(items.shape[1])
+    index = faiss.IndexIVFScalarQuantizer(
+        quantizer,
+        items.shape[1],
+        min(NLIST, n_items // 40),
+        faiss.ScalarQuantizer.QT_8bit,
+        faiss.METRIC_INNER_PRODUCT,
+    )
+    index.train(items[np.random.default_rng(1).choice(n_items, min(n_items, 200_000), replace=False)])
+    index.add(items)
+    built = time.perf_counter() - start
+    size = faiss.serialize_index(index).nbytes
+    rows = []
+    for nprobe in NPROBES:
+        index.nprobe = nprobe
+        times, answers = _timed(lambda q: index.search(q[None, :], K)[1][0], queries)
+        rows.append(_row(f"IVF, faiss 8-bit, nprobe {nprobe}", built, size, times, _recall(answers, truth)))
+    return rows
+
+
+def _usearch_rows(items: Any, queries: Any, truth: list[Any]) -> list[dict[str, Any]]:
+    import numpy as np
+    from usearch.index import Index
+
+    start = time.perf_counter()
+    index = Index(
+        ndim=items.shape[1], metric="ip", dtype="i8", connectivity=16, expansion_add=64, expansion_search=64
+    )
+    # int8 codes share one scale: the vectors are divided by their largest coordinate first.
+    scale = float(np.abs(items).max())
+    index.add(np.arange(len(items)), items / scale, threads=2)
+    built = time.perf_counter() - start
+    times, answers = _timed(lambda q: index.search(q / scale, K, threads=1).keys, queries)
+    return [_row("HNSW, usearch int8", built, index.memory_usage, times, _recall(answers, truth))]
+
+
+def _hnswlib_rows(items: Any, queries: Any, truth: list[Any]) -> list[dict[str, Any]]:
+    import hnswlib
+
+    start = time.perf_counter()
+    index = hnswlib.Index(space="ip", dim=items.shape[1])
+    index.init_index(max_elements=len(items), ef_construction=64, M=16)
+    index.add_items(items, num_threads=2)
+    index.set_ef(64)
+    index.set_num_threads(1)
+    built = time.perf_counter() - start
+    size = len(items) * (items.shape[1] * 4 + 16 * 2 * 4 + 16)  # vectors, level-0 links, labels
+    times, answers = _timed(lambda q: index.knn_query(q[None, :], k=K)[0][0], queries)
+    return [_row("HNSW, hnswlib float32", built, size, times, _recall(answers, truth))]
+
+
+def _row(name: str, built: float, size: int, times: list[float], recall: float, exact: bool = False) -> dict:
+    return {
+        "name": name,
+        "build": built,
+        "mb": size / 2**20,
+        "p50": common.median(times) * 1000,
+        "p99": common.percentile(times, 99) * 1000,
+        "recall": recall,
+        "exact": exact,
+    }
+
+
+class _Compressed:
+    """A fitted ``NextItemRecommender`` scored with its item table stored in less precision."""
+
+    def __init__(self, base: Any, how: str) -> None:
+        self.base, self.how, self.name = base, how, f"{base.name}_{how}"
+
+    def fit_preprocessed(self, train: Any, preprocessor: Any) -> _Compressed:
+        import numpy as np
+
+        from recommendations.ml.tower import NumpyTower
+
+        weights = dict(self.base.export_weights())
+        table = weights["item_embedding"].astype(np.float32)
+        if self.how == "float16":
+            table = table.astype(np.float16).astype(np.float32)
+        else:  # int8 with one scale per row
+            scale = np.maximum(np.abs(table).max(axis=1, keepdims=True), 1e-12) / 127.0
+            table = (np.round(table / scale).clip(-127, 127).astype(np.int8) * scale).astype(np.float32)
+        weights["item_embedding"] = table
+        self.tower = NumpyTower(weights)
+        return self
+
+    def score(self, cases: Any) -> Any:
+        return self.tower.scores(self.base._inputs(cases), now=cases.now)
+
+
+def measure_quality(dataset: learning.Dataset, quick: bool) -> dict[str, Any]:
+    from recommendations.ml.evaluation import run_evaluation
+    from recommendations.ml.frames import catalogue_from_events, merge_catalogues, split_at
+    from recommendations.ml.training import NextItemRecommender
+
+    frame = common.read_events(dataset.path, dataset.format)
+    train, test = split_at(frame, dataset.split)
+    catalogue = merge_catalogues(catalogue_from_events(train, test), learning.read_catalogue(dataset))
+    base = NextItemRecommender(**({"epochs": 1, "scalar_epochs": 1} if quick else {}))
+    models = {"float32": base, "float16": _Compressed(base, "float16"), "int8": _Compressed(base, "int8")}
+    common.progress(f"catalogue: compression on {dataset.label}")
+    result = run_evaluation(train, test, k=K, models=models, progress=common.progress, catalogue=catalogue)
+    return {"dataset": dataset, "result": result}
+
+
+def run(quick: bool) -> Any:
+    common.setup_django()
+    speed = measure_speed(QUICK_ITEMS if quick else N_ITEMS)
+    rss = _rss_mb()
+    quality = [measure_quality(dataset, quick) for dataset in learning.DATASETS]
+    return common.section(
+        "Catalogue: 1M items, exact and approximate top-k, compression",
+        "see the docstring of `bench/catalogue.py`. One thread per query (faiss, BLAS and usearch "
+        f"limited to one), {QUERIES} queries, top {K}; recall against the exact float32 answer. "
+        f"Resident size of the measuring process at the end: {rss:,.0f} MB.",
+        [speed_part(speed), quality_part(quality)],
+        quick=quick,
+    )
+
+
+def speed_part(speed: dict[str, Any]) -> Part:
+    rows = [
+        [
+            strong(row["name"]) if row["exact"] else row["name"],
+            f"{row['build']:.0f} s" if row["build"] else "-",
+            f"{row['mb']:,.0f} MB",
+            f"{row['p50']:.2f} / {row['p99']:.2f} ms",
+            f"{row['recall']:.3f}",
+        ]
+        for row in speed["rows"]
+    ]
+    meeting = [
+        row["name"]
+        for row in speed["rows"]
+        if row["p50"] <= TOP_K_TARGET_MS and row["mb"] <= MEMORY_TARGET_MB and row["recall"] >= 0.95
+    ]
+    return Part(
+        f"Top {K} of {speed['n_items']:,} items, one query at a time",
+        [
+            Table(
+                ["design", "build", "memory of the table or index", "per query p50 / p99", f"recall@{K}"],
+                rows,
+            ),
+            f"Meeting top-k ≤ {TOP_K_TARGET_MS:.0f} ms median, ≤ {MEMORY_TARGET_MB:.0f} MB and recall ≥ 0.95: "
+            + (", ".join(meeting) if meeting else "none")
+            + ".",
+        ],
+    )
+
+
+def quality_part(quality: list[dict[str, Any]]) -> Part:
+    rows = []
+    for item in quality:
+        result = item["result"]
+        for variant, data in result["variants"].items():
+            models = data["models"]
+            exact = models["float32"][f"mrr@{K}"]
+            cells = [item["dataset"].label, variant, f"{data['n_cases']:,}", decimals(exact)]
+            for how in ("float16", "int8"):
+                value = models[how][f"mrr@{K}"]
+                change = (value - exact) / exact if exact else 0.0
+                cells.append(f"{decimals(value)} ({change:+.2%})")
+            rows.append(cells)
+    worst = min(
+        (
+            (item["result"]["variants"][v]["models"][how][f"mrr@{K}"] - m["float32"][f"mrr@{K}"])
+            / m["float32"][f"mrr@{K}"]
+            for item in quality
+            for v, data in item["result"]["variants"].items()
+            for m in [data["models"]]
+            for how in ("float16", "int8")
+            if m["float32"][f"mrr@{K}"]
+        ),
+        default=0.0,
+    )
+    return Part(
+        "What a compressed item table costs in quality (learning suite's split, identical cases)",
+        [
+            Table(
+                ["data", "variant", "cases", f"MRR@{K} float32", "float16 (change)", "int8 (change)"], rows
+            ),
+            f"Largest relative MRR@{K} loss: {-worst:.2%} (target ≤ {QUALITY_TARGET:.0%}: "
+            f"{verdict(-worst <= QUALITY_TARGET)}).",
+        ],
+    )
