@@ -138,6 +138,17 @@ def test_the_category_match_is_learned_and_matches_numpy_in_both_heads():
     np.testing.assert_allclose(scores[:, 1:], model.keras_scores(cases)[:, 1:], rtol=1e-4, atol=1e-4)
     same = category[1:][None, :] == category[cases.items[:, -1]][:, None]
     assert scores[:, 1:][same].mean() > scores[:, 1:][~same].mean() + 1.0
+    # A request (one case) takes the tower's scalar path: the same scores, and the mixture's
+    # denominator without a pass over the items is the log-sum-exp of the real items' scores.
+    tower, inputs = model.tower_, model._inputs(cases)
+    for row in range(len(cases)):
+        one = {name: value[row : row + 1] for name, value in inputs.items()}
+        alone, normalizer = tower.scores_and_normalizer(one, now=cases.now[row : row + 1])
+        np.testing.assert_allclose(alone[0, 1:], scores[row, 1:], rtol=1e-5, atol=1e-5)
+        real = alone[0, 1:].astype(np.float64)
+        np.testing.assert_allclose(
+            normalizer[0], np.log(np.exp(real - real.max()).sum()) + real.max(), atol=1e-5
+        )
 
     sampled = NextItemRecommender(**{**params, "sampled_softmax_above": 50, "n_negatives": 32}).fit(
         frame, n_items, item_features=features
@@ -221,7 +232,15 @@ def test_new_arrivals_rank_first_among_new_products_by_when_they_were_listed():
 
     def cold_scores(freshness: float) -> np.ndarray:
         model = NextItemRecommender(epochs=0, scalar_epochs=1, freshness=freshness, **SMALL)
-        return model.fit(frame, n_items, item_features=features).score(cases)[:, 201:]
+        scores = model.fit(frame, n_items, item_features=features).score(cases)
+        # The mixture's denominator follows the freshness term's changes (one case, as serving asks).
+        one = {name: value[:1] for name, value in model._inputs(cases).items()}
+        alone, normalizer = model.tower_.scores_and_normalizer(one, now=cases.now[:1])
+        real = alone[0, 1:].astype(np.float64)
+        np.testing.assert_allclose(
+            normalizer[0], np.log(np.exp(real - real.max()).sum()) + real.max(), atol=1e-5
+        )
+        return scores[:, 201:]
 
     tied = cold_scores(0.0)
     np.testing.assert_allclose(tied, tied[:, :1].repeat(4, axis=1), atol=1e-5)

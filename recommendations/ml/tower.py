@@ -7,6 +7,8 @@ TensorFlow.
 
 from __future__ import annotations
 
+import math
+
 from ..extras import require
 
 np = require("ml", "numpy")
@@ -38,6 +40,13 @@ class NumpyTower:
             np.linalg.norm(self.item_table, axis=1, keepdims=True), 1e-9
         )
         w = self.weights
+        # Items of each category, contiguous: a shopper's few categories are boosted by adding
+        # to their members only, not by gathering a boost for every item of the catalogue.
+        category = np.asarray(w.get("item_category", np.zeros(len(self.item_bias), np.int64)))
+        self.category_members = np.argsort(category, kind="stable")
+        self.category_starts = np.searchsorted(
+            category[self.category_members], np.arange(len(w.get("category_embedding", [0])) + 1)
+        )
         if "repeat_type" in w:
             # Term 0 is the repeat logit, terms 1.. the priors' weights: one gather serves all.
             self.term_type = np.concatenate([w["repeat_type"][None], w["prior_type"]])
@@ -178,9 +187,12 @@ class NumpyTower:
         user, mix = forward if forward is not None else self.forward(inputs)
         scores = user.astype(np.float32, copy=False) @ self.item_table.T  # the one product over all items
         scores += self.item_bias
-        boost = self.category_boost(inputs)
-        if boost is not None:
-            scores += boost[:, self.weights["item_category"]]
+        if len(scores) == 1:  # a request: only its history's categories
+            self.add_category_boost_one(scores[0], inputs)
+        else:
+            boost = self.category_boost(inputs)
+            if boost is not None:
+                scores += boost[:, self.weights["item_category"]]
         if terms is None:
             terms = self.history_terms(inputs, mix)
         if terms is not None:
@@ -203,14 +215,64 @@ class NumpyTower:
         scores[:, 0] = -np.inf
         return scores
 
+    def add_category_boost_one(self, row: np.ndarray, inputs: dict[str, np.ndarray]) -> None:
+        """``category_boost`` of one case added to its scores [n_items + 1]: each category of
+        the history adds its summed weight to its members only, not a gather over every item."""
+        weight = self.category_weights(inputs)
+        if weight is None:
+            return
+        totals: dict[int, float] = {}  # twenty values: plain Python beats a dozen array calls
+        categories = self.weights["item_category"][inputs["items"][0]].tolist()
+        for category, value in zip(categories, weight[0].tolist(), strict=True):
+            if value:
+                totals[category] = totals.get(category, 0.0) + value
+        if not totals:
+            return
+        starts = self.category_starts
+        members = np.concatenate([self.category_members[starts[c] : starts[c + 1]] for c in totals])
+        sizes = [starts[c + 1] - starts[c] for c in totals]
+        row[members] += np.repeat(np.fromiter(totals.values(), np.float32, len(totals)), sizes)
+
+    def scores_and_normalizer(
+        self,
+        inputs: dict[str, np.ndarray],
+        forward: tuple[np.ndarray, np.ndarray] | None = None,
+        terms: tuple[np.ndarray, np.ndarray] | None = None,
+        now: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(``scores``, log of each row's softmax denominator over the real items [n]).
+
+        The repeat/explore mixture's scores are log-probabilities already (each row sums to
+        1), so the denominator needs no pass over the catalogue: only the freshness term moves
+        it, by what it changes on new products. Other models: one log-sum-exp per row.
+        """
+        scores = self._scores(inputs, forward, terms)
+        fresh = self.fresh_items if now is not None and self.freshness else self.fresh_items[:0]
+        if not (self.mixture and hasattr(self, "term_type")):
+            if now is not None:
+                self.add_freshness(scores, now)
+            real = scores[:, 1:]
+            top = real.max(axis=1, keepdims=True)
+            top = np.where(np.isfinite(top), top, 0.0)
+            return scores, (top + np.log(np.exp(real - top).sum(axis=1, keepdims=True)))[:, 0]
+        before = np.exp(scores[:, fresh].astype(np.float64))
+        if now is not None:
+            self.add_freshness(scores, now)
+        mass = 1.0 + (np.exp(scores[:, fresh].astype(np.float64)) - before).sum(axis=1)
+        return scores, np.log(mass)
+
     def mix_repeat(
         self, explore: np.ndarray, items: np.ndarray, repeat: np.ndarray, mix: np.ndarray
     ) -> np.ndarray:
         """log(g P_repeat + (1 - g) P_explore), as ``NextItemModel.call`` in mixture mode.
 
         Only history items have a repeat probability: every other item is log(1 - g) +
-        log P_explore, so the dense work is one log-softmax.
+        log P_explore, so the dense work is one log-softmax. One case (a request) takes a
+        path of a few scalar steps (``_mix_repeat_one``): the same sums, without a dozen
+        array calls on arrays of twenty values, which cost more than the catalogue's pass.
         """
+        if len(explore) == 1:
+            return self._mix_repeat_one(explore, items[0], repeat[0], float(mix[0, 0]))
         top = explore.max(axis=1, keepdims=True)
         explore -= top + np.log(np.exp(explore - top).sum(axis=1, keepdims=True))  # log P_explore
         present = items > 0
@@ -229,6 +291,33 @@ class NumpyTower:
             with np.errstate(divide="ignore"):
                 log_repeat = (log_g + np.log(repeat_p)).astype(np.float32)
             explore[:, columns] = np.logaddexp(explore[:, columns], log_repeat)
+        return explore
+
+    @staticmethod
+    def _mix_repeat_one(
+        explore: np.ndarray, items: np.ndarray, repeat: np.ndarray, gate: float
+    ) -> np.ndarray:
+        """``mix_repeat`` of one case (explore [1, n_items + 1])."""
+        row = explore[0]
+        top = float(row.max())
+        log_explore = top + math.log(float(np.exp(row - top).sum()))
+        present = items > 0
+        if not present.any():
+            row -= np.float32(log_explore)
+            return explore
+        # log g and log(1 - g), stable for any gate logit
+        log_g, log_not_g = -np.logaddexp(0.0, -gate), -np.logaddexp(0.0, gate)
+        row -= np.float32(log_explore - log_not_g)  # log(1 - g) + log P_explore, in one pass
+        values = repeat[present].astype(np.float64)
+        weights = np.exp(values - values.max())
+        totals: dict[int, float] = {}
+        for item, weight in zip(items[present].tolist(), (weights / weights.sum()).tolist(), strict=True):
+            totals[item] = totals.get(item, 0.0) + weight
+        columns = np.fromiter(totals, np.int64, len(totals))
+        repeat_p = np.fromiter(totals.values(), np.float64, len(totals))
+        with np.errstate(divide="ignore"):
+            log_repeat = (log_g + np.log(repeat_p)).astype(np.float32)
+        row[columns] = np.logaddexp(row[columns], log_repeat)
         return explore
 
     def contributions(

@@ -129,11 +129,9 @@ def score_shopper(
     tower = model.tower
     user, mix, attention = tower.forward_with_attention(inputs)
     terms = tower.history_terms(inputs, mix)
-    logits = tower.scores(inputs, (user, mix), terms, now=np.array([now]))[0]
-    # log of the softmax denominator over every real item (column 0 is padding, -inf).
-    real = logits[1:]
-    top = float(real.max())
-    log_normalizer = top + float(np.log(np.exp(real - top).sum()))
+    # The log of the softmax denominator over every real item (column 0 is padding, -inf).
+    scored, normalizers = tower.scores_and_normalizer(inputs, (user, mix), terms, now=np.array([now]))
+    logits, log_normalizer = scored[0], float(normalizers[0])
     for item in exclude:
         index = model.index_of.get(item)
         if index:
