@@ -167,7 +167,8 @@ class ItemKNN(Recommender):
 
     def fit(self, train: pd.DataFrame, n_items: int) -> ItemKNN:
         self.n_items_ = int(n_items)
-        events = _item_events(train).sort_values(["shopper", "session", "timestamp"], kind="stable")
+        events = _item_events(train)[["timestamp", "shopper", "session", "item_idx"]]
+        events = events.sort_values(["shopper", "session", "timestamp"], kind="stable")
         session = pd.factorize(events["shopper"].astype(str) + "\x1f" + events["session"].astype(str))[0]
         items = events["item_idx"].to_numpy(np.int64)
         first = ~pd.DataFrame({"s": session, "i": items}).duplicated().to_numpy()
@@ -254,7 +255,9 @@ class EASE(Recommender):
         self.local_ = np.full(self.n_items_ + 1, m, dtype=np.int64)  # m: a zero row of B
         self.local_[self.items_] = np.arange(m)
 
-        events = events.sort_values(["shopper", "timestamp"], kind="stable")
+        events = events[["timestamp", "shopper", "item_idx"]].sort_values(
+            ["shopper", "timestamp"], kind="stable"
+        )
         shopper = pd.factorize(events["shopper"].astype(str))[0]
         local = self.local_[events["item_idx"].to_numpy(np.int64)]
         frame = pd.DataFrame({"u": shopper, "i": local})[local < m]

@@ -17,6 +17,8 @@ np = require("ml", "numpy")
 #: pandas only where frames are handled: serving imports this module without it.
 pd = lazy("ml", "pandas")
 
+#: The columns of a transformed frame that a shopper's timeline needs (sorted copies keep only these).
+TIMELINE_COLUMNS = ("timestamp", "shopper", "session", "item_idx", "type_idx", "weight")
 #: Event types that name an item, and their index in the model's type embedding (0 = padding).
 TYPE_INDEX = {"view": 1, "cart": 2, "purchase": 3, "click": 4}
 N_TYPES = len(TYPE_INDEX) + 1
@@ -92,9 +94,9 @@ def _item_events(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["event"].isin(TYPE_INDEX.keys()) & (frame["item"] != "")]
 
 
-def _first_in_session(frame: pd.DataFrame, session_column: str) -> np.ndarray:
+def _first_in_session(frame: pd.DataFrame, session_column: str, item_column: str = "item") -> np.ndarray:
     """Whether each row's item appears for the first time in its session (rows in time order)."""
-    return ~frame.duplicated([session_column, "item"]).to_numpy()
+    return ~frame.duplicated([session_column, item_column]).to_numpy()
 
 
 def training_cases(frame: pd.DataFrame, max_history: int = 20, newest: int | None = None) -> CaseBatch:
@@ -106,7 +108,11 @@ def training_cases(frame: pd.DataFrame, max_history: int = 20, newest: int | Non
     still reach back into older events), so a big log costs a bounded training.
     """
     events = _item_events(frame)
-    events = events[events["item_idx"] > 0].sort_values(["shopper", "timestamp"], kind="stable")
+    # Only the columns cases read are sorted: a sorted copy of every column of a 10M-event
+    # frame (its text columns are Python objects) was gigabytes of a retrain's peak.
+    events = events.loc[events["item_idx"] > 0, list(TIMELINE_COLUMNS)].sort_values(
+        ["shopper", "timestamp"], kind="stable"
+    )
     group = pd.factorize(events["shopper"])[0]
     sessions = pd.factorize(events["shopper"] + "\x1f" + events["session"])[0]
     positions = np.arange(len(events))
@@ -122,7 +128,7 @@ def training_cases(frame: pd.DataFrame, max_history: int = 20, newest: int | Non
         latest = np.argsort(times[case_rows], kind="stable")[len(case_rows) - max(int(newest), 0) :]
         case_rows = np.sort(case_rows[latest])
     hist = _gather(group, items, types, times, sessions, case_rows, max_history)
-    new = _first_in_session(events.assign(_s=sessions), "_s")
+    new = _first_in_session(events.assign(_s=sessions), "_s", "item_idx")
     return CaseBatch(
         *hist,
         now=times[case_rows],

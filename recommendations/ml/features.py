@@ -201,6 +201,7 @@ def _no_neighbours(n_items: int, k: int) -> tuple[np.ndarray, np.ndarray]:
 def _item_timeline(frame: pd.DataFrame) -> pd.DataFrame:
     """Item events of ``frame`` (known item, item event type), by shopper, session and time."""
     events = frame[(frame["item_idx"].to_numpy() > 0) & (frame["type_idx"].to_numpy() > 0)]
+    events = events[["timestamp", "shopper", "session", "item_idx"]]  # what callers read: a small sorted copy
     return events.sort_values(["shopper", "session", "timestamp"], kind="stable")
 
 
