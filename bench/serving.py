@@ -47,8 +47,8 @@ UNRECORDED = "for-you (impression not recorded)"
 STAGES = (
     "history → model inputs (featurize)",
     "user tower (attention, MLP) + repeat/prior weights",
-    "score every item: matrix product, bias, repeat and prior adds",
-    "softmax normalizer (probabilities)",
+    "score every item: matrix product, bias, repeat and prior adds, softmax denominator",
+    "softmax normalizer (now part of the scoring)",
     "top-k (argpartition + sort)",
     "reasons for the shown items",
 )
@@ -271,11 +271,12 @@ def measure_compute(sizes: Sizes) -> dict[str, list[float]]:
         user, mix, attention = tower.forward_with_attention(inputs)
         terms = tower.history_terms(inputs, mix)
         marks.append(time.perf_counter())
-        logits = tower.scores(inputs, (user, mix), terms, now=np.array([time.time()]))[0]
+        scored, normalizers = tower.scores_and_normalizer(
+            inputs, (user, mix), terms, now=np.array([time.time()])
+        )
+        logits = scored[0]
         marks.append(time.perf_counter())
-        real = logits[1:]
-        top = float(real.max())
-        normalizer = top + float(np.log(np.exp(real - top).sum()))
+        normalizer = float(normalizers[0])  # comes with the scores (the mixture sums to 1)
         marks.append(time.perf_counter())
         scores = ShopperScores(model, logits, normalizer, inputs, mix, attention, terms, history)
         best = scores.top(40)
