@@ -47,6 +47,8 @@ class NumpyTower:
         self.category_starts = np.searchsorted(
             category[self.category_members], np.arange(len(w.get("category_embedding", [0])) + 1)
         )
+        # The repeat/explore mixture makes every row of scores a distribution (log-probabilities).
+        self.normalized = self.mixture and "repeat_type" in w
         if "repeat_type" in w:
             # Term 0 is the repeat logit, terms 1.. the priors' weights: one gather serves all.
             self.term_type = np.concatenate([w["repeat_type"][None], w["prior_type"]])
@@ -247,14 +249,14 @@ class NumpyTower:
         it, by what it changes on new products. Other models: one log-sum-exp per row.
         """
         scores = self._scores(inputs, forward, terms)
-        fresh = self.fresh_items if now is not None and self.freshness else self.fresh_items[:0]
-        if not (self.mixture and hasattr(self, "term_type")):
+        if not self.normalized:
             if now is not None:
                 self.add_freshness(scores, now)
             real = scores[:, 1:]
             top = real.max(axis=1, keepdims=True)
             top = np.where(np.isfinite(top), top, 0.0)
             return scores, (top + np.log(np.exp(real - top).sum(axis=1, keepdims=True)))[:, 0]
+        fresh = self.fresh_items if now is not None and self.freshness else self.fresh_items[:0]
         before = np.exp(scores[:, fresh].astype(np.float64))
         if now is not None:
             self.add_freshness(scores, now)
