@@ -236,27 +236,38 @@ def _retrain(media: Path) -> dict:
         ModelVersion.objects.filter(pk__gt=before).delete()
 
 
-def _history_latency(n: int, seed: int) -> list[float]:
-    """Seconds of the history query for ``n`` random shoppers of the table."""
+def _random_visitors(n: int, seed: int) -> list[str]:
+    """``n`` random anonymous shoppers of the scale events (a 1 % block sample, then a draw)."""
     import numpy as np
     from django.db import connection
 
-    from recommendations.identity import Shopper
     from recommendations.models import Event
+
+    visitors: list[str] = []
+    with connection.cursor() as cursor:
+        # A small table's 1 % of blocks may hold none of them: then every row is a candidate.
+        for sample in ("TABLESAMPLE SYSTEM (1)", ""):
+            cursor.execute(
+                f"SELECT session_key FROM {Event._meta.db_table} {sample} "  # noqa: S608 - the model's table
+                "WHERE source = %s LIMIT 20000",
+                [SOURCE],
+            )
+            visitors = [row[0] for row in cursor.fetchall()]
+            if visitors:
+                break
+    rng = np.random.default_rng(seed)
+    return [str(v) for v in rng.choice(visitors, size=min(n, len(visitors)), replace=False)]
+
+
+def _history_latency(n: int, seed: int) -> list[float]:
+    """Seconds of the history query for ``n`` random shoppers of the table."""
+    from recommendations.identity import Shopper
     from recommendations.serving.history import _stored
 
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT session_key FROM {Event._meta.db_table} TABLESAMPLE SYSTEM (1) "  # noqa: S608 - the model's table
-            "WHERE source = %s LIMIT 20000",
-            [SOURCE],
-        )
-        visitors = [row[0] for row in cursor.fetchall()]
-    rng = np.random.default_rng(seed)
     times = []
-    for visitor in rng.choice(visitors, size=min(n, len(visitors)), replace=False):
+    for visitor in _random_visitors(n, seed):
         start = time.perf_counter()
-        _stored(Shopper(visitor=str(visitor)), 30)
+        _stored(Shopper(visitor=visitor), 30)
         times.append(time.perf_counter() - start)
     return times
 
@@ -418,7 +429,6 @@ def _retention() -> dict:
 
 def _history_side_by_side(partitioned: str, n: int = 200) -> dict:
     """The history query's SQL on the plain table and on the partitioned copy, alternated."""
-    import numpy as np
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -427,16 +437,10 @@ def _history_side_by_side(partitioned: str, n: int = 200) -> dict:
     from recommendations.serving.history import _stored
 
     table = Event._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT session_key FROM {table} TABLESAMPLE SYSTEM (1) WHERE source = %s LIMIT 5000",  # noqa: S608
-            [SOURCE],
-        )
-        visitors = [row[0] for row in cursor.fetchall()]
     plain, split = [], []
-    for visitor in np.random.default_rng(7).choice(visitors, size=min(n, len(visitors)), replace=False):
+    for visitor in _random_visitors(n, 7):
         with CaptureQueriesContext(connection) as queries:
-            _stored(Shopper(visitor=str(visitor)), 30)
+            _stored(Shopper(visitor=visitor), 30)
         sql = queries.captured_queries[-1]["sql"]
         for name, times in ((table, plain), (partitioned, split)):
             statement = sql.replace(f'"{table}"', f'"{name}"')
