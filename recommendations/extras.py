@@ -19,7 +19,7 @@ PACKAGE = "django-shop-recommendations"
 
 #: extra name -> the modules it brings
 EXTRAS = {
-    "ml": ("keras", "pandas", "numpy"),
+    "ml": ("keras", "pandas", "numpy", "pyarrow"),
     "api": ("rest_framework", "drf_spectacular"),
     "celery": ("celery", "redis"),
 }

@@ -438,7 +438,7 @@ def test_events_frame_reads_event_rows_into_the_canonical_frame():
 
 @pytest.mark.django_db
 def test_the_copy_reader_gives_the_frame_the_row_reader_gives():
-    """PostgreSQL's COPY path (CSV through pandas' C parser) against the row-by-row reader, on
+    """PostgreSQL's COPY path (CSV through Arrow's reader) against the row-by-row reader, on
     the values CSV gets wrong when done carelessly: NULL against "", quotes, commas, newlines,
     a backslash-N typed by a shopper, non-Latin text, microseconds."""
     from django.db import connection
@@ -470,6 +470,32 @@ def test_the_copy_reader_gives_the_frame_the_row_reader_gives():
     pd.testing.assert_frame_equal(copied, chunked)
     assert copied["query"].tolist() == awkward
     assert copied["timestamp"].iloc[1] == T0 + pd.Timedelta(microseconds=8)
+
+
+@pytest.mark.django_db
+def test_the_copy_reader_keeps_newlines_in_queries_across_its_blocks():
+    """Arrow's CSV reader cuts a large file into blocks and parses them in parallel; a newline
+    inside a quoted query must not be taken for the end of a row (a few MB of them here)."""
+    from django.db import connection
+
+    from recommendations.lifecycle.reading import _FIELDS, _copy_frame
+
+    if connection.vendor != "postgresql":
+        pytest.skip("COPY is PostgreSQL's (SQLite reads rows)")
+    at = T0.to_pydatetime()
+    queries = [f"line {n}\n" + "x" * 200 + '\n"quoted", comma' for n in range(12_000)]
+    Event.objects.bulk_create(
+        Event(
+            timestamp=at + pd.Timedelta(seconds=n),
+            event_type="search",
+            session_key=f"s{n % 50}",
+            query=query,
+        )
+        for n, query in enumerate(queries)
+    )
+    frame = _copy_frame(Event.objects.order_by("pk").values_list(*_FIELDS))
+    assert frame["query"].tolist() == queries
+    assert frame["session"].tolist() == [f"s{n % 50}" for n in range(len(queries))]
 
 
 def test_a_raw_unsorted_frame_is_normalized_first():

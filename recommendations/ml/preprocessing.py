@@ -88,8 +88,13 @@ def _code_of(uniques: np.ndarray, value: str) -> int:
 
 
 def _factorize(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Codes and unique values of a string column; a missing value counts as ""."""
-    codes, uniques = pd.factorize(values.to_numpy(dtype=object))
+    """Codes and unique values of a string column; a missing value counts as "".
+
+    A text column in Arrow buffers is factorized there, and only its distinct values become
+    Python strings (one object per row would be most of a 10M-event retrain's memory)."""
+    codes, uniques = pd.factorize(
+        values if isinstance(values.dtype, pd.StringDtype) else values.to_numpy(dtype=object)
+    )
     codes, uniques = codes.astype(np.int64), np.asarray(uniques, dtype=object)
     missing = codes < 0
     if missing.any():
