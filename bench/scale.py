@@ -3,7 +3,7 @@
 1. **Growing the table**: resampled real REES46 shoppers (``bench/resample.py``) inserted with
    ``COPY ... FROM STDIN`` in steps (1M, then 2M more, then 7M more), under the app's indexes.
 2. **Reading it for training** at each size, side by side: ``events_frame()`` as training runs
-   it (PostgreSQL's COPY into pandas' C parser, ``lifecycle/reading.py``) against the previous
+   it (PostgreSQL's COPY parsed by Arrow's CSV reader, ``lifecycle/reading.py``) against the previous
    reader (``values_list`` rows converted in Python chunks; at 1M and 3M only, where it takes
    under a few minutes). Each read runs in a fresh process, so its peak memory (maximum resident
    size) is its own; preprocessing (``Preprocessor.fit_transform``) follows in the same process.
