@@ -193,7 +193,8 @@ def test_products_nobody_has_seen_yet_reach_the_model_and_its_cold_figures(learn
     assert version.status == Status.ACTIVE, version.error
     model = loader.load_version(version)
     assert "900" in model.index_of and "901" not in model.index_of
-    assert model.category_of[model.index_of["900"]] == "electronics.smartphone"
+    category = model.item_features.category[model.index_of["900"]]
+    assert model.category_list[category] == "electronics.smartphone"
     assert "cold" in version.metrics["variants"]  # the holdout is scored with the catalogue
     assert {"cold_price", "category_popular"} <= set(version.metrics["variants"]["cold"]["models"])
 

@@ -16,6 +16,7 @@ from ..extras import require
 from .base import Recommender
 from .cases import CaseBatch
 from .features import FeatureSpec, ItemFeatures, featurize
+from .item_ids import ItemIds
 from .tower import NumpyTower
 
 np = require("ml", "numpy")
@@ -26,7 +27,7 @@ class SavedModel:
     """What a version's files hold, in memory (no Keras: the numpy tower scores)."""
 
     tower: NumpyTower
-    item_ids: list[str]  # index -> shop item id; index 0 is padding ("")
+    item_ids: ItemIds  # index -> shop item id (index 0 is padding, ""), and back
     category_ids: list[str]  # category index -> category id; index 0 is unknown ("")
     spec: FeatureSpec
     item_features: ItemFeatures
@@ -35,7 +36,7 @@ class SavedModel:
     def from_bundle(cls, weights: dict[str, Any], vocabulary: dict[str, Any]) -> SavedModel:
         """Raises ``KeyError``/``ValueError`` on files that do not fit together."""
         preprocessor = vocabulary["preprocessor"]
-        item_ids = [""] + [str(item) for item in preprocessor["item_ids"]]
+        item_ids = ItemIds(["", *preprocessor["item_ids"]])
         tower = NumpyTower(weights)
         if tower.item_table.shape[0] != len(item_ids):
             raise ValueError(
@@ -67,9 +68,8 @@ class SavedRecommender(Recommender):
 
     def fit_preprocessed(self, train: Any, preprocessor: Any) -> SavedRecommender:
         """Learns nothing: maps the preprocessor's item numbering onto the saved one."""
-        index_of = {item: index for index, item in enumerate(self.saved.item_ids) if index}
         ids = [str(item) for item in preprocessor.item_ids_]
-        self.to_saved_ = np.array([0, *(index_of.get(item, 0) for item in ids)], dtype=np.int64)
+        self.to_saved_ = np.concatenate([[0], np.maximum(self.saved.item_ids.indices(ids), 0)])
         self.n_items_ = len(ids)
         return self
 

@@ -36,9 +36,6 @@ class NumpyTower:
         self.fresh_items = np.flatnonzero(~self.item_trained[: len(added)])
         self.fresh_items = self.fresh_items[self.fresh_items > 0]
         self.fresh_added = added[self.fresh_items]
-        self.unit_items = self.item_table / np.maximum(
-            np.linalg.norm(self.item_table, axis=1, keepdims=True), 1e-9
-        )
         w = self.weights
         # Items of each category, contiguous: a shopper's few categories are boosted by adding
         # to their members only, not by gathering a boost for every item of the catalogue.
@@ -337,8 +334,9 @@ class NumpyTower:
         of the two item embeddings. Serving names the largest as the reason.
         """
         items = inputs["items"][0]
-        unit = self.unit_items
-        result = attention[0][:, None] * (unit[items] @ unit[candidates].T)
+        # Only these rows are normalized: a unit copy of the whole table would double it.
+        mine, theirs = self._unit_rows(items), self._unit_rows(candidates)
+        result = attention[0][:, None] * (mine @ theirs.T)
         if terms is None:
             terms = self.history_terms(inputs, mix)
         if terms is not None:
@@ -358,3 +356,8 @@ class NumpyTower:
             result += weight[0][:, None] * same
         result[items == 0] = -np.inf
         return result
+
+    def _unit_rows(self, items: np.ndarray) -> np.ndarray:
+        """The item table's rows of ``items``, scaled to unit length (cosines of embeddings)."""
+        rows = self.item_table[items]
+        return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-9)

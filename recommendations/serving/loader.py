@@ -37,9 +37,8 @@ class ServingModel:
 
     version_id: int
     tower: Any  # ml.tower.NumpyTower
-    item_ids: list[str]  # index -> shop item id; index 0 is padding ("")
-    index_of: dict[str, int]
-    category_of: list[str]  # item index -> category id ("" unknown)
+    item_ids: Any  # ml.item_ids.ItemIds: index -> shop item id; index 0 is padding ("")
+    index_of: Any  # ml.item_ids.IndexOf: shop item id -> index, read like a dict
     category_list: list[str]  # category index -> category id (index 0: unknown)
     spec: Any  # ml.features.FeatureSpec
     item_features: Any  # ml.features.ItemFeatures
@@ -61,10 +60,7 @@ class ServingModel:
             version_id=version_id,
             tower=saved.tower,
             item_ids=saved.item_ids,
-            index_of={item: index for index, item in enumerate(saved.item_ids) if index},
-            category_of=[
-                categories[c] if 0 <= c < len(categories) else "" for c in saved.item_features.category
-            ],
+            index_of=saved.item_ids.index_of,
             category_list=categories,
             spec=saved.spec,
             item_features=saved.item_features,

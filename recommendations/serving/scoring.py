@@ -59,8 +59,8 @@ class ShopperScores:
 
     def explain(self, item_ids: Sequence[str]) -> dict[str, HistoryEvent]:
         """Item id -> the history event that contributed most to its score."""
-        index = [self.model.index_of.get(item, 0) for item in item_ids]
-        known = [(item, i) for item, i in zip(item_ids, index, strict=True) if i]
+        index = self.model.item_ids.indices(list(item_ids)).tolist()
+        known = [(item, i) for item, i in zip(item_ids, index, strict=True) if i > 0]
         if not known:
             return {}
         candidates = np.array([i for _, i in known], dtype=np.int64)
@@ -86,9 +86,10 @@ def shopper_inputs(
     model: ServingModel, events: Sequence[HistoryEvent], current_session: str, now: float | None = None
 ) -> tuple[dict[str, np.ndarray], list[HistoryEvent | None]] | None:
     """Model inputs for one shopper, or None when no event names an item the model knows."""
-    known = [e for e in events if e.event_type in TYPE_INDEX and e.item_id in model.index_of]
+    typed = [e for e in events if e.event_type in TYPE_INDEX]
+    index = model.item_ids.indices([e.item_id for e in typed]).tolist()
     length = model.spec.history_length
-    known = known[-length:]
+    known = [(e, i) for e, i in zip(typed, index, strict=True) if i > 0][-length:]
     if not known:
         return None
     n = len(known)
@@ -96,7 +97,8 @@ def shopper_inputs(
     types = np.zeros((1, length), np.int8)
     times = np.zeros((1, length), np.float64)
     in_session = np.zeros((1, length), bool)
-    items[0, -n:] = [model.index_of[e.item_id] for e in known]
+    items[0, -n:] = [i for _, i in known]
+    known = [e for e, _ in known]
     types[0, -n:] = [TYPE_INDEX[e.event_type] for e in known]
     times[0, -n:] = [e.timestamp for e in known]
     in_session[0, -n:] = [bool(current_session) and e.session_key == current_session for e in known]
@@ -132,10 +134,9 @@ def score_shopper(
     # The log of the softmax denominator over every real item (column 0 is padding, -inf).
     scored, normalizers = tower.scores_and_normalizer(inputs, (user, mix), terms, now=np.array([now]))
     logits, log_normalizer = scored[0], float(normalizers[0])
-    for item in exclude:
-        index = model.index_of.get(item)
-        if index:
-            logits[index] = -np.inf
+    if exclude:
+        index = model.item_ids.indices(list(exclude))
+        logits[index[index > 0]] = -np.inf
     return ShopperScores(model, logits, log_normalizer, inputs, mix, attention, terms, history)
 
 
