@@ -20,7 +20,13 @@
    Each row: build seconds, the index's memory (its own bytes; the process's resident size
    after loading it is in the method line), median and p99 milliseconds per query, and
    recall@K against the exact float32 answer.
-2. **What compression costs in quality.** The learning suite's split of both logs: the model
+2. **The served model at 1M items, in a worker.** The serving bench's model (trained on the
+   demo slice) with its item tables resized to ``N_ITEMS`` items (``bench.serving.scaled_bundle``:
+   every item with all its prior neighbours, the most a model of this size holds), saved as a
+   version's files and loaded in a fresh process as a web worker loads it: the resident size it
+   adds (the worker's own, after Django and the serving modules, is the baseline), its largest
+   arrays, and one request (``score_shopper`` and the top 20, exact float32) per shopper.
+3. **What compression costs in quality.** The learning suite's split of both logs: the model
    fitted once, then scored three ways on identical cases: float32 item table, float16 and
    int8 (per-row scale) tables. Relative MRR@20 change against float32 (target: within 1 %).
 """
@@ -306,17 +312,82 @@ def measure_quality(dataset: learning.Dataset, quick: bool) -> dict[str, Any]:
     return {"dataset": dataset, "result": result, "changes": changes}
 
 
+WORKER = r"""
+import json, resource, sys, time
+from bench import common
+common.setup_django()
+import numpy as np
+from threadpoolctl import threadpool_limits
+from recommendations import artifacts
+from recommendations.serving import loader, scoring, services  # what a web worker has imported
+from recommendations.serving.history import HistoryEvent
+
+def rss():
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
+
+before = rss()
+model = loader.ServingModel.from_bundle(1, artifacts.load_bundle(sys.argv[1]))
+import gc
+gc.collect()
+loaded = rss()
+arrays = sorted(((v.nbytes / 2**20, k) for k, v in model.tower.weights.items()), reverse=True)[:4]
+rng, times = np.random.default_rng(0), []
+with threadpool_limits(1):
+    for n in range(int(sys.argv[2])):
+        items = rng.integers(1, model.n_items + 1, 15)
+        events = [HistoryEvent(time.time() - 60 * (15 - j), "view", model.item_ids[int(i)], "s", key="")
+                  for j, i in enumerate(items)]
+        start = time.perf_counter()
+        scoring.score_shopper(model, events, "s").top(20)
+        times.append(time.perf_counter() - start)
+print(json.dumps({"before_mb": before, "loaded_mb": loaded, "after_requests_mb": rss(),
+                  "peak_mb": common.peak_rss_mb(),
+                  "arrays": [[name, mb] for mb, name in arrays], "request_ms": times}))
+"""
+
+
+def measure_worker(n_items: int, requests: int) -> dict[str, Any]:
+    """The served model at ``n_items`` items, loaded in a fresh process (see the docstring)."""
+    import tempfile
+
+    import numpy as np
+    from django.conf import settings
+
+    from bench.serving import scaled_bundle
+    from recommendations import artifacts
+
+    common.progress(f"catalogue: the served model at {n_items:,} items")
+    rng = np.random.default_rng(1)
+    categories = [f"bench-category-{c}" for c in range(2_000)]
+    bundle = scaled_bundle(
+        n_items,
+        [str(10_000_000 + i) for i in range(n_items)],
+        categories,
+        rng.integers(1, len(categories) + 1, n_items).tolist(),
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-catalogue-") as media:
+        settings.MEDIA_ROOT = media
+        folder, size = artifacts.save_bundle(1, bundle)
+        del bundle
+        result = common.in_fresh_process(WORKER, folder, str(requests), timeout=1800, DJANGO_MEDIA_ROOT=media)
+    result["files_mb"] = size / 2**20
+    result["n_items"] = n_items
+    return result
+
+
 def run(quick: bool) -> Any:
     common.setup_django()
     speed = measure_speed(QUICK_ITEMS if quick else N_ITEMS)
     rss = _rss_mb()
+    worker = measure_worker(QUICK_ITEMS if quick else N_ITEMS, 30 if quick else 200)
     quality = [measure_quality(dataset, quick) for dataset in learning.DATASETS]
     return common.section(
         "Catalogue: 1M items, exact and approximate top-k, compression",
         "see the docstring of `bench/catalogue.py`. One thread per query (faiss, BLAS and usearch "
         f"limited to one), {QUERIES} queries, top {K}; recall against the exact float32 answer. "
         f"Resident size of the measuring process at the end: {rss:,.0f} MB.",
-        [speed_part(speed), quality_part(quality)],
+        [speed_part(speed), worker_part(worker), quality_part(quality)],
         quick=quick,
     )
 
@@ -347,6 +418,42 @@ def speed_part(speed: dict[str, Any]) -> Part:
             f"Meeting top-k ≤ {TOP_K_TARGET_MS:.0f} ms median, ≤ {MEMORY_TARGET_MB:.0f} MB and recall ≥ 0.95: "
             + (", ".join(meeting) if meeting else "none")
             + ".",
+        ],
+    )
+
+
+def worker_part(worker: dict[str, Any]) -> Part:
+    added = worker["after_requests_mb"] - worker["before_mb"]
+    total = worker["after_requests_mb"]
+    times = worker["request_ms"][10:]  # the first requests warm the caches
+    return Part(
+        f"The served model at {worker['n_items']:,} items, in a worker",
+        [
+            Table(
+                ["", "figure"],
+                [
+                    ["the version's files", f"{worker['files_mb']:,.0f} MB"],
+                    [
+                        "worker before loading (Django, DRF, the serving modules)",
+                        f"{worker['before_mb']:,.0f} MB",
+                    ],
+                    ["the model adds (resident, after the requests)", strong(f"{added:,.0f} MB")],
+                    [
+                        "worker with the model",
+                        f"{total:,.0f} MB (target ≤ {MEMORY_TARGET_MB:.0f} MB: "
+                        f"{verdict(total <= MEMORY_TARGET_MB)})",
+                    ],
+                    ["peak while loading", f"{worker['peak_mb']:,.0f} MB"],
+                    ["largest arrays", ", ".join(f"{name} {mb:,.0f} MB" for name, mb in worker["arrays"])],
+                    [
+                        "one request, exact (score_shopper + top 20), p50 / p99",
+                        f"{common.median(times) * 1000:.1f} / {common.percentile(times, 99) * 1000:.1f} ms",
+                    ],
+                ],
+            ),
+            "The item table is scanned whole by every request, so it must be resident; the prior "
+            "tables (each item's neighbours in each prior, ids and scores) are read only at a "
+            "request's history items.",
         ],
     )
 

@@ -8,10 +8,12 @@ the machine. The statistics helpers are the medians and percentiles the sections
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shlex
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -71,6 +73,37 @@ def setup_django() -> None:
     from django.core.management import call_command
 
     call_command("migrate", interactive=False, verbosity=0)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident size since it started its program, from VmHWM.
+
+    Not ``getrusage``'s ``ru_maxrss``: Linux carries the maximum across ``exec``, so a process
+    started by a large one (the bench, holding millions of events) reports its parent's size
+    as its own peak. VmHWM belongs to the new program's memory only.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def in_fresh_process(script: str, *args: str, timeout: float, **environment: str) -> dict:
+    """Run ``script`` in a new Python process (its memory is its own); its last line of output,
+    read as JSON."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=ROOT,
+        env={**os.environ, **environment},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"a measuring process failed: {done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def read_events(path: Path | str, fmt: str):

@@ -26,8 +26,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -131,7 +129,7 @@ def _insert(frame, seed: int) -> float:
 
 
 READER = r"""
-import json, resource, sys, time
+import json, sys, time
 from bench import common
 common.setup_django()
 from recommendations.lifecycle import reading
@@ -142,38 +140,22 @@ rows = Event.objects.order_by("pk").values_list(*reading._FIELDS)
 start = time.perf_counter()
 frame = reading._copy_frame(rows) if how == "copy" else reading._chunked_frame(rows, 20_000)
 read = time.perf_counter() - start
-read_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+read_peak = common.peak_rss_mb()
 start = time.perf_counter()
 Preprocessor().fit_transform(frame)
 prep = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = common.peak_rss_mb()
 print(json.dumps({"rows": len(frame), "read": read, "read_peak_mb": read_peak, "prep": prep, "peak_mb": peak}))
 """
 
 
-def _in_fresh_process(script: str, *args: str, timeout: float, **environment: str) -> dict:
-    """Run ``script`` in a new Python process; its last line of output, read as JSON."""
-    done = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        cwd=common.ROOT,
-        env={**os.environ, **environment},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"a measuring process failed: {done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def _read(how: str) -> dict:
     """One read (and preprocessing) in a fresh process: its times and peak memory."""
-    return _in_fresh_process(READER, how, timeout=3600)
+    return common.in_fresh_process(READER, how, timeout=3600)
 
 
 RETRAIN = r"""
-import json, resource, sys, time
+import json, sys, time
 from bench import common
 common.setup_django()
 from recommendations.lifecycle import registry
@@ -216,7 +198,7 @@ total = time.perf_counter() - start
 phases = {}
 for (at, phase), (end, _) in zip(marks, marks[1:] + [(total, "")]):
     phases[phase] = phases.get(phase, 0.0) + end - at
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = common.peak_rss_mb()
 epochs = len(version.history or [])
 print(json.dumps({"total": total, "phases": phases, "peak_mb": peak, "status": version.status,
                   "error": version.error[:300], "events": version.event_count, "items": version.n_items,
@@ -231,7 +213,7 @@ def _retrain(media: Path) -> dict:
 
     before = ModelVersion.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     try:
-        return _in_fresh_process(RETRAIN, timeout=4 * 3600, DJANGO_MEDIA_ROOT=str(media))
+        return common.in_fresh_process(RETRAIN, timeout=4 * 3600, DJANGO_MEDIA_ROOT=str(media))
     finally:
         ModelVersion.objects.filter(pk__gt=before).delete()
 
