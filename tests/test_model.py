@@ -266,6 +266,87 @@ def test_a_fit_learns_from_the_newest_cases_only_when_capped():
     assert model.n_train_cases_ + model.n_validation_cases_ == 200
 
 
+def test_one_request_is_featurized_as_a_batch_of_one_case():
+    """Serving featurizes a request with ``featurize_one``; training with ``featurize``. The
+    model must see the same numbers: every input equal, on histories shorter than, equal to
+    and longer than the window, in and out of the session, priced and not, old and new."""
+    from recommendations.ml.cases import CaseBatch
+    from recommendations.ml.features import FeatureSpec, ItemFeatures, featurize, featurize_one
+
+    rng = np.random.default_rng(7)
+    n_items, length = 300, 8
+    features = ItemFeatures(
+        category=rng.integers(0, 12, n_items + 1).astype(np.int32),
+        price_bucket=rng.integers(0, 6, n_items + 1).astype(np.int8),
+        n_categories=12,
+        n_price_buckets=5,
+    )
+    spec = FeatureSpec(
+        history_length=length, n_age_buckets=10, top_categories=[1, 3, 4, 9], n_price_buckets=5
+    )
+    for case in range(300):
+        n = int(rng.integers(1, length + 4))
+        items = rng.integers(1, n_items + 1, n).tolist()
+        types = rng.integers(1, 5, n).tolist()
+        now = 1.7e9 + float(rng.integers(0, 10**6))
+        times = sorted((now - rng.exponential(10.0 ** rng.integers(0, 7), n)).tolist())
+        if case % 7 == 0:
+            times[-1] = now + 5.0  # a clock ahead of the server's: age 0
+        in_session = (rng.random(n) < 0.5).tolist()
+        one = featurize_one(items, types, times, in_session, now, spec, features)
+        kept = min(n, length)
+        padded = {
+            "items": np.zeros((1, length), np.int32),
+            "types": np.zeros((1, length), np.int8),
+            "times": np.zeros((1, length)),
+            "in_session": np.zeros((1, length), bool),
+        }
+        for name, values in (
+            ("items", items),
+            ("types", types),
+            ("times", times),
+            ("in_session", in_session),
+        ):
+            padded[name][0, length - kept :] = values[-kept:]
+        batch = CaseBatch(
+            **padded,
+            now=np.array([now]),
+            targets=np.zeros(1, np.int32),
+            target_types=np.zeros(1, np.int8),
+            weights=np.ones(1, np.float32),
+            is_new=np.ones(1, bool),
+        )
+        expected = featurize(batch, spec, features)
+        for name in ("items", "types", "ages", "context"):
+            assert one[name].dtype == expected[name].dtype, name
+            np.testing.assert_array_equal(one[name], expected[name], err_msg=f"case {case}: {name}")
+
+
+def test_item_ids_are_found_both_ways_even_when_ids_share_a_hash():
+    """A served model's ids (``ml.item_ids``): index -> id and id -> index, one at a time and
+    in a batch; the padding ("") and unknown ids are never an item; with a hash that puts
+    every id of a length together, each is still told apart by comparing the ids."""
+    from recommendations.ml.item_ids import ItemIds
+
+    class Colliding(ItemIds):
+        key = staticmethod(len)
+
+    ids = ["", "7", "12", "ab", "12a", "x" * 40, "ünï", "靴"]
+    for table in (ItemIds(ids), Colliding(ids)):
+        assert (
+            len(table) == len(ids) and list(table) == ids and table[2] == "12" and table[1:3] == ["7", "12"]
+        )
+        for index, item in enumerate(ids[1:], start=1):
+            assert table.index_of[item] == index == table.index_of.get(item) and item in table.index_of
+        for unknown in ("", "13", "1", "xx", 12, None):
+            assert unknown not in table.index_of and table.index_of.get(unknown, 0) == 0
+        with pytest.raises(KeyError):
+            table.index_of["13"]
+        asked = ["靴", "13", "", "7", "ab", "ba", "x" * 40]
+        assert table.indices(asked).tolist() == [7, -1, 0, 1, 3, -1, 5]
+        assert table.indices([]).tolist() == []
+
+
 def test_score_returns_a_fresh_array(trained):
     model, cases = trained
     batch = cases.take(slice(0, 4))

@@ -1,8 +1,8 @@
 """The model at request time: a shopper's events -> scores for every item, and why.
 
-The history is featurized by the same ``featurize`` as in training; the numpy tower gives
-the user vector and one float32 matrix product scores the whole catalogue. Reasons come
-from ``NumpyTower.contributions``: the history event that adds most to an item's score.
+The history is featurized by ``featurize_one``, the one-case form of training's ``featurize``
+(a test holds the two equal); the numpy tower gives the user vector and one float32 matrix
+product scores the whole catalogue. Reasons come from ``NumpyTower.contributions``: the history event that adds most to an item's score.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ml.cases import TYPE_INDEX, CaseBatch
-from ..ml.features import featurize
+from ..ml.cases import TYPE_INDEX
+from ..ml.features import featurize_one
 from .history import HistoryEvent
 from .loader import ServingModel
 
@@ -92,28 +92,17 @@ def shopper_inputs(
     known = [(e, i) for e, i in zip(typed, index, strict=True) if i > 0][-length:]
     if not known:
         return None
-    n = len(known)
-    items = np.zeros((1, length), np.int32)
-    types = np.zeros((1, length), np.int8)
-    times = np.zeros((1, length), np.float64)
-    in_session = np.zeros((1, length), bool)
-    items[0, -n:] = [i for _, i in known]
-    known = [e for e, _ in known]
-    types[0, -n:] = [TYPE_INDEX[e.event_type] for e in known]
-    times[0, -n:] = [e.timestamp for e in known]
-    in_session[0, -n:] = [bool(current_session) and e.session_key == current_session for e in known]
-    cases = CaseBatch(
-        items=items,
-        types=types,
-        times=times,
-        in_session=in_session,
-        now=np.array([time.time() if now is None else now], np.float64),
-        targets=np.zeros(1, np.int32),
-        target_types=np.zeros(1, np.int8),
-        weights=np.ones(1, np.float32),
-        is_new=np.ones(1, bool),
+    events = [e for e, _ in known]
+    inputs = featurize_one(
+        [i for _, i in known],
+        [TYPE_INDEX[e.event_type] for e in events],
+        [e.timestamp for e in events],
+        [bool(current_session) and e.session_key == current_session for e in events],
+        time.time() if now is None else now,
+        model.spec,
+        model.item_features,
     )
-    return featurize(cases, model.spec, model.item_features), [None] * (length - n) + list(known)
+    return inputs, [None] * (length - len(events)) + events
 
 
 def score_shopper(
