@@ -22,7 +22,8 @@
    recall@K against the exact float32 answer.
 2. **The served model at 1M items, in a worker.** The serving bench's model (trained on the
    demo slice) with its item tables resized to ``N_ITEMS`` items (``bench.serving.scaled_bundle``:
-   every item with all its prior neighbours, the most a model of this size holds), saved as a
+   each item with as many prior neighbours as a random item of the trained model, none in EASE
+   past the 5,000 items it models), saved as a
    version's files and loaded in a fresh process as a web worker loads it: the resident size it
    adds (the worker's own, after Django and the serving modules, is the baseline), its largest
    arrays, and one request (``score_shopper`` and the top 20, exact float32) per shopper.
@@ -451,9 +452,9 @@ def worker_part(worker: dict[str, Any]) -> Part:
                     ],
                 ],
             ),
-            "The item table is scanned whole by every request, so it must be resident; the prior "
-            "tables (each item's neighbours in each prior, ids and scores) are read only at a "
-            "request's history items.",
+            "The item table is scanned whole by every request, so it must be resident; the priors "
+            "(each item's neighbours in each prior, kept without empty slots) are read only at a "
+            "request's last history items.",
         ],
     )
 

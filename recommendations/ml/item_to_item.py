@@ -81,7 +81,6 @@ class SimilarItems(Recommender):
 
     def fit_preprocessed(self, train, preprocessor) -> SimilarItems:
         """Reads the already fitted model's priors and the items' categories (fits nothing)."""
-        self.weights_ = self.model.export_weights()
         self.category_ = np.asarray(preprocessor.item_category_, np.int64)
         self.top_category_ = top_levels(list(preprocessor.category_ids_), self.category_)
         return self
@@ -95,7 +94,7 @@ class SimilarItems(Recommender):
                 everything,
                 self.category_,
                 self.top_category_,
-                co_view_neighbours(self.weights_, int(anchor)),
+                co_view_neighbours(self.model.tower_, int(anchor)),
             )
             scores[row, found == Evidence.NONE] = -np.inf
             if self.same_category_first and self.category_[anchor] > 0:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 from ..extras import require
+from .tower import NumpyTower
 
 np = require("ml", "numpy")
 
@@ -31,14 +32,9 @@ class Evidence(IntEnum):
     NONE = 9
 
 
-def co_view_neighbours(weights: dict[str, np.ndarray], anchor: int) -> np.ndarray:
-    """The items the model's co-view priors list for ``anchor`` (exported weights)."""
-    names = [str(name) for name in weights.get("prior_names", [])]
-    rows = [i for i, name in enumerate(names) if name in CO_VIEW_PRIORS]
-    if not rows or "prior_items" not in weights:
-        return np.zeros(0, np.int64)
-    items = np.asarray(weights["prior_items"])[rows, anchor]
-    scores = np.asarray(weights["prior_scores"])[rows, anchor]
+def co_view_neighbours(tower: NumpyTower, anchor: int) -> np.ndarray:
+    """The items the model's co-view priors list for ``anchor``."""
+    items, scores = tower.neighbours(CO_VIEW_PRIORS, anchor)
     found = np.unique(items[(items > 0) & (scores > 0)])
     return found[found != anchor].astype(np.int64)
 

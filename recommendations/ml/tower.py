@@ -19,6 +19,47 @@ FRESHNESS_UNIT_SECONDS = 3600.0
 UNKNOWN_AGE_SECONDS = 365 * 24 * 3600.0
 
 
+class PriorTable:
+    """Each item's neighbours in each prior, without the empty slots (compressed rows).
+
+    The exported tables are dense, [n_priors, n_items + 1, k], zero-padded: an item with three
+    neighbours still takes k slots, and EASE (at most 10,000 items modelled) leaves every other
+    row empty. At a million items the dense tables were 458 MB of a worker; here a row's
+    neighbours are a slice of one array, found by an offset per (prior, item).
+    """
+
+    def __init__(self, items: np.ndarray, scores: np.ndarray) -> None:
+        items, scores = np.asarray(items), np.asarray(scores)
+        self.n_priors, self.size = items.shape[0], items.shape[1]
+        filled = items > 0  # top-k rows are filled from the first slot on
+        counts = filled.sum(axis=2).ravel()
+        index = np.int32 if counts.sum() < 2**31 else np.int64
+        self.offsets = np.zeros(len(counts) + 1, index)
+        np.cumsum(counts, out=self.offsets[1:])
+        self.items = items[filled].astype(np.int32)  # row by row, each row in rank order
+        self.scores = scores[filled].astype(np.float32)
+
+    def entries(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(owner, neighbour, score) of every neighbour of ``rows`` (prior x size + item),
+        ``owner`` being the position in ``rows`` each came from, in the order of ``rows``."""
+        rows = np.asarray(rows, np.int64).ravel()
+        starts = self.offsets[rows].astype(np.int64)
+        lengths = self.offsets[rows + 1] - starts
+        owner = np.repeat(np.arange(len(rows)), lengths)
+        firsts = np.cumsum(lengths) - lengths
+        flat = np.arange(int(lengths.sum())) + np.repeat(starts - firsts, lengths)
+        return owner, self.items[flat], self.scores[flat]
+
+    def rows_of(self, priors: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Row numbers of ``items`` (any shape) in each of ``priors``: [len(priors), *items.shape]."""
+        priors = np.asarray(priors, np.int64).reshape((-1,) + (1,) * np.ndim(items))
+        return priors * self.size + np.asarray(items, np.int64)[None]
+
+    @property
+    def nbytes(self) -> int:
+        return self.offsets.nbytes + self.items.nbytes + self.scores.nbytes
+
+
 class NumpyTower:
     def __init__(self, weights: dict[str, np.ndarray]) -> None:
         self.weights = {name: np.asarray(value) for name, value in weights.items()}
@@ -46,6 +87,9 @@ class NumpyTower:
         )
         # The repeat/explore mixture makes every row of scores a distribution (log-probabilities).
         self.normalized = self.mixture and "repeat_type" in w
+        self.priors = None
+        if "prior_items" in w:
+            self.priors = PriorTable(w.pop("prior_items"), w.pop("prior_scores"))
         if "repeat_type" in w:
             # Term 0 is the repeat logit, terms 1.. the priors' weights: one gather serves all.
             self.term_type = np.concatenate([w["repeat_type"][None], w["prior_type"]])
@@ -196,17 +240,17 @@ class NumpyTower:
             terms = self.history_terms(inputs, mix)
         if terms is not None:
             repeat, priors = terms
-            w = self.weights
             items = inputs["items"]
             window = self.prior_window(items.shape[1])
             prior_items, priors = items[:, -window:], priors[:, :, -window:]
-            rows = np.arange(len(items))[None, :, None, None]
-            # Each history position adds its weight x the prior score to its item's neighbours,
-            # for every prior in one unbuffered add (the same neighbour may come from two
-            # positions). Padding (item 0) only touches column 0, set to -inf below.
-            neighbours = w["prior_items"][:, prior_items]  # [n_priors, n, window, k]
-            values = priors[..., None] * w["prior_scores"][:, prior_items]
-            np.add.at(scores, (np.broadcast_to(rows, neighbours.shape), neighbours), values)
+            if self.priors is not None and len(priors):
+                # Each history position adds its weight x the prior score to its item's
+                # neighbours, for every prior in one unbuffered add (the same neighbour may come
+                # from two positions). Padding (item 0) has no neighbours.
+                rows = self.priors.rows_of(np.arange(len(priors)), prior_items)  # [n_priors, n, window]
+                owner, neighbours, values = self.priors.entries(rows)
+                case = np.broadcast_to(np.arange(len(items))[None, :, None], rows.shape).ravel()[owner]
+                np.add.at(scores, (case, neighbours), priors.ravel()[owner] * values)
             if self.mixture:
                 scores[:, 0] = -np.inf
                 return self.mix_repeat(scores, items, repeat, mix)
@@ -341,11 +385,13 @@ class NumpyTower:
             terms = self.history_terms(inputs, mix)
         if terms is not None:
             repeat, priors = terms
-            w = self.weights
-            neighbours = w["prior_items"][:, items]  # [n_priors, L, k]
-            match = neighbours[..., None] == candidates  # [n_priors, L, k, J]
-            scores = (w["prior_scores"][:, items][..., None] * match).sum(axis=2)  # [n_priors, L, J]
-            result += (priors[:, 0, :, None] * scores).sum(axis=0)
+            if self.priors is not None and len(priors):
+                rows = self.priors.rows_of(np.arange(len(priors)), items)  # [n_priors, L]
+                owner, neighbours, values = self.priors.entries(rows)
+                match = neighbours[:, None] == candidates[None, :]  # [entries, J]
+                scores = np.zeros((rows.size, len(candidates)))
+                np.add.at(scores, owner, values[:, None] * match)
+                result += (priors[:, 0, :, None] * scores.reshape(*rows.shape, -1)).sum(axis=0)
             result += repeat[0][:, None] * (items[:, None] == candidates[None, :])
         weight = self.category_weights(inputs)
         if weight is not None:
@@ -361,3 +407,12 @@ class NumpyTower:
         """The item table's rows of ``items``, scaled to unit length (cosines of embeddings)."""
         rows = self.item_table[items]
         return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-9)
+
+    def neighbours(self, names: tuple[str, ...], item: int) -> tuple[np.ndarray, np.ndarray]:
+        """(neighbours, scores) of ``item`` in the priors called ``names`` (all of their rows)."""
+        known = [str(name) for name in self.weights.get("prior_names", [])]
+        chosen = [i for i, name in enumerate(known) if name in names]
+        if self.priors is None or not chosen:
+            return np.zeros(0, np.int32), np.zeros(0, np.float32)
+        _, found, scores = self.priors.entries(self.priors.rows_of(chosen, np.array(item)))
+        return found, scores

@@ -430,7 +430,7 @@ def _similar_by_model(
     scores = score_item(model, index)
     best = scores.top(SIMILAR_WINDOW) if scores is not None else []
     known = [model.index_of[other] for other in co_views if other in model.index_of]
-    co_viewed = np.union1d(co_view_neighbours(model.tower.weights, index), np.asarray(known, np.int64))
+    co_viewed = np.union1d(co_view_neighbours(model.tower, index), np.asarray(known, np.int64))
     category = np.asarray(model.item_features.category, np.int64)
     found = evidence(
         index, np.asarray([i for i, _ in best], np.int64), category, model.item_top_category, co_viewed
