@@ -12,6 +12,7 @@ Everything heavy lives in ``ml``; this module is the Django side of it.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from datetime import timedelta
@@ -102,7 +103,7 @@ def _train(version: ModelVersion) -> None:
     # pandas and Keras load in the training worker only, never in a web process that imports this module.
     from ..ml.baselines import BASELINES
     from ..ml.evaluation import MODEL_NAME, run_evaluation
-    from ..ml.frames import cap_shopper_share, sample_shoppers, split_at
+    from ..ml.frames import cap_shopper_share, release_unused_memory, sample_shoppers, split_at
     from ..ml.preprocessing import Preprocessor
     from ..ml.training import NextItemRecommender
     from .reading import events_frame
@@ -163,6 +164,11 @@ def _train(version: ModelVersion) -> None:
         # trained for the epochs evaluation chose; its holdout figures are the evaluated fit's.
         _report(version.pk, stage="refitting on every event")
         refit = model.refit_params()
+        # The evaluated fit is not shipped: its Keras model goes before the refit builds another,
+        # and what the evaluation's frames and peers freed goes back to the system.
+        shipped = model = None
+        gc.collect()
+        release_unused_memory()
         logger.info(
             "Refitting on every event (the holdout included) for the epochs evaluation chose: "
             "stage 1 %d, stage 2 %d; this is the fit that ships.",

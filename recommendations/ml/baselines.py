@@ -14,6 +14,7 @@ from typing import Any
 from ..extras import require
 from .base import Recommender
 from .cases import CaseBatch
+from .features import item_timeline
 
 np = require("ml", "numpy")
 pd = require("ml", "pandas")
@@ -167,29 +168,28 @@ class ItemKNN(Recommender):
 
     def fit(self, train: pd.DataFrame, n_items: int) -> ItemKNN:
         self.n_items_ = int(n_items)
-        events = _item_events(train)[["timestamp", "shopper", "session", "item_idx"]]
-        events = events.sort_values(["shopper", "session", "timestamp"], kind="stable")
-        session = pd.factorize(events["shopper"].astype(str) + "\x1f" + events["session"].astype(str))[0]
-        items = events["item_idx"].to_numpy(np.int64)
+        timeline = item_timeline(train)
+        session, items = timeline.visit, timeline.item
         first = ~pd.DataFrame({"s": session, "i": items}).duplicated().to_numpy()
         session, items = session[first], items[first]
         self.popularity_ = _share(_counts(items, self.n_items_))
         sessions_with = _counts(items, self.n_items_)
 
         size = self.n_items_ + 1
-        heads, tails = [], []
+        pairs = []  # head * size + tail, both ways: one array per direction, not four
         for distance in range(1, max(int(self.window), 0) + 1):
             same = session[distance:] == session[:-distance]
             if not same.any():
                 break
-            heads += [items[:-distance][same], items[distance:][same]]
-            tails += [items[distance:][same], items[:-distance][same]]
+            earlier, later = items[:-distance][same], items[distance:][same]
+            pairs += [earlier * size + later, later * size + earlier]
         k = max(int(self.neighbours), 1)
         self.neighbour_items_ = np.zeros((size, k), dtype=np.int32)
         self.neighbour_scores_ = np.zeros((size, k), dtype=np.float32)
-        if not heads:
+        if not pairs:
             return self
-        codes, co = np.unique(np.concatenate(heads) * size + np.concatenate(tails), return_counts=True)
+        codes, co = np.unique(np.concatenate(pairs), return_counts=True)
+        del pairs
         head, tail = codes // size, codes % size
         similarity = co / np.sqrt(sessions_with[head] * sessions_with[tail])
         order = np.lexsort((-similarity, head))

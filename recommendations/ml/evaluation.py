@@ -20,6 +20,7 @@ from ..extras import require
 from .base import Recommender
 from .baselines import BASELINES
 from .cases import SKIPPED_UNKNOWN, CaseBatch, evaluation_cases
+from .frames import release_unused_memory
 from .preprocessing import Preprocessor
 
 np = require("ml", "numpy")
@@ -313,6 +314,7 @@ def run_evaluation(
         started = time.perf_counter()
         model.fit_preprocessed(train, preprocessor)
         seconds[name] = time.perf_counter() - started
+        release_unused_memory()  # what the fit's text operations freed, before the next one
         say(f"Fitted {name} in {seconds[name]:.1f} s")
     say("Scoring ...")
     # The same catalogue rules for every evaluation of these cases, the reference's included.

@@ -242,11 +242,34 @@ def _no_neighbours(n_items: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     return _top_k(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), n_items, k)
 
 
-def _item_timeline(frame: pd.DataFrame) -> pd.DataFrame:
-    """Item events of ``frame`` (known item, item event type), by shopper, session and time."""
-    events = frame[(frame["item_idx"].to_numpy() > 0) & (frame["type_idx"].to_numpy() > 0)]
-    events = events[["timestamp", "shopper", "session", "item_idx"]]  # what callers read: a small sorted copy
-    return events.sort_values(["shopper", "session", "timestamp"], kind="stable")
+@dataclass(frozen=True)
+class ItemTimeline:
+    """A frame's item events (known item, item event type) as integer columns, ordered by
+    shopper, visit and time: what the priors and item-kNN count pairs along."""
+
+    shopper: np.ndarray  # int64 code of the shopper (codes follow the ids' sorted order)
+    visit: np.ndarray  # int64, one per (shopper, session), increasing along the timeline
+    item: np.ndarray  # int64 item index
+    time: np.ndarray  # int64 nanoseconds
+
+
+def item_timeline(frame: pd.DataFrame) -> ItemTimeline:
+    """``ItemTimeline`` of ``frame``: the order of sorting the rows by shopper, session and
+    time (stable), reached by sorting integer codes, so no text column is copied or sorted
+    (at 10M events the sorted text copies added 2 GB to a retrain's peak, each time)."""
+    keep = (frame["item_idx"].to_numpy() > 0) & (frame["type_idx"].to_numpy() > 0)
+    shopper = pd.factorize(frame["shopper"], sort=True)[0][keep].astype(np.int64)
+    session = pd.factorize(frame["session"], sort=True)[0][keep].astype(np.int64)
+    time = frame["timestamp"].dt.as_unit("ns").array.asi8[keep]
+    order = np.lexsort((time, session, shopper))
+    shopper, session = shopper[order], session[order]
+    starts = np.r_[True, (shopper[1:] != shopper[:-1]) | (session[1:] != session[:-1])]
+    return ItemTimeline(
+        shopper=shopper,
+        visit=np.cumsum(starts) - 1,
+        item=frame["item_idx"].to_numpy(np.int64)[keep][order],
+        time=time[order],
+    )
 
 
 def cooccurrence_prior(
@@ -259,10 +282,9 @@ def cooccurrence_prior(
 ) -> tuple[np.ndarray, np.ndarray]:
     """[n_items + 1, k] (items, scores): cosine of session co-occurrence within ``window``
     positions (as ``baselines.ItemKNN``)."""
-    events = _item_timeline(frame)
+    timeline = item_timeline(frame)
     size = n_items + 1
-    session = pd.factorize(events["shopper"].astype(str) + "\x1f" + events["session"].astype(str))[0]
-    items = events["item_idx"].to_numpy(np.int64)
+    session, items = timeline.visit, timeline.item
     first = ~pd.DataFrame({"s": session, "i": items}).duplicated().to_numpy()
     s_session, s_items = session[first], items[first]
     n_with = np.bincount(s_items, minlength=size).astype(np.float64)
@@ -292,10 +314,10 @@ def transition_prior(
     """[n_items + 1, k] (items, scores): what follows an item within ``steps`` events of a
     shopper's timeline (weighted 1 / distance), as a share of the item's transitions; order
     matters for the next item."""
-    events = _item_timeline(frame).sort_values(["shopper", "timestamp"], kind="stable")
+    timeline = item_timeline(frame)
+    order = np.lexsort((timeline.time, timeline.shopper))  # each shopper's events in time order
     size = n_items + 1
-    shopper = pd.factorize(events["shopper"].astype(str))[0]
-    items = events["item_idx"].to_numpy(np.int64)
+    shopper, items = timeline.shopper[order], timeline.item[order]
     change = np.r_[True, (items[1:] != items[:-1]) | (shopper[1:] != shopper[:-1])]
     shopper, items = shopper[change], items[change]
     codes_list, weights = [], []
@@ -374,7 +396,8 @@ def content_prior(
         known_price = np.asarray(item_features.price_bucket, np.int64)[:size] > 0
         position = np.asarray(item_features.price_bucket, np.float64)[:size]
     seen = np.zeros(size, bool)
-    seen[_item_timeline(frame)["item_idx"].to_numpy(np.int64)] = True
+    items_seen = frame["item_idx"].to_numpy(np.int64)
+    seen[items_seen[(items_seen > 0) & (frame["type_idx"].to_numpy() > 0)]] = True
     items = np.arange(size)
     has_category = (items > 0) & (category > 0)
     brand = None if item_features.brand is None else np.asarray(item_features.brand, np.int64)[:size]
@@ -426,8 +449,9 @@ def category_prior(
     if item_features is None:
         return _no_neighbours(n_items, k)
     category = np.asarray(item_features.category, np.int64)[:size]
-    events = _item_timeline(frame)[["shopper", "session", "item_idx"]].drop_duplicates()
-    sessions = np.bincount(events["item_idx"].to_numpy(np.int64), minlength=size)[:size].astype(np.float64)
+    timeline = item_timeline(frame)
+    visits = pd.DataFrame({"visit": timeline.visit, "item": timeline.item}).drop_duplicates()
+    sessions = np.bincount(visits["item"].to_numpy(np.int64), minlength=size)[:size].astype(np.float64)
     sessions[0] = 0.0
     known = np.flatnonzero((category > 0) & (sessions > 0))
     # Each category's k + 1 best (one more, since an item is never its own neighbour).

@@ -78,6 +78,20 @@ def _as_text(values: pd.Series) -> pd.Series:
     return values.astype("string").fillna("").astype(str)
 
 
+def release_unused_memory() -> None:
+    """Give the memory Arrow's allocator keeps from freed buffers back to the system.
+
+    Text columns live in Arrow buffers; the allocator (mimalloc) keeps what a parse or a
+    string operation freed for reuse. After reading 10M events it held 2.2 GB that no frame
+    used, which every later step of a retrain then carried. Called between a retrain's steps.
+    """
+    try:
+        import pyarrow
+    except ImportError:  # pandas without pyarrow keeps text in Python objects: nothing to release
+        return
+    pyarrow.default_memory_pool().release_unused()
+
+
 def split_at(frame: pd.DataFrame, timestamp: str | pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(events before ``timestamp``, events at or after it): a split by time, never at random."""
     cut = pd.Timestamp(timestamp)
