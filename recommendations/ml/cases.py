@@ -17,8 +17,6 @@ np = require("ml", "numpy")
 #: pandas only where frames are handled: serving imports this module without it.
 pd = lazy("ml", "pandas")
 
-#: The columns of a transformed frame that a shopper's timeline needs (sorted copies keep only these).
-TIMELINE_COLUMNS = ("timestamp", "shopper", "session", "item_idx", "type_idx", "weight")
 #: Event types that name an item, and their index in the model's type embedding (0 = padding).
 TYPE_INDEX = {"view": 1, "cart": 2, "purchase": 3, "click": 4}
 N_TYPES = len(TYPE_INDEX) + 1
@@ -107,34 +105,36 @@ def training_cases(frame: pd.DataFrame, max_history: int = 20, newest: int | Non
     ``newest``: only the latest ``newest`` positions by time become cases (their histories
     still reach back into older events), so a big log costs a bounded training.
     """
-    events = _item_events(frame)
-    # Only the columns cases read are sorted: a sorted copy of every column of a 10M-event
-    # frame (its text columns are Python objects) was gigabytes of a retrain's peak.
-    events = events.loc[events["item_idx"] > 0, list(TIMELINE_COLUMNS)].sort_values(
-        ["shopper", "timestamp"], kind="stable"
-    )
-    group = pd.factorize(events["shopper"])[0]
-    sessions = pd.factorize(events["shopper"] + "\x1f" + events["session"])[0]
-    positions = np.arange(len(events))
-    if len(events):
+    # The timeline as integer codes, sorted by shopper then time (stable): the text columns of
+    # a 10M-event frame are never sorted, copied or joined (that was gigabytes of the peak).
+    keep = (frame["item_idx"].to_numpy() > 0) & (frame["type_idx"].to_numpy() > 0)
+    shopper = pd.factorize(frame["shopper"], sort=True)[0][keep].astype(np.int64)
+    session = pd.factorize(frame["session"], sort=True)[0][keep].astype(np.int64)
+    stamps = frame["timestamp"].dt.as_unit("ns").array.asi8[keep]
+    order = np.lexsort((stamps, shopper))
+    shopper, session = shopper[order], session[order]
+    group = pd.factorize(shopper)[0]
+    sessions = pd.factorize(shopper * (int(session.max(initial=0)) + 1) + session)[0]
+    positions = np.arange(len(order))
+    if len(order):
         first_of_group = np.r_[True, group[1:] != group[:-1]]
         case_rows = positions[~first_of_group]
     else:
         case_rows = positions
-    items = events["item_idx"].to_numpy(np.int32)
-    types = events["type_idx"].to_numpy(np.int8)
-    times = unix_seconds(events["timestamp"])
+    items = frame["item_idx"].to_numpy(np.int32)[keep][order]
+    types = frame["type_idx"].to_numpy(np.int8)[keep][order]
+    times = stamps[order] / 1e9  # as unix_seconds
     if newest is not None and len(case_rows) > newest:
         latest = np.argsort(times[case_rows], kind="stable")[len(case_rows) - max(int(newest), 0) :]
         case_rows = np.sort(case_rows[latest])
     hist = _gather(group, items, types, times, sessions, case_rows, max_history)
-    new = _first_in_session(events.assign(_s=sessions), "_s", "item_idx")
+    new = ~pd.DataFrame({"session": sessions, "item": items}).duplicated().to_numpy()
     return CaseBatch(
         *hist,
         now=times[case_rows],
         targets=items[case_rows],
         target_types=types[case_rows],
-        weights=events["weight"].to_numpy(np.float32)[case_rows],
+        weights=frame["weight"].to_numpy(np.float32)[keep][order][case_rows],
         is_new=new[case_rows],
     )
 

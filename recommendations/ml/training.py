@@ -16,6 +16,7 @@ from ..extras import require
 from .base import Recommender
 from .cases import CaseBatch, training_cases, unix_seconds
 from .features import PRIORS, FeatureSpec, ItemFeatures, featurize, item_priors
+from .frames import release_unused_memory
 from .model import NextItemModel, export_weights
 from .tower import NumpyTower
 
@@ -291,11 +292,17 @@ class NextItemRecommender(Recommender):
         self.model_({name: value[:1] for name, value in x.items()})  # build, then set the priors
         if self.priors_:
             prior_events = train
-            if self.prior_cut_ is not None:
-                prior_events = train[unix_seconds(train["timestamp"]) < self.prior_cut_]
+            if self.prior_cut_ is not None:  # the events before the validation slice
+                before = unix_seconds(train["timestamp"]) < self.prior_cut_
+                n_before = int(before.sum())
+                # In time order they are the first rows: a slice, not a copy of the frame.
+                prefix = before[:n_before].all()
+                prior_events = train.iloc[:n_before] if prefix else train[before]
             self.model_.set_priors(
                 *item_priors(prior_events, n_items, self.priors_, self.n_neighbours, self.item_features_)
             )
+            del prior_events
+        release_unused_memory()  # what building the cases and priors freed, before Keras takes more
         # Big catalogues (sampled softmax) take big batches: each step updates the whole item
         # table, so steps are what cost. Small data: smaller batches, so an epoch still takes
         # enough optimizer steps.
