@@ -254,7 +254,7 @@ class NumpyTower:
             if self.mixture:
                 scores[:, 0] = -np.inf
                 return self.mix_repeat(scores, items, repeat, mix)
-            np.add.at(scores, (np.broadcast_to(rows[0, :, :, 0], items.shape), items), repeat)
+            np.add.at(scores, (np.broadcast_to(np.arange(len(items))[:, None], items.shape), items), repeat)
         scores[:, 0] = -np.inf
         return scores
 
