@@ -177,10 +177,24 @@ def phase_of(progress):
 
 
 fits = {}  # model name -> seconds its fit took, from "Fitted NAME in S s"
+step_peaks = {}  # each reported step -> the peak resident size until the next report
+current = ["start"]
+
+
+def close_step(label):
+    step_peaks[current[0]] = max(step_peaks.get(current[0], 0.0), common.peak_rss_mb())
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")  # VmHWM starts again from the resident size now
+    except OSError:
+        pass  # the peaks stay cumulative: the largest is still the whole retrain's
+    current[0] = label
 
 
 def report(version_id, **progress):
     stage = progress.get("stage")
+    if isinstance(stage, str):  # a step, not an epoch row
+        close_step(stage[:70] + (" (refit)" if progress.get("refit") else ""))
     if isinstance(stage, str) and stage.startswith("Fitted ") and " in " in stage:
         name, _, took = stage[len("Fitted "):].rpartition(" in ")
         fits[name] = fits.get(name, 0.0) + float(took.split()[0])
@@ -198,9 +212,10 @@ total = time.perf_counter() - start
 phases = {}
 for (at, phase), (end, _) in zip(marks, marks[1:] + [(total, "")]):
     phases[phase] = phases.get(phase, 0.0) + end - at
-peak = common.peak_rss_mb()
+close_step("end")
+peak = max(step_peaks.values())
 epochs = len(version.history or [])
-print(json.dumps({"total": total, "phases": phases, "peak_mb": peak, "status": version.status,
+print(json.dumps({"total": total, "phases": phases, "peak_mb": peak, "step_peaks": step_peaks, "status": version.status,
                   "error": version.error[:300], "events": version.event_count, "items": version.n_items,
                   "epochs": epochs, "version": version.pk, "fits": fits}))
 """
@@ -723,6 +738,15 @@ def _section(results: list[dict], sizes: Sizes, quick: bool):
                             for name, sec in sorted(r["retrain"]["fits"].items(), key=lambda kv: -kv[1])
                         )
                         for r in trained
+                    )
+                    + ".",
+                    f"Where the memory goes at {last['size']:,} events (peak while each reported step ran, "
+                    "the largest first; VmHWM reset at each step): "
+                    + ", ".join(
+                        f"{name} {mb:,.0f} MB"
+                        for name, mb in sorted(
+                            last["retrain"].get("step_peaks", {}).items(), key=lambda kv: -kv[1]
+                        )[:6]
                     )
                     + ".",
                     strong(f"{last['size']:,} events: {last['retrain']['total'] / 60:.1f} min")
