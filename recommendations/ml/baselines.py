@@ -13,8 +13,7 @@ from typing import Any
 
 from ..extras import require
 from .base import Recommender
-from .cases import CaseBatch
-from .features import item_timeline
+from .cases import CaseBatch, item_timeline
 
 np = require("ml", "numpy")
 pd = require("ml", "pandas")

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..extras import lazy, require
-from .cases import N_TYPES, CaseBatch
+from .cases import N_TYPES, CaseBatch, item_timeline
 
 np = require("ml", "numpy")
 #: pandas only where frames are handled: serving imports this module without it.
@@ -240,36 +240,6 @@ def _top_k(head: np.ndarray, tail: np.ndarray, score: np.ndarray, n_items: int, 
 def _no_neighbours(n_items: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     """A prior table where no item has a neighbour."""
     return _top_k(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), n_items, k)
-
-
-@dataclass(frozen=True)
-class ItemTimeline:
-    """A frame's item events (known item, item event type) as integer columns, ordered by
-    shopper, visit and time: what the priors and item-kNN count pairs along."""
-
-    shopper: np.ndarray  # int64 code of the shopper (codes follow the ids' sorted order)
-    visit: np.ndarray  # int64, one per (shopper, session), increasing along the timeline
-    item: np.ndarray  # int64 item index
-    time: np.ndarray  # int64 nanoseconds
-
-
-def item_timeline(frame: pd.DataFrame) -> ItemTimeline:
-    """``ItemTimeline`` of ``frame``: the order of sorting the rows by shopper, session and
-    time (stable), reached by sorting integer codes, so no text column is copied or sorted
-    (at 10M events the sorted text copies added 2 GB to a retrain's peak, each time)."""
-    keep = (frame["item_idx"].to_numpy() > 0) & (frame["type_idx"].to_numpy() > 0)
-    shopper = pd.factorize(frame["shopper"], sort=True)[0][keep].astype(np.int64)
-    session = pd.factorize(frame["session"], sort=True)[0][keep].astype(np.int64)
-    time = frame["timestamp"].dt.as_unit("ns").array.asi8[keep]
-    order = np.lexsort((time, session, shopper))
-    shopper, session = shopper[order], session[order]
-    starts = np.r_[True, (shopper[1:] != shopper[:-1]) | (session[1:] != session[:-1])]
-    return ItemTimeline(
-        shopper=shopper,
-        visit=np.cumsum(starts) - 1,
-        item=frame["item_idx"].to_numpy(np.int64)[keep][order],
-        time=time[order],
-    )
 
 
 def cooccurrence_prior(
