@@ -106,6 +106,7 @@ class ItemTimeline:
     visit: np.ndarray  # int64, one per (shopper, session), increasing along the timeline
     item: np.ndarray  # int64 item index
     time: np.ndarray  # int64 nanoseconds
+    row: np.ndarray  # int64 position of each event in the frame (its other columns)
 
 
 def item_timeline(frame: pd.DataFrame) -> ItemTimeline:
@@ -119,11 +120,13 @@ def item_timeline(frame: pd.DataFrame) -> ItemTimeline:
     order = np.lexsort((time, session, shopper))
     shopper, session = shopper[order], session[order]
     starts = np.r_[True, (shopper[1:] != shopper[:-1]) | (session[1:] != session[:-1])]
+    row = np.flatnonzero(keep)[order]
     return ItemTimeline(
         shopper=shopper,
         visit=np.cumsum(starts) - 1,
-        item=frame["item_idx"].to_numpy(np.int64)[keep][order],
+        item=frame["item_idx"].to_numpy(np.int64)[row],
         time=time[order],
+        row=row,
     )
 
 
@@ -135,36 +138,33 @@ def training_cases(frame: pd.DataFrame, max_history: int = 20, newest: int | Non
     ``newest``: only the latest ``newest`` positions by time become cases (their histories
     still reach back into older events), so a big log costs a bounded training.
     """
-    # The timeline as integer codes, sorted by shopper then time (stable): the text columns of
-    # a 10M-event frame are never sorted, copied or joined (that was gigabytes of the peak).
-    keep = (frame["item_idx"].to_numpy() > 0) & (frame["type_idx"].to_numpy() > 0)
-    shopper = pd.factorize(frame["shopper"], sort=True)[0][keep].astype(np.int64)
-    session = pd.factorize(frame["session"], sort=True)[0][keep].astype(np.int64)
-    stamps = frame["timestamp"].dt.as_unit("ns").array.asi8[keep]
-    order = np.lexsort((stamps, shopper))
-    shopper, session = shopper[order], session[order]
-    group = pd.factorize(shopper)[0]
-    sessions = pd.factorize(shopper * (int(session.max(initial=0)) + 1) + session)[0]
-    positions = np.arange(len(order))
-    if len(order):
+    # Each shopper's events in time order, ties in the frame's order (a stable sort by shopper
+    # and time), from the integer timeline: no text column is sorted, copied or joined.
+    timeline = item_timeline(frame)
+    order = np.lexsort((timeline.row, timeline.time, timeline.shopper))
+    rows = timeline.row[order]
+    group = pd.factorize(timeline.shopper[order])[0]
+    sessions = timeline.visit[order]
+    positions = np.arange(len(rows))
+    if len(rows):
         first_of_group = np.r_[True, group[1:] != group[:-1]]
         case_rows = positions[~first_of_group]
     else:
         case_rows = positions
-    items = frame["item_idx"].to_numpy(np.int32)[keep][order]
-    types = frame["type_idx"].to_numpy(np.int8)[keep][order]
-    times = stamps[order] / 1e9  # as unix_seconds
+    items = timeline.item[order].astype(np.int32)
+    types = frame["type_idx"].to_numpy(np.int8)[rows]
+    times = timeline.time[order] / 1e9  # as unix_seconds
     if newest is not None and len(case_rows) > newest:
         latest = np.argsort(times[case_rows], kind="stable")[len(case_rows) - max(int(newest), 0) :]
         case_rows = np.sort(case_rows[latest])
     hist = _gather(group, items, types, times, sessions, case_rows, max_history)
-    new = ~pd.DataFrame({"session": sessions, "item": items}).duplicated().to_numpy()
+    new = _first_in_session(pd.DataFrame({"session": sessions, "item": items}), "session", "item")
     return CaseBatch(
         *hist,
         now=times[case_rows],
         targets=items[case_rows],
         target_types=types[case_rows],
-        weights=frame["weight"].to_numpy(np.float32)[keep][order][case_rows],
+        weights=frame["weight"].to_numpy(np.float32)[rows[case_rows]],
         is_new=new[case_rows],
     )
 
