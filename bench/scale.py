@@ -155,7 +155,7 @@ def _read(how: str) -> dict:
 
 
 RETRAIN = r"""
-import json, sys, time
+import contextlib, json, sys, time
 from bench import common
 common.setup_django()
 from recommendations.lifecycle import registry
@@ -183,11 +183,10 @@ current = ["start"]
 
 def close_step(label):
     step_peaks[current[0]] = max(step_peaks.get(current[0], 0.0), common.peak_rss_mb())
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")  # VmHWM starts again from the resident size now
-    except OSError:
-        pass  # the peaks stay cumulative: the largest is still the whole retrain's
+    # VmHWM starts again from the resident size now. Where Linux refuses, the peaks stay
+    # cumulative: each step's is then an upper bound, and the largest is still the retrain's.
+    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
     current[0] = label
 
 

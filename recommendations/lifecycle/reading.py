@@ -5,8 +5,8 @@
 is plain pandas and numpy and runs the same on a file, a test frame or the live table.
 On PostgreSQL the rows leave the database by ``COPY ... TO STDOUT`` as CSV into a temporary
 file, which Arrow's CSV reader parses into typed columns (``_copy_frame``): no Python object per
-row, and text stays in Arrow buffers, where pandas keeps it. Elsewhere rows are streamed in chunks of ``values_list`` tuples, so a large table never
-sits in memory as model instances.
+row, and text stays in Arrow buffers, where pandas keeps it. Elsewhere rows are streamed in
+chunks of ``values_list`` tuples, so a large table never sits in memory as model instances.
 """
 
 from __future__ import annotations
