@@ -526,3 +526,57 @@ def test_the_serving_version_is_compared_on_the_same_variants_as_the_candidate()
     assert {variant: data["n_cases"] for variant, data in compared.items()} == {
         variant: data["n_cases"] for variant, data in result["variants"].items()
     }
+
+
+def test_each_model_named_is_let_go_once_scored_before_the_next_one_fits(monkeypatch):
+    """A retrain at 10M events held every fitted baseline's tables while the learned model
+    fitted. Models given by name are now fitted, scored and dropped one after another,
+    with the same figures as scoring them side by side."""
+    import gc
+    import weakref
+
+    from recommendations.ml import evaluation
+
+    built, alive_at_fit = [], []
+
+    class Tracked(MostPopular):
+        def __init__(self) -> None:
+            super().__init__()
+            built.append(weakref.ref(self))
+
+        def fit_preprocessed(self, train, preprocessor):
+            gc.collect()
+            alive_at_fit.append(sum(ref() is not None for ref in built))
+            return super().fit_preprocessed(train, preprocessor)
+
+    class TrackedToo(Tracked):
+        pass
+
+    monkeypatch.setitem(evaluation.BASELINES, "tracked", Tracked)
+    monkeypatch.setitem(evaluation.BASELINES, "tracked_too", TrackedToo)
+    train, test = cold_world()
+    params = {"dedupe_seconds": 0, "min_seconds_per_event": 0}
+    one_by_one = evaluation.run_evaluation(
+        train,
+        test,
+        models=["tracked", "tracked_too", "session_recency"],
+        preprocessor_params=params,
+        per_case=True,
+    )
+    assert alive_at_fit == [2, 1]  # both built, then the first is gone when the second fits
+    prepared = evaluation.prepare_evaluation(train, test, preprocessor_params=params)
+    side_by_side = evaluation.evaluate(
+        {"tracked": MostPopular().fit_preprocessed(prepared.train, prepared.preprocessor)},
+        prepared.built.cases,
+        item_popularity=prepared.preprocessor.item_popularity_,
+        n_items=prepared.preprocessor.n_items_,
+    )
+    for variant, data in side_by_side.items():
+        expected = {**data["models"]["tracked"], "train_seconds": None}
+        for name in ("tracked", "tracked_too"):
+            assert {**one_by_one["variants"][variant]["models"][name], "train_seconds": None} == expected
+    assert set(one_by_one["variants"]["all"]["reciprocal_ranks"]) == {
+        "tracked",
+        "tracked_too",
+        "session_recency",
+    }

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ..extras import require
 from .base import Recommender
 from .baselines import BASELINES
-from .cases import SKIPPED_UNKNOWN, CaseBatch, evaluation_cases
+from .cases import SKIPPED_UNKNOWN, CaseBatch, EvaluationCases, evaluation_cases
 from .frames import release_unused_memory
 from .preprocessing import Preprocessor
 
@@ -31,7 +32,7 @@ MODEL_NAME = "mlp_attention"
 #: The version serving now, scored beside a candidate on the candidate's holdout.
 REFERENCE_NAME = "serving_version"
 METRICS = ("hr", "mrr", "ndcg", "coverage", "novelty")
-MAX_CHUNK_CELLS = 1 << 26
+MAX_CHUNK_CELLS = 1 << 24
 
 Progress = Callable[[str], None]
 
@@ -189,7 +190,8 @@ def evaluate(
     }
     if "cold" in variants:
         result["cold"]["n_not_yet_listed"] = int((~warm & is_new & ~listed).sum())
-    # Scores are [rows, n_items + 1] float32: keep a chunk near 256 MB on big catalogues.
+    # Scores are [rows, n_items + 1] float32: a chunk near 64 MB on big catalogues (its top-k
+    # indices and the "new" copy take several times that; at 256 MB they added 1.7 GB to a retrain).
     batch_size = max(1, min(batch_size, MAX_CHUNK_CELLS // (n_items + 1)))
     for name, model in models.items():
         tallies = {variant: _Tally(n_items, k, surprise, per_case) for variant in variants}
@@ -236,6 +238,44 @@ def evaluate(
     return result
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What every model of an evaluation is fitted and scored on: the training events encoded
+    by the fitted preprocessor, and the cases built from the later events.
+
+    Built by ``prepare_evaluation`` and read by ``evaluate_prepared``: between the two, a
+    caller may let go of the raw event frames (a retrain at 10M events keeps them out of the
+    models' fits that way).
+    """
+
+    train: pd.DataFrame  # the training events, transformed
+    preprocessor: Any  # fitted on ``train``'s events (and the catalogue)
+    built: EvaluationCases  # the later events' cases
+    with_catalogue: bool  # a catalogue was given: the ``cold`` variant is scored
+
+
+def prepare_evaluation(
+    train_frame: pd.DataFrame,
+    test_frame: pd.DataFrame,
+    *,
+    preprocessor: Any = None,
+    preprocessor_params: Mapping[str, Any] | None = None,
+    catalogue: pd.DataFrame | None = None,
+    max_history: int = 50,
+    progress: Progress | None = None,
+) -> Prepared:
+    """Fit ``preprocessor`` (a new one with ``preprocessor_params`` when None) on
+    ``train_frame`` and build the cases of ``test_frame``; see ``run_evaluation``."""
+    if progress:
+        progress(f"Preprocessing {len(train_frame):,} training and {len(test_frame):,} test events ...")
+    if preprocessor is None:
+        preprocessor = Preprocessor(**dict(preprocessor_params or {}))
+    train = preprocessor.fit_transform(train_frame, catalogue=catalogue)  # the frame is encoded once
+    test = preprocessor.transform(test_frame)
+    built = evaluation_cases(train, test, max_history=max_history)
+    return Prepared(train=train, preprocessor=preprocessor, built=built, with_catalogue=catalogue is not None)
+
+
 def run_evaluation(
     train_frame: pd.DataFrame,
     test_frame: pd.DataFrame,
@@ -268,7 +308,49 @@ def run_evaluation(
     ``reference_after`` (Unix seconds: the end of the events it was fitted on, so it is
     never judged on what it learned from). The result's ``"reference"`` holds that
     comparison, models named ``MODEL_NAME`` and ``REFERENCE_NAME``.
+
+    The same as ``evaluate_prepared(prepare_evaluation(...), ...)``.
     """
+    if k < 1:
+        raise ValueError("k must be at least 1")
+    # An unknown model name fails before the events are preprocessed. (The instances are built
+    # again by evaluate_prepared, which alone holds those it builds: it lets each go once scored.)
+    if models is not None and not isinstance(models, Mapping):
+        models = list(models)  # read twice
+    _instances(models, model_params, None)
+    prepared = prepare_evaluation(
+        train_frame,
+        test_frame,
+        preprocessor=preprocessor,
+        preprocessor_params=preprocessor_params,
+        catalogue=catalogue,
+        max_history=max_history,
+        progress=progress,
+    )
+    return evaluate_prepared(
+        prepared,
+        k=k,
+        models=models,
+        model_params=model_params,
+        progress=progress,
+        per_case=per_case,
+        reference=reference,
+        reference_after=reference_after,
+    )
+
+
+def evaluate_prepared(
+    prepared: Prepared,
+    *,
+    k: int = 20,
+    models: Iterable[str | Recommender] | Mapping[str, Recommender] | None = None,
+    model_params: Mapping[str, Mapping[str, Any]] | None = None,
+    progress: Progress | None = None,
+    per_case: bool = False,
+    reference: Recommender | None = None,
+    reference_after: float | None = None,
+) -> dict[str, Any]:
+    """Fit every model on ``prepared.train`` and score it on its cases; see ``run_evaluation``."""
 
     def say(message: str) -> None:
         if progress:
@@ -276,30 +358,11 @@ def run_evaluation(
 
     if k < 1:
         raise ValueError("k must be at least 1")
-    if isinstance(models, Mapping):
-        instances = dict(models)
-    elif models is None:
-        instances = build_models(None, model_params, say)
-    else:
-        models = list(models)
-        named = build_models([m for m in models if isinstance(m, str)], model_params, say)
-        instances = {}
-        for model in models:
-            if isinstance(model, str):
-                instances[model] = named[model]
-            else:
-                instances[model.name] = model
-
-    say(f"Preprocessing {len(train_frame):,} training and {len(test_frame):,} test events ...")
-    if preprocessor is None:
-        preprocessor = Preprocessor(**dict(preprocessor_params or {}))
-    preprocessor.fit(train_frame, catalogue=catalogue)
-    train = preprocessor.transform(train_frame)
-    test = preprocessor.transform(test_frame)
+    instances = _instances(models, model_params, say)
+    train, preprocessor, built = prepared.train, prepared.preprocessor, prepared.built
     n_items = int(preprocessor.n_items_)
-    built = evaluation_cases(train, test, max_history=max_history)
     cases = built.cases
-    with_cold = catalogue is not None
+    with_cold = prepared.with_catalogue
     cold_items = np.asarray(preprocessor.item_popularity_) == 0
     cold_items[0] = False
     skipped = {reason: n for reason, n in (built.skipped or {}).items() if n or reason == SKIPPED_UNKNOWN}
@@ -308,15 +371,6 @@ def run_evaluation(
         f"{built.n_sessions:,} test sessions; skipped: {skipped_text(skipped)}"
     )
 
-    seconds: dict[str, float] = {}
-    for name, model in instances.items():
-        say(f"Fitting {name} ...")
-        started = time.perf_counter()
-        model.fit_preprocessed(train, preprocessor)
-        seconds[name] = time.perf_counter() - started
-        release_unused_memory()  # what the fit's text operations freed, before the next one
-        say(f"Fitted {name} in {seconds[name]:.1f} s")
-    say("Scoring ...")
     # The same catalogue rules for every evaluation of these cases, the reference's included.
     is_cold = built.is_cold if with_cold else None
     shared = {
@@ -326,7 +380,28 @@ def run_evaluation(
         "cold_items": cold_items if with_cold else None,
         "item_added": getattr(preprocessor, "item_added_", None),
     }
-    variants = evaluate(instances, cases, train_seconds=seconds, per_case=per_case, is_cold=is_cold, **shared)
+    # Each model is fitted, scored and let go before the next one is fitted (the learned
+    # model is kept: the reference is compared with it), so a retrain never holds every
+    # baseline's tables while the learned model fits.
+    seconds: dict[str, float] = {}
+    variants = evaluate({}, cases, per_case=per_case, is_cold=is_cold, **shared)
+    for name in list(instances):
+        model = instances[name] if name == MODEL_NAME else instances.pop(name)
+        say(f"Fitting {name} ...")
+        started = time.perf_counter()
+        model.fit_preprocessed(train, preprocessor)
+        seconds[name] = time.perf_counter() - started
+        say(f"Fitted {name} in {seconds[name]:.1f} s")
+        say(f"Scoring {name} ...")
+        scored = evaluate(
+            {name: model}, cases, train_seconds=seconds, per_case=per_case, is_cold=is_cold, **shared
+        )
+        for variant, data in scored.items():
+            variants[variant]["models"].update(data["models"])
+            if "reciprocal_ranks" in data:
+                variants[variant].setdefault("reciprocal_ranks", {}).update(data["reciprocal_ranks"])
+        del model, scored
+        release_unused_memory()  # what the fit and its scoring freed, before the next one
     result = {
         "n_cases": len(cases),
         "n_skipped": int(built.n_skipped),
@@ -353,6 +428,27 @@ def run_evaluation(
             ),
         }
     return result
+
+
+def _instances(
+    models: Iterable[str | Recommender] | Mapping[str, Recommender] | None,
+    model_params: Mapping[str, Mapping[str, Any]] | None,
+    progress: Progress | None,
+) -> dict[str, Recommender]:
+    """Name -> instance of ``run_evaluation``'s ``models`` argument."""
+    if isinstance(models, Mapping):
+        return dict(models)
+    if models is None:
+        return build_models(None, model_params, progress)
+    models = list(models)
+    named = build_models([m for m in models if isinstance(m, str)], model_params, progress)
+    instances = {}
+    for model in models:
+        if isinstance(model, str):
+            instances[model] = named[model]
+        else:
+            instances[model.name] = model
+    return instances
 
 
 def skipped_text(skipped: Mapping[str, int]) -> str:
