@@ -180,6 +180,30 @@ def test_the_shipped_model_knows_an_item_that_first_appears_in_the_holdout(learn
 
 
 @pytest.mark.django_db
+def test_the_refit_reads_the_same_events_again_not_those_stored_while_it_trained(learning, monkeypatch):
+    """The raw events are not held while the models fit (at 10M events, 2 GB of text): the
+    refit reads them again, bounded by the last event of the first read, so an event stored
+    during the evaluation (here, a new item's) is not in the version that ships."""
+    from recommendations.ml import evaluation
+    from recommendations.serving import loader
+
+    planted_events()
+    evaluate_prepared = evaluation.evaluate_prepared
+
+    def evaluate_while_shoppers_browse(*args, **kwargs):
+        factories.event(item_id="arrived-during-training", session_key="late")
+        return evaluate_prepared(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "evaluate_prepared", evaluate_while_shoppers_browse)
+    version = registry.train_version(registry.request_training()[0].pk)
+    assert version.status == Status.ACTIVE, version.error
+    assert Event.objects.filter(item_id="arrived-during-training").exists()
+    model = loader.load_version(version)
+    assert "arrived-during-training" not in model.index_of and "1" in model.index_of
+    assert version.event_count == 480 and version.n_items == 29
+
+
+@pytest.mark.django_db
 def test_products_nobody_has_seen_yet_reach_the_model_and_its_cold_figures(learning):
     from recommendations.serving import loader
 

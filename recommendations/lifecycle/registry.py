@@ -102,23 +102,26 @@ def train_version(version_id: int) -> ModelVersion:
 def _train(version: ModelVersion) -> None:
     # pandas and Keras load in the training worker only, never in a web process that imports this module.
     from ..ml.baselines import BASELINES
-    from ..ml.evaluation import MODEL_NAME, run_evaluation
-    from ..ml.frames import cap_shopper_share, release_unused_memory, sample_shoppers, split_at
+    from ..ml.evaluation import MODEL_NAME, evaluate_prepared, prepare_evaluation
+    from ..ml.frames import cap_shopper_share, sample_shoppers, split_at
     from ..ml.preprocessing import Preprocessor
     from ..ml.training import NextItemRecommender
     from .reading import events_frame
 
     _report(version.pk, stage="reading events")
     since = None
-    newest = Event.objects.aggregate(newest=Max("timestamp"))["newest"]
-    if app_settings.TRAINING_WINDOW_DAYS and newest is not None:
-        since = newest - timedelta(days=app_settings.TRAINING_WINDOW_DAYS)
-    # Flagged shoppers' events are left out (capture/vigilance.py): no burst trains or judges a model.
-    frame = events_frame(since=since, queryset=Event.objects.trusted())
+    newest = Event.objects.aggregate(newest=Max("timestamp"), last=Max("pk"))
+    if app_settings.TRAINING_WINDOW_DAYS and newest["newest"] is not None:
+        since = newest["newest"] - timedelta(days=app_settings.TRAINING_WINDOW_DAYS)
+    # Flagged shoppers' events are left out (capture/vigilance.py): no burst trains or judges a
+    # model. The refit reads the same rows again (none stored after this point).
+    events = Event.objects.trusted().filter(pk__lte=newest["last"] or 0)
+    frame = events_frame(since=since, queryset=events)
     if len(frame) < 20:
         raise TrainingError(f"only {len(frame)} events in the training window; at least 20 are needed")
     times = frame["timestamp"]
-    cut = times.quantile(1 - app_settings.HOLDOUT_FRACTION) if app_settings.HOLDOUT_FRACTION else times.max()
+    start, end = times.min(), times.max()
+    cut = times.quantile(1 - app_settings.HOLDOUT_FRACTION) if app_settings.HOLDOUT_FRACTION else end
     train, holdout = split_at(frame, cut)
     holdout = cap_shopper_share(holdout, app_settings.HOLDOUT_MAX_SHOPPER_SHARE)
     holdout = sample_shoppers(holdout, app_settings.HOLDOUT_MAX_SHOPPERS)
@@ -135,8 +138,8 @@ def _train(version: ModelVersion) -> None:
     )  # fmt: skip
     ModelVersion.objects.filter(pk=version.pk).update(
         params=model.get_params(),
-        data_start=times.min(),
-        data_end=times.max(),
+        data_start=start,
+        data_end=end,
         holdout_start=cut,
         event_count=len(frame),
     )
@@ -144,17 +147,23 @@ def _train(version: ModelVersion) -> None:
     _report(version.pk, stage="reading the catalogue")
     catalogue = _catalogue()
     reference = _serving_reference(version)
-    evaluation = run_evaluation(
-        train,
-        holdout,
+    say = lambda message: _report(version.pk, stage=message)  # noqa: E731
+    prepared = prepare_evaluation(
+        train, holdout, preprocessor=preprocessor, catalogue=catalogue, progress=say
+    )
+    # The raw events are not kept while the models fit and score (at 10M events, 2 GB of
+    # text): the refit reads them again.
+    del frame, times, train, holdout
+    _release_memory()
+    evaluation = evaluate_prepared(
+        prepared,
         k=app_settings.EVALUATION_K,
-        models={**{name: cls() for name, cls in BASELINES.items()}, MODEL_NAME: model},
-        preprocessor=preprocessor,
-        progress=lambda message: _report(version.pk, stage=message),
+        models=[*BASELINES, model],  # by name: each baseline is let go once it is scored
+        progress=say,
         reference=reference.recommender if reference else None,
         reference_after=reference.fitted_through if reference else None,
-        catalogue=catalogue,
     )
+    del prepared
     if reference:
         evaluation["reference"]["version"] = reference.version_id
     metrics = {**evaluation, "model": MODEL_NAME, "stages": model.stages_, "learned_mlp": model.learned_mlp}
@@ -167,20 +176,22 @@ def _train(version: ModelVersion) -> None:
         # The evaluated fit is not shipped: its Keras model goes before the refit builds another,
         # and what the evaluation's frames and peers freed goes back to the system.
         shipped = model = None
-        gc.collect()
-        release_unused_memory()
+        _release_memory()
         logger.info(
             "Refitting on every event (the holdout included) for the epochs evaluation chose: "
             "stage 1 %d, stage 2 %d; this is the fit that ships.",
             refit["scalar_epochs"], refit["epochs"],
         )  # fmt: skip
         shipped_preprocessor = Preprocessor(**app_settings.PREPROCESSING)
-        shipped = NextItemRecommender(**refit, progress=lambda row: _report(version.pk, **row, refit=True))
-        shipped.fit_preprocessed(
-            shipped_preprocessor.fit_transform(frame, catalogue=catalogue), shipped_preprocessor
+        encoded = shipped_preprocessor.fit_transform(
+            events_frame(since=since, queryset=events), catalogue=catalogue
         )
+        _release_memory()  # the raw frame, gone once encoded
+        shipped = NextItemRecommender(**refit, progress=lambda row: _report(version.pk, **row, refit=True))
+        shipped.fit_preprocessed(encoded, shipped_preprocessor)
+        del encoded
         history = [*history, *({**row, "refit": True} for row in shipped.history_)]
-    metrics["fitted_through"] = (times.max() if app_settings.REFIT_ON_ALL_EVENTS else cut).isoformat()
+    metrics["fitted_through"] = (end if app_settings.REFIT_ON_ALL_EVENTS else cut).isoformat()
     metrics["catalogue_items"] = 0 if catalogue is None else int(catalogue["item"].nunique())
     metrics["refit"] = bool(app_settings.REFIT_ON_ALL_EVENTS)
     _report(version.pk, stage="writing files")
@@ -194,6 +205,14 @@ def _train(version: ModelVersion) -> None:
         artifact_size=size,
         progress={"stage": "done", "epochs": len(history)},
     )
+
+
+def _release_memory() -> None:
+    """Collect what a retrain's step dropped and give Arrow's freed buffers back to the system."""
+    from ..ml.frames import release_unused_memory
+
+    gc.collect()
+    release_unused_memory()
 
 
 def _catalogue() -> Any:
