@@ -290,7 +290,7 @@ def test_weights_rank_purchase_over_cart_over_view_and_newer_over_older():
         ev(30 * day, item="", event="search", query="x", session="s5"),
     ]
     out = Preprocessor(half_life_days=30.0).fit_transform(frame(rows))
-    weight = dict(zip(out["item"] + out["event"], out["weight"], strict=True))
+    weight = dict(zip(out["item"].astype(str) + out["event"].astype(str), out["weight"], strict=True))
     assert weight["ppurchase"] > weight["ccart"] > weight["vview"] > weight["oldview"]
     assert weight["vview"] == pytest.approx(1.0)
     assert weight["oldview"] == pytest.approx(0.5)  # one half-life older than train_end_

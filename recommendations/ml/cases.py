@@ -192,6 +192,8 @@ def evaluation_cases(train: pd.DataFrame, test: pd.DataFrame, max_history: int =
     ``item_idx`` 0). A known user's training-period events come first in the history.
     """
     test = _item_events(test).copy()
+    for column in ("user", "session", "item"):  # text (transformed frames hold categoricals)
+        test[column] = test[column].astype(str)
     test["group"] = np.where(test["session"] != "", "s:" + test["session"], "u:" + test["user"])
     test = test[test["group"] != "u:"].sort_values(["group", "timestamp"], kind="stable")
     test["in_session"] = True
