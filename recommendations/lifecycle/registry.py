@@ -147,7 +147,10 @@ def _train(version: ModelVersion) -> None:
     _report(version.pk, stage="reading the catalogue")
     catalogue = _catalogue()
     reference = _serving_reference(version)
-    say = lambda message: _report(version.pk, stage=message)  # noqa: E731
+
+    def say(message: str) -> None:
+        _report(version.pk, stage=message)
+
     prepared = prepare_evaluation(
         train, holdout, preprocessor=preprocessor, catalogue=catalogue, progress=say
     )
@@ -208,7 +211,8 @@ def _train(version: ModelVersion) -> None:
 
 
 def _release_memory() -> None:
-    """Collect what a retrain's step dropped and give Arrow's freed buffers back to the system."""
+    """Collect what a retrain's step dropped and give the allocators' freed memory back to the
+    system (``frames.release_unused_memory``: Arrow's buffers and C's heap)."""
     from ..ml.frames import release_unused_memory
 
     gc.collect()
