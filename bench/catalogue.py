@@ -327,7 +327,12 @@ def rss():
     with open("/proc/self/statm") as handle:
         return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
 
-before = rss()
+def kinds():  # MB (anonymous: the process's own; file-backed: mapped pages processes share)
+    with open("/proc/self/status") as handle:
+        fields = dict(line.split(":", 1) for line in handle if line.startswith(("RssAnon", "RssFile")))
+    return [int(fields[name].split()[0]) / 1024 for name in ("RssAnon", "RssFile")]
+
+before, before_kinds = rss(), kinds()
 model = loader.ServingModel.from_bundle(1, artifacts.load_bundle(sys.argv[1]))
 import gc
 gc.collect()
@@ -343,6 +348,7 @@ with threadpool_limits(1):
         scoring.score_shopper(model, events, "s").top(20)
         times.append(time.perf_counter() - start)
 print(json.dumps({"before_mb": before, "loaded_mb": loaded, "after_requests_mb": rss(),
+                  "before_kinds": before_kinds, "after_kinds": kinds(),
                   "peak_mb": common.peak_rss_mb(),
                   "arrays": [[name, mb] for mb, name in arrays], "request_ms": times}))
 """
@@ -426,6 +432,8 @@ def speed_part(speed: dict[str, Any]) -> Part:
 def worker_part(worker: dict[str, Any]) -> Part:
     added = worker["after_requests_mb"] - worker["before_mb"]
     total = worker["after_requests_mb"]
+    own, mapped = worker["after_kinds"]
+    shared = mapped - worker["before_kinds"][1]
     times = worker["request_ms"][10:]  # the first requests warm the caches
     return Part(
         f"The served model at {worker['n_items']:,} items, in a worker",
@@ -438,11 +446,16 @@ def worker_part(worker: dict[str, Any]) -> Part:
                         "worker before loading (Django, DRF, the serving modules)",
                         f"{worker['before_mb']:,.0f} MB",
                     ],
-                    ["the model adds (resident, after the requests)", strong(f"{added:,.0f} MB")],
+                    ["the model adds (resident, after the requests)", f"{added:,.0f} MB"],
+                    ["worker with the model, resident in all", f"{total:,.0f} MB"],
                     [
-                        "worker with the model",
-                        f"{total:,.0f} MB (target ≤ {MEMORY_TARGET_MB:.0f} MB: "
-                        f"{verdict(total <= MEMORY_TARGET_MB)})",
+                        "of which the worker's own (anonymous memory)",
+                        strong(f"{own:,.0f} MB")
+                        + f" (target ≤ {MEMORY_TARGET_MB:.0f} MB: {verdict(own <= MEMORY_TARGET_MB)})",
+                    ],
+                    [
+                        "of which the version's arrays mapped from its file (one copy per machine)",
+                        f"{shared:,.0f} MB",
                     ],
                     ["peak while loading", f"{worker['peak_mb']:,.0f} MB"],
                     ["largest arrays", ", ".join(f"{name} {mb:,.0f} MB" for name, mb in worker["arrays"])],
@@ -452,9 +465,12 @@ def worker_part(worker: dict[str, Any]) -> Part:
                     ],
                 ],
             ),
-            "The item table is scanned whole by every request, so it must be resident; the priors "
-            "(each item's neighbours in each prior, kept without empty slots) are read only at a "
-            "request's last history items.",
+            "The version's arrays are mapped read-only from its `weights.npz` "
+            "(`artifacts.mapped_arrays`), not read into each worker: the kernel keeps one copy of "
+            "their pages for every worker of the machine, so W workers need about W x the worker's "
+            "own memory plus the mapped pages once. The item table is scanned whole by every "
+            "request, so its pages stay resident; the priors (each item's neighbours in each "
+            "prior, saved without empty slots) are read only at a request's last history items.",
         ],
     )
 

@@ -78,6 +78,7 @@ def scaled_bundle(n_items: int, item_ids: list[str], category_ids: list[str], it
     from recommendations.lifecycle import registry
     from recommendations.ml.features import ease_prior
     from recommendations.ml.preprocessing import Preprocessor
+    from recommendations.ml.tower import PriorTable
     from recommendations.ml.training import NextItemRecommender
 
     frame = common.read_events(common.ROOT / "shop/demo_data/rees46_oct2019_slice.csv.gz", "rees46")
@@ -106,19 +107,19 @@ def scaled_bundle(n_items: int, item_ids: list[str], category_ids: list[str], it
     # Each resized row of a prior holds as many neighbours as a random row of the trained
     # model's same prior (most rows of a large catalogue hold fewer than k); EASE's rows past
     # the items it models (ease_prior's max_items, the most popular) hold none.
-    trained_items = weights["prior_items"]
-    priors, k = trained_items.shape[0], trained_items.shape[2]
-    counts = np.stack([rng.choice((trained_items[p, 1:] > 0).sum(axis=1), size) for p in range(priors)])
+    trained = PriorTable.from_exported(weights)
+    trained_counts = np.diff(trained.offsets).reshape(trained.n_priors, trained.size)
+    priors, k = trained.n_priors, max(int(trained_counts.max()), 1)
+    counts = np.stack([rng.choice(trained_counts[p, 1:], size) for p in range(priors)])
     counts[:, 0] = 0
     names = [str(name) for name in weights.get("prior_names", [])]
     if "ease" in names:
         counts[names.index("ease"), inspect.signature(ease_prior).parameters["max_items"].default + 1 :] = 0
     filled = np.arange(k)[None, None, :] < counts[..., None]
-    neighbours = rng.integers(1, size, (priors, size, k), dtype=trained_items.dtype)
-    weights["prior_items"] = np.where(filled, neighbours, 0).astype(trained_items.dtype)
-    del neighbours
+    neighbours = np.where(filled, rng.integers(1, size, (priors, size, k), dtype=np.int32), 0)
     scores = np.sort(rng.random((priors, size, k), dtype=np.float32), axis=2)[:, :, ::-1]
-    weights["prior_scores"] = np.where(filled, scores, 0).astype(np.float32)
+    weights.update(PriorTable(neighbours, np.where(filled, scores, 0)).exported())
+    del neighbours, scores
     weights["category_embedding"] = rng.normal(
         0, 0.05, (len(category_ids) + 1, weights["category_embedding"].shape[1])
     ).astype(np.float32)

@@ -6,6 +6,7 @@ Ids are stable: recommendations.E001 ... E016 and W001 ... W002. Capture's own c
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.apps import apps
@@ -92,6 +93,16 @@ def check_training(app_configs: Any = None, **kwargs: Any) -> list:
             Error(
                 f"RECOMMENDATIONS['ARTIFACT_STORAGE'] = {app_settings.ARTIFACT_STORAGE!r} is not in STORAGES.",
                 id="recommendations.E010",
+            )
+        )
+    if app_settings.LOCAL_MODEL_FOLDER is not None and not isinstance(
+        app_settings.LOCAL_MODEL_FOLDER, str | Path
+    ):
+        errors.append(
+            Error(
+                "RECOMMENDATIONS['LOCAL_MODEL_FOLDER'] must be a path (a string) or None.",
+                id="recommendations.E010",
+                hint="A folder on the web server's own disk, e.g. '/var/cache/shop-models'.",
             )
         )
     if not 0 <= float(app_settings.HOLDOUT_FRACTION) < 1:

@@ -157,6 +157,11 @@ DEFAULTS: dict[str, Any] = {
     # Storage alias (settings.STORAGES) and folder where model files are written.
     "ARTIFACT_STORAGE": "default",
     "ARTIFACT_PREFIX": "recommendations/models",
+    # Folder on each web server's own disk where a version's arrays are downloaded once, for
+    # every worker of the machine to map the same file. None: a storage on the local disk is
+    # mapped in place, a remote one (S3) is downloaded to a folder in the system's temporary
+    # directory. Set it for a network disk (NFS) too. Not a RAM disk: the copy would cost memory.
+    "LOCAL_MODEL_FOLDER": None,
     # A training whose heartbeat is older than this many seconds is considered dead: its
     # version is marked failed and the training lock released.
     "TRAINING_TIMEOUT": 3 * 3600,

@@ -374,6 +374,37 @@ def test_prior_tables_keep_every_neighbour_and_no_empty_slot():
         np.testing.assert_array_equal(values[mine], scores[prior, item][filled])
     assert not (owner == 0).any()  # item 0, the padding, has no neighbours
     assert table.nbytes < 0.75 * (items.nbytes + scores.nbytes)
+    # What a version saves is the compressed rows; read back, they answer the same.
+    again = PriorTable.from_exported(table.exported())
+    for got, expected in zip(again.entries(rows), table.entries(rows), strict=True):
+        np.testing.assert_array_equal(got, expected)
+    with pytest.raises(ValueError, match="offsets"):
+        PriorTable.from_exported({**table.exported(), "prior_shape": np.asarray([n_priors, size - 1])})
+
+
+def test_a_version_saved_with_dense_prior_tables_scores_as_it_did(trained):
+    """Versions saved before the compressed priors hold the dense [n_priors, n_items + 1, k]
+    tables: the tower reads those too, and scores exactly as from the compressed rows."""
+    from recommendations.ml.tower import NumpyTower, PriorTable
+
+    model, cases = trained
+    weights = model.export_weights()
+    table = PriorTable.from_exported(weights)
+    assert len(table.items) > 0
+    k = int(np.diff(table.offsets).max())
+    dense_items = np.zeros((table.n_priors, table.size, k), np.int32)
+    dense_scores = np.zeros((table.n_priors, table.size, k), np.float32)
+    for row in range(table.n_priors * table.size):
+        start, end = table.offsets[row], table.offsets[row + 1]
+        prior, item = divmod(row, table.size)
+        dense_items[prior, item, : end - start] = table.items[start:end]
+        dense_scores[prior, item, : end - start] = table.scores[start:end]
+    old = {name: value for name, value in weights.items() if name not in (*PriorTable.NAMES, "prior_shape")}
+    old.update(prior_items=dense_items, prior_scores=dense_scores)
+    inputs = model._inputs(cases)
+    np.testing.assert_array_equal(
+        NumpyTower(old).scores(inputs, now=cases.now), NumpyTower(weights).scores(inputs, now=cases.now)
+    )
 
 
 def test_score_returns_a_fresh_array(trained):

@@ -1,6 +1,7 @@
 """Model files on any Django storage: a version saved to, served from and deleted on an S3 API
 (moto's server on a loopback port, reached through django-storages and boto3, as a shop's web
-servers reach S3), with nothing written to the local media folder."""
+servers reach S3), with nothing written to the local media folder; the web server maps its
+own download of the arrays."""
 
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ def test_a_version_lives_on_s3(s3_endpoint, catalogue, settings, recorder_settin
             "OPTIONS": {"bucket_name": BUCKET, "endpoint_url": s3_endpoint, **CREDENTIALS},
         },
     }
-    recorder_settings(ARTIFACT_STORAGE="models")
+    recorder_settings(ARTIFACT_STORAGE="models", LOCAL_MODEL_FOLDER=str(tmp_path / "local"))
 
     version = serving_world.install_version()
     stored = {entry["Key"] for entry in client.list_objects_v2(Bucket=BUCKET).get("Contents", [])}
@@ -84,6 +85,9 @@ def test_a_version_lives_on_s3(s3_endpoint, catalogue, settings, recorder_settin
 
     loader.reset()  # a web server that starts now reads the version from S3
     assert loader.active_model().version_id == version.pk
+    # Its arrays were downloaded once to this machine's folder, and are mapped from there.
+    (copy,) = (tmp_path / "local").iterdir()
+    assert copy.suffix == ".npz" and copy.stat().st_size > 0
     user = factories.user("s3-shopper")
     for item in serving_world.items_of("electronics.smartphone")[:3]:
         factories.event("view", item_id=item, user=user)

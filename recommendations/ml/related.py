@@ -66,5 +66,5 @@ def top_levels(category_ids: list[str], item_category: np.ndarray) -> np.ndarray
     ("2053013552326770905") is its own top level."""
     tops = [str(c).split(".")[0] for c in category_ids]
     codes: dict[str, int] = {}
-    table = np.array([codes.setdefault(top, len(codes) + 1) if top else 0 for top in tops], np.int64)
+    table = np.array([codes.setdefault(top, len(codes) + 1) if top else 0 for top in tops], np.int32)
     return table[np.asarray(item_category, np.int64)]

@@ -28,16 +28,38 @@ class PriorTable:
     neighbours are a slice of one array, found by an offset per (prior, item).
     """
 
+    #: The exported arrays of a compressed table (``exported``), as a version's files hold them.
+    NAMES = ("prior_offsets", "prior_neighbours", "prior_neighbour_scores")
+
     def __init__(self, items: np.ndarray, scores: np.ndarray) -> None:
         items, scores = np.asarray(items), np.asarray(scores)
-        self.n_priors, self.size = items.shape[0], items.shape[1]
         filled = items > 0  # top-k rows are filled from the first slot on
         counts = filled.sum(axis=2).ravel()
         index = np.int32 if counts.sum() < 2**31 else np.int64
-        self.offsets = np.zeros(len(counts) + 1, index)
-        np.cumsum(counts, out=self.offsets[1:])
-        self.items = items[filled].astype(np.int32)  # row by row, each row in rank order
-        self.scores = scores[filled].astype(np.float32)
+        offsets = np.zeros(len(counts) + 1, index)
+        np.cumsum(counts, out=offsets[1:])
+        # row by row, each row in rank order
+        self._set(offsets, items[filled].astype(np.int32), scores[filled].astype(np.float32), items.shape)
+
+    def _set(self, offsets: np.ndarray, items: np.ndarray, scores: np.ndarray, shape: tuple) -> None:
+        self.n_priors, self.size = int(shape[0]), int(shape[1])
+        if len(offsets) != self.n_priors * self.size + 1 or not len(items) == len(scores) == offsets[-1]:
+            raise ValueError("the prior table's offsets do not fit its rows")
+        self.offsets, self.items, self.scores = offsets, items, scores
+
+    @classmethod
+    def from_exported(cls, weights: dict[str, np.ndarray]) -> PriorTable:
+        """The table from ``exported`` arrays, used as they are (mapped from a version's file,
+        they stay shared by every process that serves it)."""
+        table = cls.__new__(cls)
+        offsets, items, scores = (weights[name] for name in cls.NAMES)
+        table._set(offsets, items, scores, tuple(weights["prior_shape"]))
+        return table
+
+    def exported(self) -> dict[str, np.ndarray]:
+        """The arrays a version saves (a fraction of the dense tables' bytes)."""
+        arrays = dict(zip(self.NAMES, (self.offsets, self.items, self.scores), strict=True))
+        return {**arrays, "prior_shape": np.asarray([self.n_priors, self.size], np.int64)}
 
     def entries(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(owner, neighbour, score) of every neighbour of ``rows`` (prior x size + item),
@@ -81,14 +103,16 @@ class NumpyTower:
         # Items of each category, contiguous: a shopper's few categories are boosted by adding
         # to their members only, not by gathering a boost for every item of the catalogue.
         category = np.asarray(w.get("item_category", np.zeros(len(self.item_bias), np.int64)))
-        self.category_members = np.argsort(category, kind="stable")
+        self.category_members = np.argsort(category, kind="stable").astype(np.int32)
         self.category_starts = np.searchsorted(
             category[self.category_members], np.arange(len(w.get("category_embedding", [0])) + 1)
         )
         # The repeat/explore mixture makes every row of scores a distribution (log-probabilities).
         self.normalized = self.mixture and "repeat_type" in w
         self.priors = None
-        if "prior_items" in w:
+        if "prior_offsets" in w:
+            self.priors = PriorTable.from_exported(w)
+        elif "prior_items" in w:  # versions saved before the compressed form
             self.priors = PriorTable(w.pop("prior_items"), w.pop("prior_scores"))
         if "repeat_type" in w:
             # Term 0 is the repeat logit, terms 1.. the priors' weights: one gather serves all.

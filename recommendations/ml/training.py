@@ -18,7 +18,7 @@ from .cases import CaseBatch, training_cases, unix_seconds
 from .features import PRIORS, FeatureSpec, ItemFeatures, featurize, item_priors
 from .frames import release_unused_memory
 from .model import NextItemModel, export_weights
-from .tower import NumpyTower
+from .tower import NumpyTower, PriorTable
 
 keras = require("ml", "keras")
 np = require("ml", "numpy")
@@ -465,6 +465,9 @@ class NextItemRecommender(Recommender):
     def export_weights(self) -> dict[str, np.ndarray]:
         """The Keras model's arrays, and the freshness term's (not part of the Keras model)."""
         weights = export_weights(self.model_)
+        # The priors' dense [n_priors, n_items + 1, k] tables are mostly empty slots: a version
+        # keeps their compressed rows, which serving maps from the file as they are.
+        weights.update(PriorTable(weights.pop("prior_items"), weights.pop("prior_scores")).exported())
         # Which prior each row of the prior tables is: similar lists read co-view evidence there.
         weights["prior_names"] = np.asarray(self.priors_, dtype=str)
         added = self.item_features_.added
