@@ -17,11 +17,12 @@ import json
 import mmap
 import os
 import secrets
+import shutil
 import struct
 import tempfile
 import time
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,9 @@ class Bundle:
     weights: dict[str, Any]  # name -> numpy array
     vocabulary: dict[str, Any]  # JSON-safe
     keras_model: Any = None  # a keras.Model, saved as model.keras when given
+    # More files of the version (the item index of a large catalogue): name -> a local path,
+    # copied in when saved; when loaded, the verified local file to map.
+    files: dict[str, Path] = field(default_factory=dict)
 
 
 def save_bundle(version_id: int, bundle: Bundle) -> tuple[str, int]:
@@ -64,6 +68,10 @@ def save_bundle(version_id: int, bundle: Bundle) -> tuple[str, int]:
         (local / "vocabulary.json").write_text(json.dumps(bundle.vocabulary, separators=(",", ":")))
         if bundle.keras_model is not None:
             bundle.keras_model.save(local / "model.keras")
+        for name, path in bundle.files.items():
+            if name in (MANIFEST, "weights.npz", "vocabulary.json", "model.keras") or "/" in name:
+                raise ValueError(f"{name!r} cannot be one of a version's other files")
+            shutil.copyfile(path, local / name)
         for path in sorted(local.iterdir()):
             data = path.read_bytes()
             with path.open("rb") as handle:
@@ -109,6 +117,11 @@ def load_bundle(folder: str, *, with_keras: bool = False) -> Bundle:
     try:
         weights = mapped_arrays(_local_file(storage, folder, "weights.npz", files))
         vocabulary = json.loads(verified("vocabulary.json"))
+        others = {
+            name: _local_file(storage, folder, name, files)
+            for name in files
+            if name not in ("weights.npz", "vocabulary.json", "model.keras")
+        }
     except ArtifactError:
         raise
     except (ValueError, OSError) as exc:
@@ -121,7 +134,7 @@ def load_bundle(folder: str, *, with_keras: bool = False) -> Bundle:
             path = Path(tmp) / "model.keras"
             path.write_bytes(verified("model.keras"))
             keras_model = keras.saving.load_model(path, safe_mode=True)
-    return Bundle(weights=weights, vocabulary=vocabulary, keras_model=keras_model)
+    return Bundle(weights=weights, vocabulary=vocabulary, keras_model=keras_model, files=others)
 
 
 #: Days a downloaded copy of a version's arrays stays in the local folder unused.

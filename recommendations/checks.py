@@ -105,6 +105,14 @@ def check_training(app_configs: Any = None, **kwargs: Any) -> list:
                 hint="A folder on the web server's own disk, e.g. '/var/cache/shop-models'.",
             )
         )
+    above = app_settings.APPROXIMATE_ABOVE
+    if above is not None and (not isinstance(above, int) or isinstance(above, bool) or above < 0):
+        errors.append(
+            Error(
+                "RECOMMENDATIONS['APPROXIMATE_ABOVE'] must be a whole number of items ≥ 0 or None.",
+                id="recommendations.E011",
+            )
+        )
     if not 0 <= float(app_settings.HOLDOUT_FRACTION) < 1:
         errors.append(
             Error("RECOMMENDATIONS['HOLDOUT_FRACTION'] must be in [0, 1).", id="recommendations.E011")

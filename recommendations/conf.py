@@ -157,6 +157,11 @@ DEFAULTS: dict[str, Any] = {
     # Storage alias (settings.STORAGES) and folder where model files are written.
     "ARTIFACT_STORAGE": "default",
     "ARTIFACT_PREFIX": "recommendations/models",
+    # Catalogues over this many items also save an item index (faiss IVF over 8-bit codes,
+    # the "large" extra; ml/item_index.py): a request then scores the index's candidates and
+    # the items its history touches, not every item (about 20 ms a request at a million
+    # items). None: every version scores every item.
+    "APPROXIMATE_ABOVE": 200_000,
     # Folder on each web server's own disk where a version's arrays are downloaded once, for
     # every worker of the machine to map the same file. None: a storage on the local disk is
     # mapped in place, a remote one (S3) is downloaded to a folder in the system's temporary

@@ -22,6 +22,7 @@ EXTRAS = {
     "ml": ("keras", "pandas", "numpy", "pyarrow"),
     "api": ("rest_framework", "drf_spectacular"),
     "celery": ("celery", "redis"),
+    "large": ("faiss",),
 }
 
 

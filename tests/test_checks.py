@@ -122,3 +122,23 @@ def test_url_name_lookup_understands_namespaces():
 def test_bad_evaluation_settings_are_errors(recorder_settings, bad):
     recorder_settings(**bad)
     assert "recommendations.E011" in ids()
+
+
+@pytest.mark.parametrize(
+    "bad, error",
+    [
+        ({"APPROXIMATE_ABOVE": -1}, "recommendations.E011"),
+        ({"APPROXIMATE_ABOVE": "200000"}, "recommendations.E011"),
+        ({"APPROXIMATE_ABOVE": True}, "recommendations.E011"),
+        ({"LOCAL_MODEL_FOLDER": 7}, "recommendations.E010"),
+    ],
+)
+def test_bad_large_catalogue_settings_are_errors(recorder_settings, bad, error):
+    recorder_settings(**bad)
+    assert error in ids()
+
+
+@pytest.mark.parametrize("good", [{"APPROXIMATE_ABOVE": None}, {"LOCAL_MODEL_FOLDER": "/var/cache/models"}])
+def test_good_large_catalogue_settings_pass(recorder_settings, good):
+    recorder_settings(**good)
+    assert not {"recommendations.E010", "recommendations.E011"} & ids()

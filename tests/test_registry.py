@@ -89,6 +89,24 @@ def test_train_version_produces_an_active_version_with_files_and_metrics(learnin
     assert {record["stage"] for record in version.metrics["stages"]} == {1, 2}
     assert bundle.keras_model is not None
     assert "Activated" in version.promotion_note
+    assert not bundle.files  # 29 items: no item index
+
+
+@pytest.mark.django_db
+def test_a_catalogue_over_approximate_above_ships_its_item_index(learning, recorder_settings):
+    pytest.importorskip("faiss", reason="the large extra is not installed")
+    from recommendations.ml import item_index
+    from recommendations.serving import loader
+
+    planted_events()
+    recorder_settings(APPROXIMATE_ABOVE=20)
+    version = registry.train_version(registry.request_training()[0].pk)
+    assert version.status == Status.ACTIVE, version.error
+    bundle = artifacts.load_bundle(version.artifact_path)
+    assert set(bundle.files) == {item_index.FILE}
+    loader.reset()
+    served = loader.active_model()
+    assert served.version_id == version.pk and served.tower.index.index.ntotal == version.n_items
 
 
 @pytest.mark.django_db

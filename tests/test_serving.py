@@ -524,3 +524,46 @@ def test_a_new_product_nobody_has_seen_reaches_for_you_and_similar(
         "appliances.kitchen.kettle"
     ] * 3
     assert "5199" not in [r.item_id for r in services.similar_items(PHONES[0], limit=10)]
+
+
+def test_a_large_catalogues_item_index_serves_the_lists_scoring_every_item_would(
+    served_model, tmp_path, django_capture_on_commit_callbacks
+):
+    """A version with an item index (``APPROXIMATE_ABOVE``) scores a request's candidates only:
+    its lists, scores and reasons are those of the same weights scoring every item, where
+    the candidates hold the best items (here: the history's categories, all of them)."""
+    pytest.importorskip("faiss", reason="the large extra is not installed")
+    import dataclasses
+
+    from recommendations.ml import item_index
+    from tests.serving_world import trained_bundle
+
+    store_history()
+    user = factories.user("indexed-shopper")
+    for item in [*PHONES[:3], SOFAS[0]]:
+        factories.event("view", item_id=item, user=user)
+    shopper = Shopper(user_id=user.pk)
+
+    def lists():
+        return [
+            [(r.item_id, round(r.score, 6), r.reason) for r in result]
+            for result in (services.for_you(shopper, 6), services.similar_items(PHONES[0], limit=5))
+        ]
+
+    exact = lists()
+    assert all(exact)
+    bundle = trained_bundle()
+    path = tmp_path / item_index.FILE
+    item_index.build(bundle.weights["item_embedding"], bundle.weights["item_bias"], path)
+    version = ModelVersion.objects.create(status=ModelVersion.Status.READY, running=None)
+    folder, size = artifacts.save_bundle(
+        version.pk, dataclasses.replace(bundle, files={item_index.FILE: path})
+    )
+    ModelVersion.objects.filter(pk=version.pk).update(artifact_path=folder, artifact_size=size)
+    version.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=True):
+        registry.activate(version)
+    loader.reset()
+    assert loader.active_model().version_id == version.pk
+    assert loader.active_model().tower.index is not None
+    assert lists() == exact

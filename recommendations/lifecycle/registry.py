@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import gc
 import logging
+import tempfile
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from django.core.cache import cache
@@ -27,6 +29,7 @@ from django.utils import timezone
 from .. import artifacts
 from ..adapters import get_adapter
 from ..conf import app_settings
+from ..extras import MissingExtra
 from ..keys import ACTIVE_VERSION
 from ..models import Event, ModelVersion
 
@@ -198,7 +201,10 @@ def _train(version: ModelVersion) -> None:
     metrics["catalogue_items"] = 0 if catalogue is None else int(catalogue["item"].nunique())
     metrics["refit"] = bool(app_settings.REFIT_ON_ALL_EVENTS)
     _report(version.pk, stage="writing files")
-    folder, size = artifacts.save_bundle(version.pk, bundle_of(shipped, shipped_preprocessor))
+    with tempfile.TemporaryDirectory(prefix="recommendations-files-") as scratch:
+        folder, size = artifacts.save_bundle(
+            version.pk, bundle_of(shipped, shipped_preprocessor, Path(scratch))
+        )
     ModelVersion.objects.filter(pk=version.pk).update(
         status=Status.READY,
         metrics=metrics,
@@ -275,12 +281,28 @@ def _serving_reference(candidate: ModelVersion) -> Reference | None:
     return Reference(current.pk, SavedRecommender(saved), _fitted_through(current))
 
 
-def bundle_of(model: Any, preprocessor: Any) -> artifacts.Bundle:
-    """What a fitted ``NextItemRecommender`` leaves for serving: weights, vocabularies, Keras file."""
+def bundle_of(model: Any, preprocessor: Any, scratch: Path | None = None) -> artifacts.Bundle:
+    """What a fitted ``NextItemRecommender`` leaves for serving: weights, vocabularies, Keras
+    file, and above ``APPROXIMATE_ABOVE`` items the item index (written in ``scratch``)."""
+    from ..ml import item_index
     from ..ml.evaluation import MODEL_NAME  # pandas: ml loads in the training worker only
 
+    weights = model.export_weights()
+    files = {}
+    above = app_settings.APPROXIMATE_ABOVE
+    if scratch is not None and above is not None and preprocessor.n_items_ > above:
+        try:
+            item_index.build(weights["item_embedding"], weights["item_bias"], scratch / item_index.FILE)
+            files[item_index.FILE] = scratch / item_index.FILE
+        except MissingExtra:
+            logger.warning(
+                "%d items: serving would score a request's candidates only with faiss "
+                "(the 'large' extra), which is not installed; every item is scored.",
+                preprocessor.n_items_,
+            )
     return artifacts.Bundle(
-        weights=model.export_weights(),
+        files=files,
+        weights=weights,
         vocabulary={
             "model": MODEL_NAME,
             "params": model.get_params(),

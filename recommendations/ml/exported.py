@@ -9,10 +9,13 @@ translated back (an item it does not know is never recommended by it).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from ..extras import require
+from ..extras import MissingExtra, require
+from . import item_index
 from .base import Recommender
 from .cases import CaseBatch
 from .features import FeatureSpec, ItemFeatures, featurize
@@ -20,6 +23,7 @@ from .item_ids import ItemIds
 from .tower import NumpyTower
 
 np = require("ml", "numpy")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -33,11 +37,24 @@ class SavedModel:
     item_features: ItemFeatures
 
     @classmethod
-    def from_bundle(cls, weights: dict[str, Any], vocabulary: dict[str, Any]) -> SavedModel:
-        """Raises ``KeyError``/``ValueError`` on files that do not fit together."""
+    def from_bundle(
+        cls, weights: dict[str, Any], vocabulary: dict[str, Any], files: dict[str, Path] | None = None
+    ) -> SavedModel:
+        """Raises ``KeyError``/``ValueError`` on files that do not fit together.
+
+        A version with an item index (``ml.item_index``, a large catalogue) scores a request's
+        candidates only where faiss is installed (the ``large`` extra); elsewhere it scores
+        every item, as a smaller catalogue does.
+        """
         preprocessor = vocabulary["preprocessor"]
         item_ids = ItemIds(["", *preprocessor["item_ids"]])
-        tower = NumpyTower(weights)
+        index = None
+        if item_index.FILE in (files or {}):
+            try:
+                index = item_index.ItemIndex(files[item_index.FILE], len(item_ids) - 1)
+            except MissingExtra:
+                logger.warning("Version has an item index but faiss is not installed: scoring every item.")
+        tower = NumpyTower(weights, index=index)
         if tower.item_table.shape[0] != len(item_ids):
             raise ValueError(
                 f"the item table has {tower.item_table.shape[0]} rows for {len(item_ids)} item ids"

@@ -8,8 +8,10 @@ TensorFlow.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 from ..extras import require
+from .item_index import sorted_unique
 
 np = require("ml", "numpy")
 
@@ -82,9 +84,23 @@ class PriorTable:
         return self.offsets.nbytes + self.items.nbytes + self.scores.nbytes
 
 
+class _Sample(NamedTuple):
+    items: np.ndarray
+    rows: np.ndarray
+    bias: np.ndarray
+    category: np.ndarray
+
+
+#: Members of a boosted category scored beside the index's candidates (larger categories'
+#: members reach the list through the index alone).
+CATEGORY_CANDIDATES = 5000
+
+
 class NumpyTower:
-    def __init__(self, weights: dict[str, np.ndarray]) -> None:
+    def __init__(self, weights: dict[str, np.ndarray], index=None) -> None:
         self.weights = {name: np.asarray(value) for name, value in weights.items()}
+        #: ``ml.item_index.ItemIndex`` of a large catalogue: a request scores its candidates only.
+        self.index = index
         self.n_hidden = sum(
             1 for name in self.weights if name.startswith("hidden_") and name.endswith("_kernel")
         )
@@ -285,14 +301,7 @@ class NumpyTower:
     def add_category_boost_one(self, row: np.ndarray, inputs: dict[str, np.ndarray]) -> None:
         """``category_boost`` of one case added to its scores [n_items + 1]: each category of
         the history adds its summed weight to its members only, not a gather over every item."""
-        weight = self.category_weights(inputs)
-        if weight is None:
-            return
-        totals: dict[int, float] = {}  # twenty values: plain Python beats a dozen array calls
-        categories = self.weights["item_category"][inputs["items"][0]].tolist()
-        for category, value in zip(categories, weight[0].tolist(), strict=True):
-            if value:
-                totals[category] = totals.get(category, 0.0) + value
+        totals = self._category_totals(inputs)
         if not totals:
             return
         starts = self.category_starts
@@ -327,6 +336,141 @@ class NumpyTower:
             self.add_freshness(scores, now)
         mass = 1.0 + (np.exp(scores[:, fresh].astype(np.float64)) - before).sum(axis=1)
         return scores, np.log(mass)
+
+    def candidate_scores(
+        self,
+        inputs: dict[str, np.ndarray],
+        forward: tuple[np.ndarray, np.ndarray],
+        terms: tuple[np.ndarray, np.ndarray] | None,
+        now: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """One case (a request) scored on the index's candidates: (items, ascending; their
+        scores; the log of the softmax denominator over every real item).
+
+        The candidates are the index's best dense scores, the history, its neighbours in the
+        priors and the members of its categories (up to ``CATEGORY_CANDIDATES`` each): every
+        term of ``scores_and_normalizer`` reaches them exactly, and an item outside them has
+        only its dense score, below the index's candidates. Every sum over the catalogue
+        (the explore softmax, the normalizer, the freshness term's change of mass) is the
+        candidates' exact part plus the index's uniform sample of the other items, each
+        standing for its share of them.
+        """
+        user, mix = forward
+        items = inputs["items"][0]
+        present = items > 0
+        window = self.prior_window(len(items))
+        parts = [self.index.search(user[0]), items[present]]
+        entries = None
+        if terms is not None and self.priors is not None and len(terms[1]):
+            rows = self.priors.rows_of(np.arange(len(terms[1])), items[-window:])  # [n_priors, window]
+            entries = self.priors.entries(rows)
+            parts.append(entries[1])
+        totals = self._category_totals(inputs)
+        starts = self.category_starts
+        parts += [
+            self.category_members[starts[c] : starts[c + 1]]
+            for c in totals
+            if starts[c + 1] - starts[c] <= CATEGORY_CANDIDATES
+        ]
+        columns = sorted_unique(np.concatenate(parts).astype(np.int64))
+        columns = columns[columns > 0]
+        sample = self._sample()
+        # the sample's items outside them (``columns`` is sorted: one binary search each)
+        found = np.minimum(np.searchsorted(columns, sample.items), max(len(columns) - 1, 0))
+        others = columns[found] != sample.items if len(columns) else np.ones(len(sample.items), bool)
+        n_items = len(self.item_bias) - 1
+        share = (n_items - len(columns)) / max(int(others.sum()), 1)
+        at = np.concatenate([columns, sample.items[others]])
+        weight = np.concatenate([np.ones(len(columns)), np.full(int(others.sum()), share)])
+        vector = user[0].astype(np.float32)
+        row = np.concatenate(
+            [
+                self.item_table[columns] @ vector + self.item_bias[columns],
+                sample.rows[others] @ vector + sample.bias[others],
+            ]
+        ).astype(np.float32)
+        if totals:
+            boost = np.zeros(len(self.category_starts), np.float32)
+            boost[list(totals)] = list(totals.values())
+            row += boost[np.concatenate([self.weights["item_category"][columns], sample.category[others]])]
+        if terms is None:
+            return self._finish_candidates(columns, row, weight, at, now, None)
+        repeat, priors = terms
+        if entries is not None:
+            owner, neighbours, values = entries
+            np.add.at(
+                row, np.searchsorted(columns, neighbours), priors[:, 0, -window:].ravel()[owner] * values
+            )
+        history = np.searchsorted(columns, items[present])
+        if not self.mixture:
+            np.add.at(row, history, repeat[0][present])
+            return self._finish_candidates(columns, row, weight, at, now, None)
+        # ``_mix_repeat_one`` with the sums over the catalogue weighted
+        log_explore = _weighted_logsumexp(row, weight)
+        if not present.any():
+            row -= np.float32(log_explore)
+        else:
+            gate = float(mix[0, 0])
+            log_g, log_not_g = -np.logaddexp(0.0, -gate), -np.logaddexp(0.0, gate)
+            row -= np.float32(log_explore - log_not_g)
+            values = repeat[0][present].astype(np.float64)
+            shares = np.exp(values - values.max())
+            repeat_p = np.zeros(len(columns))
+            np.add.at(repeat_p, history, shares / shares.sum())
+            held = sorted_unique(history)
+            row[held] = np.logaddexp(row[held], (log_g + np.log(repeat_p[held])).astype(np.float32))
+        return self._finish_candidates(columns, row, weight, at, now, self.normalized)
+
+    def _sample(self) -> _Sample:
+        """The index's uniform sample of items with their rows, in one block (read at every
+        request: the table's scattered rows would each cost a page)."""
+        if getattr(self, "_sampled", None) is None:
+            items = self.index.sample
+            self._sampled = _Sample(
+                items,
+                np.ascontiguousarray(self.item_table[items]),
+                np.asarray(self.item_bias[items]),
+                np.asarray(self.weights["item_category"][items]),
+            )
+        return self._sampled
+
+    def _finish_candidates(
+        self,
+        columns: np.ndarray,
+        row: np.ndarray,
+        weight: np.ndarray,
+        at: np.ndarray,
+        now: np.ndarray | None,
+        normalized: bool | None,
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """The freshness term and the normalizer of ``candidate_scores``'s row."""
+        fresh = np.flatnonzero(np.isin(at, self.fresh_items) if now is not None and self.freshness else [])
+        before = np.exp(row[fresh].astype(np.float64))
+        if len(fresh):
+            age = (
+                float(np.asarray(now).ravel()[0])
+                - self.fresh_added[np.searchsorted(self.fresh_items, at[fresh])]
+            )
+            age = np.where(np.isnan(age), UNKNOWN_AGE_SECONDS, np.maximum(age, 0.0))
+            row[fresh] -= (self.freshness * np.log1p(age / FRESHNESS_UNIT_SECONDS)).astype(np.float32)
+        if normalized:
+            mass = 1.0 + float((weight[fresh] * (np.exp(row[fresh].astype(np.float64)) - before)).sum())
+            normalizer = math.log(mass)
+        else:
+            normalizer = _weighted_logsumexp(row, weight)
+        return columns, row[: len(columns)], normalizer
+
+    def _category_totals(self, inputs: dict[str, np.ndarray]) -> dict[int, float]:
+        """Each history category's summed category-match weight (case 0), zeros left out."""
+        weight = self.category_weights(inputs)
+        if weight is None:
+            return {}
+        totals: dict[int, float] = {}  # twenty values: plain Python beats a dozen array calls
+        categories = self.weights["item_category"][inputs["items"][0]].tolist()
+        for category, value in zip(categories, weight[0].tolist(), strict=True):
+            if value:
+                totals[category] = totals.get(category, 0.0) + value
+        return totals
 
     def mix_repeat(
         self, explore: np.ndarray, items: np.ndarray, repeat: np.ndarray, mix: np.ndarray
@@ -440,3 +584,11 @@ class NumpyTower:
             return np.zeros(0, np.int32), np.zeros(0, np.float32)
         _, found, scores = self.priors.entries(self.priors.rows_of(chosen, np.array(item)))
         return found, scores
+
+
+def _weighted_logsumexp(values: np.ndarray, weight: np.ndarray) -> float:
+    """log sum(weight x exp(values)), stable (values may hold -inf)."""
+    top = float(values.max()) if len(values) else 0.0
+    if not math.isfinite(top):
+        top = 0.0
+    return top + math.log(max(float((weight * np.exp(values.astype(np.float64) - top)).sum()), 1e-300))

@@ -54,7 +54,7 @@ class ServingModel:
         from ..ml.exported import SavedModel
         from ..ml.related import top_levels
 
-        saved = SavedModel.from_bundle(bundle.weights, bundle.vocabulary)
+        saved = SavedModel.from_bundle(bundle.weights, bundle.vocabulary, bundle.files)
         categories = saved.category_ids
         return cls(
             version_id=version_id,

@@ -30,31 +30,59 @@ STRENGTH = {"view": 1, "click": 2, "cart": 3, "purchase": 4}
 
 @dataclass
 class ShopperScores:
-    """Scores of every item for one shopper (log-probabilities up to a constant)."""
+    """Scores of the items for one shopper (log-probabilities up to a constant): of every item,
+    or of a large catalogue's candidates (``columns``; ``ml.item_index``), the others being
+    too unlikely to list (probability 0 here)."""
 
     model: ServingModel
-    logits: np.ndarray  # float32 [n_items + 1]; excluded items are -inf
+    logits: np.ndarray  # float32 [n_items + 1], or [len(columns)]; excluded items are -inf
     log_normalizer: float
     inputs: dict[str, np.ndarray]
     mix: np.ndarray
     attention: np.ndarray
     terms: tuple[np.ndarray, np.ndarray] | None
     history: list[HistoryEvent]  # the events at the history positions (left-padded: None)
+    columns: np.ndarray | None = None  # the item index of each logit (None: every item, in order)
+
+    def positions(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(which of ``indices`` are scored, their positions in ``logits``)."""
+        indices = np.asarray(indices, np.int64)
+        if self.columns is None:
+            scored = (indices >= 0) & (indices < len(self.logits))
+            return scored, indices[scored]
+        at = np.minimum(np.searchsorted(self.columns, indices), len(self.columns) - 1)
+        scored = self.columns[at] == indices if len(self.columns) else np.zeros(len(indices), bool)
+        return scored, at[scored]
+
+    def logit(self, index: int) -> float:
+        scored, at = self.positions(np.array([index]))
+        return float(self.logits[at[0]]) if scored[0] else float("-inf")
 
     def probability(self, index: int) -> float:
-        return float(np.exp(self.logits[index] - self.log_normalizer))
+        return float(np.exp(self.logit(index) - self.log_normalizer))
+
+    def exclude(self, indices: np.ndarray) -> None:
+        self.logits[self.positions(indices)[1]] = -np.inf
+
+    def category_mass(self, item_category: np.ndarray) -> np.ndarray:
+        """The probability of each category (summed over its scored items)."""
+        items = np.arange(len(self.logits)) if self.columns is None else self.columns
+        probabilities = np.exp(self.logits - self.log_normalizer)
+        real = items > 0
+        return np.bincount(item_category[items[real]], weights=probabilities[real])
 
     def top(self, n: int) -> list[tuple[int, float]]:
         """(item index, probability) of the ``n`` best items, best first (excluded ones never)."""
         logits = self.logits
-        n = min(n, len(logits) - 1)
+        n = min(n, len(logits) - (1 if self.columns is None else 0))
         if n <= 0:
             return []
         best = np.argpartition(logits, len(logits) - n)[-n:]
         best = best[np.argsort(-logits[best], kind="stable")]
         best = best[np.isfinite(logits[best])]
+        items = best if self.columns is None else self.columns[best]
         return [
-            (int(i), float(p)) for i, p in zip(best, np.exp(logits[best] - self.log_normalizer), strict=True)
+            (int(i), float(p)) for i, p in zip(items, np.exp(logits[best] - self.log_normalizer), strict=True)
         ]
 
     def explain(self, item_ids: Sequence[str]) -> dict[str, HistoryEvent]:
@@ -120,13 +148,18 @@ def score_shopper(
     tower = model.tower
     user, mix, attention = tower.forward_with_attention(inputs)
     terms = tower.history_terms(inputs, mix)
-    # The log of the softmax denominator over every real item (column 0 is padding, -inf).
-    scored, normalizers = tower.scores_and_normalizer(inputs, (user, mix), terms, now=np.array([now]))
-    logits, log_normalizer = scored[0], float(normalizers[0])
+    columns = None
+    if tower.index is not None:  # a large catalogue: the index's candidates only
+        columns, logits, log_normalizer = tower.candidate_scores(inputs, (user, mix), terms, np.array([now]))
+    else:
+        # The log of the softmax denominator over every real item (column 0 is padding, -inf).
+        scored, normalizers = tower.scores_and_normalizer(inputs, (user, mix), terms, now=np.array([now]))
+        logits, log_normalizer = scored[0], float(normalizers[0])
+    scores = ShopperScores(model, logits, log_normalizer, inputs, mix, attention, terms, history, columns)
     if exclude:
         index = model.item_ids.indices(list(exclude))
-        logits[index[index > 0]] = -np.inf
-    return ShopperScores(model, logits, log_normalizer, inputs, mix, attention, terms, history)
+        scores.exclude(index[index > 0])
+    return scores
 
 
 #: The visit a one-item question is asked in (no real shopper has this key).

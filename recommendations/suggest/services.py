@@ -79,8 +79,7 @@ def _model_categories(shopper: Shopper, events: list) -> dict[str, float]:
         scores = score_shopper(model, events, shopper.visitor)
         if scores is None:
             return {}
-        probabilities = np.exp(scores.logits[1:] - scores.log_normalizer)
-        mass = np.bincount(model.item_features.category[1:], weights=probabilities)
+        mass = scores.category_mass(model.item_features.category)
         categories = model.category_list
         best = np.argsort(-mass)[:10]
         return {categories[c]: float(mass[c]) for c in best if c and mass[c] > 0}
@@ -225,7 +224,7 @@ def rerank_results(
         return [items[i] for i in order]
     adapter = get_adapter()
     personal = [
-        float(scores.logits[model.index_of[item_id]]) if item_id in model.index_of else float("-inf")
+        scores.logit(model.index_of[item_id]) if item_id in model.index_of else float("-inf")
         for item_id in (adapter.item_id(item) for item in items)
     ]
     n = len(items)
