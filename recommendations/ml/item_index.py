@@ -6,8 +6,9 @@ million scores) costs about 20 ms a request. A version of a catalogue over
 [embedding, bias] (faiss IVF-SQ8: the design ``bench/catalogue.py`` picked against exact
 numpy, faiss's flat scans, usearch and hnswlib). A request asks it for the ``CANDIDATES``
 items whose dense score (user . item + bias) is highest, adds every item a sparse term
-touches (the history, the priors' neighbours, the boosted categories' members, new
-products), and scores those exactly from the item table (``NumpyTower.candidate_scores``).
+touches (the history, the priors' neighbours, the boosted categories' members), and scores
+those exactly from the item table (``NumpyTower.candidate_scores``; the freshness term only
+lowers a score, so new products need no place of their own).
 The softmax's mass outside the candidates, which the probabilities and the repeat/explore
 mixture need, is estimated from a fixed uniform sample of the catalogue: the candidates
 hold the head exactly, and the sample's estimate of the rest is unbiased.
@@ -75,10 +76,10 @@ class ItemIndex:
         rng = np.random.default_rng(n_items)
         self.sample = np.sort(rng.choice(np.arange(1, n_items + 1), min(SAMPLE, n_items), replace=False))
 
-    def search(self, user: np.ndarray, k: int | None = None) -> np.ndarray:
-        """Item indices (> 0, no order) of about the ``k`` best dense scores for ``user`` [D]."""
+    def search(self, user: np.ndarray) -> np.ndarray:
+        """Item indices (> 0, no order) of about the ``CANDIDATES`` best dense scores for ``user`` [D]."""
         query = np.append(user.astype(np.float32), np.float32(1.0))[None, :]
-        _, found = self.index.search(query, CANDIDATES if k is None else k)
+        _, found = self.index.search(query, CANDIDATES)
         found = found[0]
         return found[found > 0]
 

@@ -120,6 +120,14 @@ class NumpyTower:
         # to their members only, not by gathering a boost for every item of the catalogue.
         category = np.asarray(w.get("item_category", np.zeros(len(self.item_bias), np.int64)))
         self.category_members = np.argsort(category, kind="stable").astype(np.int32)
+        # The index's uniform sample with its rows in one block: read at every request, where
+        # the table's scattered rows would each cost a page.
+        self.sample = None
+        if index is not None:
+            items = index.sample
+            self.sample = _Sample(
+                items, np.ascontiguousarray(self.item_table[items]), self.item_bias[items], category[items]
+            )
         self.category_starts = np.searchsorted(
             category[self.category_members], np.arange(len(w.get("category_embedding", [0])) + 1)
         )
@@ -255,11 +263,15 @@ class NumpyTower:
         """
         if not self.freshness or not len(self.fresh_items):
             return
-        age = np.asarray(now, np.float64)[:, None] - self.fresh_added[None, :]
-        age = np.where(np.isnan(age), UNKNOWN_AGE_SECONDS, np.maximum(age, 0.0))
-        scores[:, self.fresh_items] -= (self.freshness * np.log1p(age / FRESHNESS_UNIT_SECONDS)).astype(
-            np.float32
+        scores[:, self.fresh_items] -= self._freshness_penalty(
+            np.asarray(now, np.float64)[:, None], self.fresh_added[None, :]
         )
+
+    def _freshness_penalty(self, now: np.ndarray | float, added: np.ndarray) -> np.ndarray:
+        """``freshness`` x log(1 + hours since listed), float32, broadcast over ``now`` and ``added``."""
+        age = now - added
+        age = np.where(np.isnan(age), UNKNOWN_AGE_SECONDS, np.maximum(age, 0.0))
+        return (self.freshness * np.log1p(age / FRESHNESS_UNIT_SECONDS)).astype(np.float32)
 
     def _scores(
         self,
@@ -374,7 +386,7 @@ class NumpyTower:
         ]
         columns = sorted_unique(np.concatenate(parts).astype(np.int64))
         columns = columns[columns > 0]
-        sample = self._sample()
+        sample = self.sample
         # the sample's items outside them (``columns`` is sorted: one binary search each)
         found = np.minimum(np.searchsorted(columns, sample.items), max(len(columns) - 1, 0))
         others = columns[found] != sample.items if len(columns) else np.ones(len(sample.items), bool)
@@ -405,34 +417,11 @@ class NumpyTower:
         if not self.mixture:
             np.add.at(row, history, repeat[0][present])
             return self._finish_candidates(columns, row, weight, at, now, None)
-        # ``_mix_repeat_one`` with the sums over the catalogue weighted
-        log_explore = _weighted_logsumexp(row, weight)
-        if not present.any():
-            row -= np.float32(log_explore)
-        else:
-            gate = float(mix[0, 0])
-            log_g, log_not_g = -np.logaddexp(0.0, -gate), -np.logaddexp(0.0, gate)
-            row -= np.float32(log_explore - log_not_g)
-            values = repeat[0][present].astype(np.float64)
-            shares = np.exp(values - values.max())
-            repeat_p = np.zeros(len(columns))
-            np.add.at(repeat_p, history, shares / shares.sum())
-            held = sorted_unique(history)
-            row[held] = np.logaddexp(row[held], (log_g + np.log(repeat_p[held])).astype(np.float32))
+        # The explore softmax's denominator is over the whole catalogue: weighted.
+        self._mix_repeat_one(
+            row, history, repeat[0][present], float(mix[0, 0]), _weighted_logsumexp(row, weight)
+        )
         return self._finish_candidates(columns, row, weight, at, now, self.normalized)
-
-    def _sample(self) -> _Sample:
-        """The index's uniform sample of items with their rows, in one block (read at every
-        request: the table's scattered rows would each cost a page)."""
-        if getattr(self, "_sampled", None) is None:
-            items = self.index.sample
-            self._sampled = _Sample(
-                items,
-                np.ascontiguousarray(self.item_table[items]),
-                np.asarray(self.item_bias[items]),
-                np.asarray(self.weights["item_category"][items]),
-            )
-        return self._sampled
 
     def _finish_candidates(
         self,
@@ -447,12 +436,8 @@ class NumpyTower:
         fresh = np.flatnonzero(np.isin(at, self.fresh_items) if now is not None and self.freshness else [])
         before = np.exp(row[fresh].astype(np.float64))
         if len(fresh):
-            age = (
-                float(np.asarray(now).ravel()[0])
-                - self.fresh_added[np.searchsorted(self.fresh_items, at[fresh])]
-            )
-            age = np.where(np.isnan(age), UNKNOWN_AGE_SECONDS, np.maximum(age, 0.0))
-            row[fresh] -= (self.freshness * np.log1p(age / FRESHNESS_UNIT_SECONDS)).astype(np.float32)
+            added = self.fresh_added[np.searchsorted(self.fresh_items, at[fresh])]
+            row[fresh] -= self._freshness_penalty(float(np.asarray(now).ravel()[0]), added)
         if normalized:
             mass = 1.0 + float((weight[fresh] * (np.exp(row[fresh].astype(np.float64)) - before)).sum())
             normalizer = math.log(mass)
@@ -483,7 +468,9 @@ class NumpyTower:
         array calls on arrays of twenty values, which cost more than the catalogue's pass.
         """
         if len(explore) == 1:
-            return self._mix_repeat_one(explore, items[0], repeat[0], float(mix[0, 0]))
+            present = items[0] > 0
+            self._mix_repeat_one(explore[0], items[0][present], repeat[0][present], float(mix[0, 0]))
+            return explore
         top = explore.max(axis=1, keepdims=True)
         explore -= top + np.log(np.exp(explore - top).sum(axis=1, keepdims=True))  # log P_explore
         present = items > 0
@@ -506,30 +493,35 @@ class NumpyTower:
 
     @staticmethod
     def _mix_repeat_one(
-        explore: np.ndarray, items: np.ndarray, repeat: np.ndarray, gate: float
-    ) -> np.ndarray:
-        """``mix_repeat`` of one case (explore [1, n_items + 1])."""
-        row = explore[0]
-        top = float(row.max())
-        log_explore = top + math.log(float(np.exp(row - top).sum()))
-        present = items > 0
-        if not present.any():
+        row: np.ndarray,
+        columns: np.ndarray,
+        repeat: np.ndarray,
+        gate: float,
+        log_explore: float | None = None,
+    ) -> None:
+        """``mix_repeat`` of one case, in place on its ``row`` of explore scores: ``columns``
+        are the history's places in the row (padding left out), ``repeat`` their repeat
+        logits. ``log_explore`` is the explore softmax's log-denominator where the row does not
+        hold every item (``candidate_scores``); by default the row's own."""
+        if log_explore is None:
+            top = float(row.max())
+            log_explore = top + math.log(float(np.exp(row - top).sum()))
+        if not len(columns):
             row -= np.float32(log_explore)
-            return explore
+            return
         # log g and log(1 - g), stable for any gate logit
         log_g, log_not_g = -np.logaddexp(0.0, -gate), -np.logaddexp(0.0, gate)
         row -= np.float32(log_explore - log_not_g)  # log(1 - g) + log P_explore, in one pass
-        values = repeat[present].astype(np.float64)
+        values = repeat.astype(np.float64)
         weights = np.exp(values - values.max())
         totals: dict[int, float] = {}
-        for item, weight in zip(items[present].tolist(), (weights / weights.sum()).tolist(), strict=True):
-            totals[item] = totals.get(item, 0.0) + weight
-        columns = np.fromiter(totals, np.int64, len(totals))
+        for column, weight in zip(columns.tolist(), (weights / weights.sum()).tolist(), strict=True):
+            totals[column] = totals.get(column, 0.0) + weight
+        held = np.fromiter(totals, np.int64, len(totals))
         repeat_p = np.fromiter(totals.values(), np.float64, len(totals))
         with np.errstate(divide="ignore"):
             log_repeat = (log_g + np.log(repeat_p)).astype(np.float32)
-        row[columns] = np.logaddexp(row[columns], log_repeat)
-        return explore
+        row[held] = np.logaddexp(row[held], log_repeat)
 
     def contributions(
         self,
