@@ -120,6 +120,9 @@ class NumpyTower:
         # to their members only, not by gathering a boost for every item of the catalogue.
         category = np.asarray(w.get("item_category", np.zeros(len(self.item_bias), np.int64)))
         self.category_members = np.argsort(category, kind="stable").astype(np.int32)
+        # Each item's category as the gather of a large boost wants it (a large catalogue's
+        # requests score the index's candidates only and never gather over every item).
+        self.item_category = category.astype(np.intp) if index is None else None
         # The index's uniform sample with its rows in one block: read at every request, where
         # the table's scattered rows would each cost a page.
         self.sample = None
@@ -280,16 +283,15 @@ class NumpyTower:
         terms: tuple[np.ndarray, np.ndarray] | None,
     ) -> np.ndarray:
         user, mix = forward if forward is not None else self.forward(inputs)
-        scores = user.astype(np.float32, copy=False) @ self.item_table.T  # the one product over all items
-        scores += self.item_bias
-        if len(scores) == 1:  # a request: only its history's categories
-            self.add_category_boost_one(scores[0], inputs)
-        else:
-            boost = self.category_boost(inputs)
-            if boost is not None:
-                scores += boost[:, self.weights["item_category"]]
         if terms is None:
             terms = self.history_terms(inputs, mix)
+        if len(user) == 1:
+            return self._scores_one(inputs, user, mix, terms)[None]
+        scores = user.astype(np.float32, copy=False) @ self.item_table.T  # the one product over all items
+        scores += self.item_bias
+        boost = self.category_boost(inputs)
+        if boost is not None:
+            scores += boost[:, self.weights["item_category"]]
         if terms is not None:
             repeat, priors = terms
             items = inputs["items"]
@@ -310,16 +312,78 @@ class NumpyTower:
         scores[:, 0] = -np.inf
         return scores
 
+    def _scores_one(
+        self,
+        inputs: dict[str, np.ndarray],
+        user: np.ndarray,
+        mix: np.ndarray,
+        terms: tuple[np.ndarray, np.ndarray] | None,
+    ) -> np.ndarray:
+        """``_scores`` of one case (a request), [n_items + 1]: the same sums, each a few calls
+        on the history's twenty values instead of the batch's broadcasts over [n, ...].
+
+        Everything that reads the history only is worked out before the product over the
+        catalogue: the product streams the item table through the CPU's caches, and small
+        arrays read after it come back from memory."""
+        items = inputs["items"][0]
+        boost = self._category_boost_plan(inputs)
+        prior_adds = mass = None
+        if terms is not None:
+            repeat, priors = terms
+            if self.priors is not None and len(priors):
+                window = self.prior_window(len(items))
+                owner, neighbours, values = self.priors.entries(
+                    self.priors.rows_of(np.arange(len(priors)), items[-window:])  # [n_priors, window]
+                )
+                prior_adds = neighbours, priors[:, 0, -window:].ravel()[owner] * values
+            present = items > 0
+            if self.mixture:
+                mass = self._repeat_mass(items[present], repeat[0][present], float(mix[0, 0]))
+        row = (user.astype(np.float32, copy=False) @ self.item_table.T)[0]  # the one product over all items
+        row += self.item_bias
+        if boost is not None:
+            self._add_category_boost(row, *boost)
+        if prior_adds is not None:
+            np.add.at(row, *prior_adds)
+        if terms is not None and not self.mixture:
+            np.add.at(row, items, repeat[0])
+        row[0] = -np.inf
+        if mass is not None:
+            self._mix_repeat_one(row, mass)
+        return row
+
+    #: A category boost touching more than this share of the catalogue is added by one gather
+    #: over every item (0.7 ns an item) rather than to its members (6 ns a member).
+    GATHER_ABOVE = 1 / 8
+
     def add_category_boost_one(self, row: np.ndarray, inputs: dict[str, np.ndarray]) -> None:
-        """``category_boost`` of one case added to its scores [n_items + 1]: each category of
-        the history adds its summed weight to its members only, not a gather over every item."""
-        totals = self._category_totals(inputs)
-        if not totals:
+        """``category_boost`` of one case added to its scores [n_items + 1]."""
+        plan = self._category_boost_plan(inputs)
+        if plan is not None:
+            self._add_category_boost(row, *plan)
+
+    def _category_boost_plan(self, inputs: dict[str, np.ndarray]) -> tuple | None:
+        """(boost, categories it touches, their sizes) of case 0, or None when nothing to add."""
+        boost = self.category_boost_one(inputs)
+        if boost is None:
+            return None
+        touched = np.flatnonzero(boost)
+        if not len(touched):
+            return None
+        starts = self.category_starts
+        return boost, touched, starts[touched + 1] - starts[touched]
+
+    def _add_category_boost(
+        self, row: np.ndarray, boost: np.ndarray, touched: np.ndarray, sizes: np.ndarray
+    ) -> None:
+        """Each touched category's boost added to its members, or, when they are much of the
+        catalogue, every item's by one gather."""
+        if sizes.sum() > self.GATHER_ABOVE * len(row):
+            np.add(row, boost.take(self.item_category), out=row)
             return
         starts = self.category_starts
-        members = np.concatenate([self.category_members[starts[c] : starts[c + 1]] for c in totals])
-        sizes = [starts[c + 1] - starts[c] for c in totals]
-        row[members] += np.repeat(np.fromiter(totals.values(), np.float32, len(totals)), sizes)
+        members = np.concatenate([self.category_members[starts[c] : starts[c + 1]] for c in touched.tolist()])
+        row[members] += np.repeat(boost[touched], sizes)
 
     def scores_and_normalizer(
         self,
@@ -377,11 +441,12 @@ class NumpyTower:
             rows = self.priors.rows_of(np.arange(len(terms[1])), items[-window:])  # [n_priors, window]
             entries = self.priors.entries(rows)
             parts.append(entries[1])
-        totals = self._category_totals(inputs)
+        boost = self.category_boost_one(inputs)
+        touched = np.flatnonzero(boost) if boost is not None else np.zeros(0, np.int64)
         starts = self.category_starts
         parts += [
             self.category_members[starts[c] : starts[c + 1]]
-            for c in totals
+            for c in touched.tolist()
             if starts[c + 1] - starts[c] <= CATEGORY_CANDIDATES
         ]
         columns = sorted_unique(np.concatenate(parts).astype(np.int64))
@@ -401,9 +466,7 @@ class NumpyTower:
                 sample.rows[others] @ vector + sample.bias[others],
             ]
         ).astype(np.float32)
-        if totals:
-            boost = np.zeros(len(self.category_starts), np.float32)
-            boost[list(totals)] = list(totals.values())
+        if len(touched):
             row += boost[np.concatenate([self.weights["item_category"][columns], sample.category[others]])]
         if terms is None:
             return self._finish_candidates(columns, row, weight, at, now, None)
@@ -418,9 +481,8 @@ class NumpyTower:
             np.add.at(row, history, repeat[0][present])
             return self._finish_candidates(columns, row, weight, at, now, None)
         # The explore softmax's denominator is over the whole catalogue: weighted.
-        self._mix_repeat_one(
-            row, history, repeat[0][present], float(mix[0, 0]), _weighted_logsumexp(row, weight)
-        )
+        mass = self._repeat_mass(history, repeat[0][present], float(mix[0, 0]))
+        self._mix_repeat_one(row, mass, _weighted_logsumexp(row, weight))
         return self._finish_candidates(columns, row, weight, at, now, self.normalized)
 
     def _finish_candidates(
@@ -445,17 +507,16 @@ class NumpyTower:
             normalizer = _weighted_logsumexp(row, weight)
         return columns, row[: len(columns)], normalizer
 
-    def _category_totals(self, inputs: dict[str, np.ndarray]) -> dict[int, float]:
-        """Each history category's summed category-match weight (case 0), zeros left out."""
+    def category_boost_one(self, inputs: dict[str, np.ndarray]) -> np.ndarray | None:
+        """``category_boost`` of case 0, [n_categories + 1] (or None for a model without the
+        category match): one weighted count of the history's categories."""
         weight = self.category_weights(inputs)
         if weight is None:
-            return {}
-        totals: dict[int, float] = {}  # twenty values: plain Python beats a dozen array calls
-        categories = self.weights["item_category"][inputs["items"][0]].tolist()
-        for category, value in zip(categories, weight[0].tolist(), strict=True):
-            if value:
-                totals[category] = totals.get(category, 0.0) + value
-        return totals
+            return None
+        categories = self.weights["item_category"][inputs["items"][0]]
+        return np.bincount(categories, weights=weight[0], minlength=len(self.category_starts) - 1).astype(
+            np.float32
+        )
 
     def mix_repeat(
         self, explore: np.ndarray, items: np.ndarray, repeat: np.ndarray, mix: np.ndarray
@@ -463,14 +524,10 @@ class NumpyTower:
         """log(g P_repeat + (1 - g) P_explore), as ``NextItemModel.call`` in mixture mode.
 
         Only history items have a repeat probability: every other item is log(1 - g) +
-        log P_explore, so the dense work is one log-softmax. One case (a request) takes a
-        path of a few scalar steps (``_mix_repeat_one``): the same sums, without a dozen
-        array calls on arrays of twenty values, which cost more than the catalogue's pass.
+        log P_explore, so the dense work is one log-softmax. A batch's path: one case (a
+        request) takes ``_repeat_mass`` and ``_mix_repeat_one``, the same sums in a few scalar
+        steps instead of a dozen array calls on arrays of twenty values.
         """
-        if len(explore) == 1:
-            present = items[0] > 0
-            self._mix_repeat_one(explore[0], items[0][present], repeat[0][present], float(mix[0, 0]))
-            return explore
         top = explore.max(axis=1, keepdims=True)
         explore -= top + np.log(np.exp(explore - top).sum(axis=1, keepdims=True))  # log P_explore
         present = items > 0
@@ -492,26 +549,16 @@ class NumpyTower:
         return explore
 
     @staticmethod
-    def _mix_repeat_one(
-        row: np.ndarray,
-        columns: np.ndarray,
-        repeat: np.ndarray,
-        gate: float,
-        log_explore: float | None = None,
-    ) -> None:
-        """``mix_repeat`` of one case, in place on its ``row`` of explore scores: ``columns``
-        are the history's places in the row (padding left out), ``repeat`` their repeat
-        logits. ``log_explore`` is the explore softmax's log-denominator where the row does not
-        hold every item (``candidate_scores``); by default the row's own."""
-        if log_explore is None:
-            top = float(row.max())
-            log_explore = top + math.log(float(np.exp(row - top).sum()))
+    def _repeat_mass(
+        columns: np.ndarray, repeat: np.ndarray, gate: float
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """The repeat half of one case's mixture, from its history alone: (the items it holds
+        (``columns``: places in the row, padding left out), log of g x each one's repeat
+        probability, log(1 - g), the explore half's weight). A case without history explores only."""
         if not len(columns):
-            row -= np.float32(log_explore)
-            return
+            return columns, np.zeros(0, np.float32), 0.0
         # log g and log(1 - g), stable for any gate logit
         log_g, log_not_g = -np.logaddexp(0.0, -gate), -np.logaddexp(0.0, gate)
-        row -= np.float32(log_explore - log_not_g)  # log(1 - g) + log P_explore, in one pass
         values = repeat.astype(np.float64)
         weights = np.exp(values - values.max())
         totals: dict[int, float] = {}
@@ -519,9 +566,24 @@ class NumpyTower:
             totals[column] = totals.get(column, 0.0) + weight
         held = np.fromiter(totals, np.int64, len(totals))
         repeat_p = np.fromiter(totals.values(), np.float64, len(totals))
-        with np.errstate(divide="ignore"):
-            log_repeat = (log_g + np.log(repeat_p)).astype(np.float32)
-        row[held] = np.logaddexp(row[held], log_repeat)
+        # a probability that underflowed is -690 here, not -inf: logaddexp keeps the explore part
+        log_repeat = (log_g + np.log(np.maximum(repeat_p, 1e-300))).astype(np.float32)
+        return held, log_repeat, float(log_not_g)
+
+    @staticmethod
+    def _mix_repeat_one(
+        row: np.ndarray, mass: tuple[np.ndarray, np.ndarray, float], log_explore: float | None = None
+    ) -> None:
+        """``mix_repeat`` of one case, in place on its ``row`` of explore scores, with the
+        ``_repeat_mass`` of its history. ``log_explore`` is the explore softmax's
+        log-denominator where the row does not hold every item (``candidate_scores``); by
+        default the row's own."""
+        held, log_repeat, log_not_g = mass
+        if log_explore is None:
+            log_explore = _logsumexp(row)
+        row -= np.float32(log_explore - log_not_g)  # log(1 - g) + log P_explore, in one pass
+        if len(held):
+            row[held] = np.logaddexp(row[held], log_repeat)
 
     def contributions(
         self,
@@ -576,6 +638,17 @@ class NumpyTower:
             return np.zeros(0, np.int32), np.zeros(0, np.float32)
         _, found, scores = self.priors.entries(self.priors.rows_of(chosen, np.array(item)))
         return found, scores
+
+
+def _logsumexp(values: np.ndarray) -> float:
+    """log sum(exp(values)) of a row of scores (-inf allowed), in two passes where the
+    exponentials cannot overflow or vanish (|max| < 40 in float32), three otherwise."""
+    top = float(values.max())
+    if -40.0 < top < 40.0:
+        return math.log(float(np.exp(values).sum()))
+    if not math.isfinite(top):
+        top = 0.0
+    return top + math.log(max(float(np.exp(values - np.float32(top)).sum()), 1e-300))
 
 
 def _weighted_logsumexp(values: np.ndarray, weight: np.ndarray) -> float:

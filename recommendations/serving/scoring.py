@@ -81,9 +81,8 @@ class ShopperScores:
         best = best[np.argsort(-logits[best], kind="stable")]
         best = best[np.isfinite(logits[best])]
         items = best if self.columns is None else self.columns[best]
-        return [
-            (int(i), float(p)) for i, p in zip(items, np.exp(logits[best] - self.log_normalizer), strict=True)
-        ]
+        probabilities = np.exp(logits[best] - self.log_normalizer)
+        return list(zip(items.tolist(), probabilities.tolist(), strict=True))
 
     def explain(self, item_ids: Sequence[str]) -> dict[str, HistoryEvent]:
         """Item id -> the history event that contributed most to its score."""
@@ -114,6 +113,14 @@ def shopper_inputs(
     model: ServingModel, events: Sequence[HistoryEvent], current_session: str, now: float | None = None
 ) -> tuple[dict[str, np.ndarray], list[HistoryEvent | None]] | None:
     """Model inputs for one shopper, or None when no event names an item the model knows."""
+    built = _inputs(model, events, current_session, now)
+    return None if built is None else built[:2]
+
+
+def _inputs(
+    model: ServingModel, events: Sequence[HistoryEvent], current_session: str, now: float | None
+) -> tuple[dict[str, np.ndarray], list[HistoryEvent | None], dict[str, int]] | None:
+    """``shopper_inputs`` and the index of each history item (exclusions are mostly those)."""
     typed = [e for e in events if e.event_type in TYPE_INDEX]
     index = model.item_ids.indices([e.item_id for e in typed]).tolist()
     length = model.spec.history_length
@@ -130,7 +137,8 @@ def shopper_inputs(
         model.spec,
         model.item_features,
     )
-    return inputs, [None] * (length - len(events)) + events
+    found = {e.item_id: i for e, i in zip(typed, index, strict=True)}
+    return inputs, [None] * (length - len(events)) + events, found
 
 
 def score_shopper(
@@ -141,10 +149,10 @@ def score_shopper(
 ) -> ShopperScores | None:
     """Every item's score for this shopper, or None (nothing in the history is known)."""
     now = time.time()
-    built = shopper_inputs(model, events, current_session, now)
+    built = _inputs(model, events, current_session, now)
     if built is None:
         return None
-    inputs, history = built
+    inputs, history, found = built
     tower = model.tower
     user, mix, attention = tower.forward_with_attention(inputs)
     terms = tower.history_terms(inputs, mix)
@@ -157,7 +165,11 @@ def score_shopper(
         logits, log_normalizer = scored[0], float(normalizers[0])
     scores = ShopperScores(model, logits, log_normalizer, inputs, mix, attention, terms, history, columns)
     if exclude:
-        index = model.item_ids.indices(list(exclude))
+        others = [item for item in exclude if item not in found]
+        index = [found[item] for item in exclude if item in found]
+        if others:
+            index += model.item_ids.indices(others).tolist()
+        index = np.asarray(index, np.int64)
         scores.exclude(index[index > 0])
     return scores
 
