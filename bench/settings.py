@@ -63,7 +63,7 @@ LOGGING = {
 #: Django's cache in Redis, one store for every process (the serving suite's servers use it).
 SHARED_CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "recommendations.cache.RedisCache",
         "LOCATION": os.environ.get("RECOMMENDATIONS_BENCH_REDIS", "redis://127.0.0.1:6379/13"),
         "KEY_PREFIX": "bench-serving",
     }

@@ -30,7 +30,7 @@ def shared_cache(settings):
     """Django's cache in Redis, as web servers that share it run (db 12 of the local Redis)."""
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "recommendations.cache.RedisCache",
             "LOCATION": os.environ.get("RECOMMENDATIONS_TEST_CACHE", "redis://127.0.0.1:6379/12"),
             "KEY_PREFIX": f"hot-path-{os.getpid()}",
         }
@@ -159,3 +159,53 @@ def test_without_a_shared_cache_the_table_stays_the_truth(served_model):
     with CaptureQueriesContext(connection) as queries:
         history.recent_events(Shopper(user_id=user.pk))
     assert len(queries.captured_queries) >= 1
+
+
+def test_what_a_list_shows_of_an_item_is_kept_with_it_and_follows_its_changes(
+    served_model, shared_cache, monkeypatch
+):
+    """A list shows each item's name, link and price without building them again (the link
+    is a reverse() of the shop's URL pattern), and a change of the item reaches the next list."""
+    from decimal import Decimal
+
+    from django.utils import translation
+
+    from recommendations.adapters import get_adapter
+    from shop.models import Product
+
+    user = factories.user("hot-display")
+    shopper = Shopper(user_id=user.pk)
+    for item in PHONES[:3]:
+        factories.event("view", item_id=item, user=user)
+    adapter = type(get_adapter())
+    built, display = [], adapter.display
+    monkeypatch.setattr(
+        adapter, "display", lambda self, item: built.append(self.item_id(item)) or display(self, item)
+    )
+    first = list(services.for_you(shopper, 6))
+    assert sorted(built) == sorted(r.item_id for r in first)
+    built.clear()
+    again = services.for_you(shopper, 6)
+    assert built == [] and [r.display for r in again] == [r.display for r in first]
+
+    changed = Product.objects.get(pk=first[0].item_id)
+    changed.price = Decimal("123.45")
+    changed.save()  # post_save: dropped with the kept item
+    shown = {r.item_id: r.display for r in services.for_you(shopper, 6)}
+    assert shown[str(changed.pk)]["price"] == "123.45" and built == [str(changed.pk)]
+
+    built.clear()
+    with translation.override("fr"):  # a link may depend on the language: its own displays
+        services.for_you(shopper, 6)
+    assert sorted(built) == sorted(shown)
+
+
+def test_the_redis_backend_keeps_one_client_and_works_as_djangos(shared_cache):
+    from django.core.cache import caches
+
+    backend = caches["default"]
+    assert type(backend).__module__ == "recommendations.cache"
+    assert backend._cache.get_client() is backend._cache.get_client()  # made once, not per call
+    backend.set("kept-client", {"a": [1, 2]})
+    assert backend.get_many(["kept-client", "nothing"]) == {"kept-client": {"a": [1, 2]}}
+    assert backend.add("counter", 1) and backend.incr("counter") == 2

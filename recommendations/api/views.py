@@ -9,6 +9,7 @@ generation and the model version, so a new event or a new model is seen at once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -116,6 +117,13 @@ def refuse_empty_limit(request: Request) -> None:
         raise ValidationError({"limit": ["A valid integer is required."]})
 
 
+@functools.cache
+def list_serializer() -> RecommendationListSerializer:
+    """One per process: a serializer deep-copies its declared fields each time one is made
+    (a tenth of a list request), and writing data out changes nothing in it."""
+    return RecommendationListSerializer()
+
+
 class RecommendationView(JSONErrorsMixin, APIView):
     """GET a list of one scenario for the caller."""
 
@@ -158,7 +166,7 @@ class RecommendationView(JSONErrorsMixin, APIView):
             raise NotFound(str(exc)) from None
         if result:
             self.record_impression(request, shopper, result, item_id)
-        data = RecommendationListSerializer(
+        data = list_serializer().to_representation(
             {
                 "scenario": result.scenario,
                 "source": result.source,
@@ -181,7 +189,7 @@ class RecommendationView(JSONErrorsMixin, APIView):
                     for r in result
                 ],
             }
-        ).data
+        )
         if key is not None:
             cache.set(key, data, seconds)
         return Response(data)

@@ -106,12 +106,16 @@ class Kept:
         self.entries: OrderedDict[str, tuple[float, Any]] = OrderedDict()
         self.lock = threading.Lock()
 
-    def get(self, item_ids: Iterable[Any]) -> dict[str, Any]:
-        """``{id: value}`` of those ids that are items (one query for those not kept)."""
+    def get(
+        self, item_ids: Iterable[Any], load: Callable[[set[str]], dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """``{id: value}`` of those ids that are items (one query for those not kept);
+        ``load`` those not kept in place of the usual loader."""
         wanted = {str(item_id) for item_id in item_ids}
+        load = load or self.load
         seconds = float(app_settings.ITEM_CACHE_SECONDS)
         if not seconds:
-            return self.load(wanted)
+            return load(wanted)
         changes.catch_up()
         now = time.monotonic()
         found: dict[str, Any] = {}
@@ -123,7 +127,7 @@ class Kept:
                     self.entries.move_to_end(item_id)
         missing = wanted - set(found)
         if missing:
-            loaded = self.load(missing)
+            loaded = load(missing)
             fresh = {item_id: loaded.get(item_id, MISSING) for item_id in missing}
             size = int(app_settings.ITEM_CACHE_SIZE)
             with self.lock:
@@ -159,7 +163,49 @@ def _any(item_ids: set[str]) -> dict[str, Any]:
 live_items = Kept(_live)
 #: Every item, recommendable or not (the item a list is about, names in reasons and the admin).
 all_items = Kept(_any)
-KEPT = (live_items, all_items)
+
+
+class _Displays:
+    """``adapter.display`` of live items, kept and dropped with them: a product's link is a
+    ``reverse()`` of its URL pattern (about 20 µs, ten a list, the same every time). Kept per
+    language and script prefix, the request state a link may depend on."""
+
+    def __init__(self) -> None:
+        self.by_context: dict[tuple[str | None, str], Kept] = {}
+        self.lock = threading.Lock()
+
+    def get(self, items: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """``{id: display}`` of ``items`` (id -> live catalogue object)."""
+        from django.urls import get_script_prefix
+        from django.utils.translation import get_language
+
+        context = (get_language(), get_script_prefix())
+        kept = self.by_context.get(context)
+        if kept is None:
+            with self.lock:
+                kept = self.by_context.setdefault(context, Kept(_displayed))
+        adapter = get_adapter()
+        return kept.get(items, lambda ids: {item_id: adapter.display(items[item_id]) for item_id in ids})
+
+    def drop(self, item_ids: Iterable[str] | None) -> None:
+        with self.lock:
+            contexts = list(self.by_context.values())
+        for kept in contexts:
+            kept.drop(item_ids)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.by_context.clear()
+
+
+def _displayed(item_ids: set[str]) -> dict[str, dict[str, Any]]:
+    adapter = get_adapter()
+    return {item_id: adapter.display(item) for item_id, item in live_items.get(item_ids).items()}
+
+
+#: What a list shows of each live item (name, link, price, image).
+live_displays = _Displays()
+KEPT = (live_items, all_items, live_displays)
 
 
 class _Names:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..adapters import get_adapter
 from ..conf import app_settings
-from .catalogue import live_items
+from .catalogue import live_displays, live_items
 
 #: Lists of the whole shop, kept diverse by ``MAX_PER_CATEGORY``; a list about one item
 #: (similar, bought together) shows what its evidence says, one category or many.
@@ -125,6 +125,7 @@ def finalize(
         position = min(int(app_settings.SPONSORED.get("POSITION", 2)), len(result))
         result.insert(position, wanted_sponsor)
         result = result[:limit]
+    shown = live_displays.get({c.item_id: items[c.item_id] for c in result})  # kept like the items
     return [
         Recommendation(
             item_id=c.item_id,
@@ -132,7 +133,7 @@ def finalize(
             reason=c.reason,
             item=items[c.item_id],
             sponsored=c.sponsored,
-            display=adapter.display(items[c.item_id]),
+            display=shown[c.item_id],
             fixed=c.sponsored or c.score == math.inf,
         )
         for c in result
