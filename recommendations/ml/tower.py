@@ -406,10 +406,11 @@ class NumpyTower:
             top = real.max(axis=1, keepdims=True)
             top = np.where(np.isfinite(top), top, 0.0)
             return scores, (top + np.log(np.exp(real - top).sum(axis=1, keepdims=True)))[:, 0]
-        fresh = self.fresh_items if now is not None and self.freshness else self.fresh_items[:0]
+        if now is None or not self.freshness or not len(self.fresh_items):
+            return scores, np.zeros(len(scores))  # log 1: the rows are distributions as they are
+        fresh = self.fresh_items
         before = np.exp(scores[:, fresh].astype(np.float64))
-        if now is not None:
-            self.add_freshness(scores, now)
+        self.add_freshness(scores, now)
         mass = 1.0 + (np.exp(scores[:, fresh].astype(np.float64)) - before).sum(axis=1)
         return scores, np.log(mass)
 
