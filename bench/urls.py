@@ -1,6 +1,10 @@
-"""The demo's URLs plus ``/bench/trivial/``: a DRF view that returns a fixed list (the baseline),
-and ``/bench/for-you-unrecorded/``: the for-you API without its impression, to time what
-recording the impression costs side by side with the real endpoint."""
+"""The demo's URLs plus ``/bench/trivial/``: a DRF view that returns a fixed list (the baseline);
+``/bench/bare/``: the same view doing the bare bound of scoring first (one matrix-vector product
+over the active model's item table and ``argpartition``), the ceiling of any endpoint that
+scores every item; and ``/bench/for-you-unrecorded/``: the for-you API without its impression,
+to time what recording the impression costs side by side with the real endpoint."""
+
+import random
 
 from django.urls import include, path
 from rest_framework.permissions import AllowAny
@@ -26,6 +30,27 @@ class TrivialView(APIView):
         return Response(FIXED)
 
 
+#: Random user vectors of each width, for the bare bound.
+USERS: dict = {}
+
+
+class BareBoundView(TrivialView):
+    def get(self, request):
+        import numpy as np
+
+        from recommendations.serving.loader import active_model
+
+        table = active_model().tower.item_table
+        users = USERS.get(table.shape[1])
+        if users is None:  # drawn once per process, not per request
+            users = np.random.default_rng(0).normal(size=(64, table.shape[1])).astype(np.float32)
+            USERS[table.shape[1]] = users
+        values = users[random.randrange(len(users))] @ table.T
+        best = np.argpartition(values, len(values) - 10)[-10:]
+        best[np.argsort(-values[best])]
+        return super().get(request)
+
+
 class UnrecordedForYouView(ForYouView):
     def record_impression(self, *args, **kwargs):
         pass
@@ -33,6 +58,7 @@ class UnrecordedForYouView(ForYouView):
 
 urlpatterns = [
     path("bench/trivial/", TrivialView.as_view()),
+    path("bench/bare/", BareBoundView.as_view()),
     path("bench/for-you-unrecorded/", UnrecordedForYouView.as_view()),
     path("", include("config.urls")),
 ]
