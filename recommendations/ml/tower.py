@@ -356,12 +356,6 @@ class NumpyTower:
     #: over every item (0.7 ns an item) rather than to its members (6 ns a member).
     GATHER_ABOVE = 1 / 8
 
-    def add_category_boost_one(self, row: np.ndarray, inputs: dict[str, np.ndarray]) -> None:
-        """``category_boost`` of one case added to its scores [n_items + 1]."""
-        plan = self._category_boost_plan(inputs)
-        if plan is not None:
-            self._add_category_boost(row, *plan)
-
     def _category_boost_plan(self, inputs: dict[str, np.ndarray]) -> tuple | None:
         """(boost, categories it touches, their sizes) of case 0, or None when nothing to add."""
         boost = self.category_boost_one(inputs)

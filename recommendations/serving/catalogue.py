@@ -165,6 +165,10 @@ live_items = Kept(_live)
 all_items = Kept(_any)
 
 
+def _displays_given(item_ids: set[str]) -> dict[str, Any]:
+    raise TypeError("displays are built from the items a list holds: pass load= to get()")
+
+
 class _Displays:
     """``adapter.display`` of live items, kept and dropped with them: a product's link is a
     ``reverse()`` of its URL pattern (about 20 µs, ten a list, the same every time). Kept per
@@ -183,7 +187,7 @@ class _Displays:
         kept = self.by_context.get(context)
         if kept is None:
             with self.lock:
-                kept = self.by_context.setdefault(context, Kept(_displayed))
+                kept = self.by_context.setdefault(context, Kept(_displays_given))
         adapter = get_adapter()
         return kept.get(items, lambda ids: {item_id: adapter.display(items[item_id]) for item_id in ids})
 
@@ -196,11 +200,6 @@ class _Displays:
     def clear(self) -> None:
         with self.lock:
             self.by_context.clear()
-
-
-def _displayed(item_ids: set[str]) -> dict[str, dict[str, Any]]:
-    adapter = get_adapter()
-    return {item_id: adapter.display(item) for item_id, item in live_items.get(item_ids).items()}
 
 
 #: What a list shows of each live item (name, link, price, image).
