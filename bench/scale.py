@@ -12,8 +12,8 @@
 4. **Shop-wide refreshes** at each size: trending, all-time popularity and baskets (the beat
    task's rankings, ``serving/popularity``) and the co-view counts of popular items.
 5. **Retention at the largest size**: the oldest 30 days deleted three ways, side by side:
-   one ``DELETE`` (rolled back), ``privacy.purge_expired_events`` (batches of 50,000, for
-   real) and, on a monthly-partitioned copy of the table, detaching and dropping the oldest
+   one ``DELETE`` (rolled back), ``privacy.purge_expired_events`` (consecutive time windows of
+   50,000 events, for real) and, on a monthly-partitioned copy of the table, detaching and dropping the oldest
    partition; a writer inserts an event every 10 ms throughout, and its slowest insert says
    whether writes were blocked. The copy also answers the history query side by side with the
    plain table, the price partitioning would charge every page.
@@ -414,7 +414,7 @@ def _retention() -> dict:
             transaction.set_rollback(True)
     result["one_statement_writes"] = writer.summary()
 
-    common.progress(f"retention: purge_expired_events of {result['month']:,} events (batches)")
+    common.progress(f"retention: purge_expired_events of {result['month']:,} events (time windows)")
     days = 60
     recommendations = {**getattr(settings, "RECOMMENDATIONS", {}), "RETENTION_DAYS": days}
     with override_settings(RECOMMENDATIONS=recommendations), _Writer() as writer:
@@ -570,7 +570,7 @@ def _retention_part(retention: dict | None) -> Part:
                         writes("one_statement_writes"),
                     ],
                     [
-                        "**`purge_expired_events`, batches of 50,000 (shipped)**",
+                        "**`purge_expired_events`, consecutive time windows of 50,000 (shipped)**",
                         f"{retention['batched']:.1f}",
                         writes("batched_writes"),
                     ],

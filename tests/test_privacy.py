@@ -105,8 +105,25 @@ def test_retention_deletes_in_batches_until_none_is_left(recorder_settings, djan
         factories.event("view", timestamp=now - timedelta(days=days))
     recent = factories.event("view", timestamp=now - timedelta(days=5))
     recorder_settings(RETENTION_DAYS=30)
-    with django_assert_max_num_queries(4):  # 3 + 3 + 1 events, one statement each
+    # 3 + 3 + 1 events: each window is a look-up of where it ends and one DELETE.
+    with django_assert_max_num_queries(6) as queries:
         assert purge_expired_events(batch_size=3) == 7
+    deletes = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("DELETE")]
+    assert len(deletes) == 3 and all("IN (SELECT" not in sql for sql in deletes)
+    assert list(Event.objects.values_list("pk", flat=True)) == [recent.pk]
+
+
+@pytest.mark.django_db
+def test_retention_deletes_more_events_at_one_instant_than_a_batch(recorder_settings):
+    now = timezone.now()
+    imported = now - timedelta(days=40)  # an import stamped every row with one time
+    for _ in range(5):
+        factories.event("view", timestamp=imported)
+    factories.event("view", timestamp=imported - timedelta(seconds=1))
+    factories.event("view", timestamp=imported + timedelta(seconds=1))
+    recent = factories.event("view", timestamp=now - timedelta(days=5))
+    recorder_settings(RETENTION_DAYS=30)
+    assert purge_expired_events(batch_size=2) == 7
     assert list(Event.objects.values_list("pk", flat=True)) == [recent.pk]
 
 

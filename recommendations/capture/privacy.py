@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -67,22 +67,38 @@ PURGE_BATCH_SIZE = 50_000
 
 
 def purge_expired_events(now: Any = None, batch_size: int = PURGE_BATCH_SIZE) -> int:
-    """Delete events older than ``RETENTION_DAYS`` (None keeps everything), in batches of
-    ``batch_size`` (``bench scale`` compares this with one statement and with dropping a
-    monthly partition); returns how many."""
+    """Delete events older than ``RETENTION_DAYS`` (None keeps everything), in consecutive
+    time windows of about ``batch_size`` events; returns how many.
+
+    Each window starts where the last one ended. Asking for "any ``batch_size`` expired
+    events" instead makes every batch walk the timestamp index from its start, past the
+    entries of all the rows deleted before it (dead until vacuum), so the work grows with
+    the square of the batches: a month of a 10M-row PostgreSQL table took 4 to 30 times as
+    long as one ``DELETE``, where windows take about as long (``bench scale`` times both).
+    """
     days = app_settings.RETENTION_DAYS
     if not days:
         return 0
     cutoff = (now or timezone.now()) - timedelta(days=days)
     expired = Event.objects.filter(timestamp__lt=cutoff).order_by()
-    deleted = 0
+    deleted, lower = 0, None
     while True:
-        batch = expired.values("pk")[:batch_size]
-        if not connection.features.allow_sliced_subqueries_with_in:  # MySQL: ids, not a subquery
-            batch = list(batch.values_list("pk", flat=True))
-        count, _ = Event.objects.filter(pk__in=batch).delete()
-        deleted += count
-        if count < batch_size:
+        window = expired if lower is None else expired.filter(timestamp__gte=lower)
+        # The instant of the event just past this batch: the window ends before it.
+        bound = list(
+            window.order_by("timestamp").values_list("timestamp", flat=True)[batch_size : batch_size + 1]
+        )
+        if not bound:
+            deleted += window.delete()[0]
             break
+        upper = bound[0]
+        # More than a batch of events at one instant: delete them together, then go on.
+        batch = (
+            window.filter(timestamp__lt=upper)
+            if lower is None or upper > lower
+            else window.filter(timestamp=upper)
+        )
+        deleted += batch.delete()[0]
+        lower = upper
     logger.info("Retention: deleted %d events older than %d days.", deleted, days)
     return deleted
