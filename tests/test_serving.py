@@ -572,14 +572,15 @@ def test_a_large_catalogues_item_index_serves_the_lists_scoring_every_item_would
 @pytest.mark.no_db
 def test_the_best_positions_are_exact_whatever_the_scores():
     """The sampled threshold only narrows where to look: the n largest scores are found for
-    ties, excluded (-inf) items, sorted rows (a sample that sees the top only at its end)
+    ties, excluded (-inf) items, sorted rows (a sample that sees the top only at its end),
+    a boost on every 64th item (a category, in a catalogue numbered round its categories)
     and catalogues too small to sample."""
     np = pytest.importorskip("numpy")
     from recommendations.serving.scoring import best_positions
 
     rng = np.random.default_rng(1)
     for trial in range(600):
-        size, kind = int(rng.integers(10, 120_000)), trial % 4
+        size, kind = int(rng.integers(10, 120_000)), trial % 5
         n = int(rng.integers(1, min(size, 200) + 1))
         scores = rng.normal(size=size).astype(np.float32)
         if kind == 1:
@@ -588,6 +589,8 @@ def test_the_best_positions_are_exact_whatever_the_scores():
             scores[rng.random(size) < 0.9] = -np.inf
         elif kind == 3:
             scores = np.sort(scores)
+        elif kind == 4:
+            scores[np.arange(size) % 64 == int(rng.integers(64))] += 3
         found = best_positions(scores, n)
         assert len(np.unique(found)) == n
         assert np.array_equal(np.sort(scores[found]), np.sort(scores)[-n:]), (size, n, kind)

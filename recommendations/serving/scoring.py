@@ -7,6 +7,7 @@ product scores the whole catalogue. Reasons come from ``NumpyTower.contributions
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -109,18 +110,33 @@ class ShopperScores:
         return max(events, key=lambda e: (STRENGTH.get(e.event_type, 0), e.timestamp))
 
 
-#: Every how many scores the threshold of ``best_positions`` is estimated from.
+#: One score in how many is in the sample that sets the threshold of ``best_positions``.
 SAMPLE_EVERY = 32
+
+
+@functools.lru_cache(maxsize=16)
+def _threshold_sample(size: int) -> np.ndarray:
+    """Positions (sorted) of ``size // SAMPLE_EVERY`` scores of a row of ``size``, spread
+    evenly but out of step with any period (the golden ratio's multiples, modulo 1).
+
+    Not every ``SAMPLE_EVERY``-th score: item numbers often follow the catalogue's order
+    (round its categories, say), and a stride in step with it sees only some categories, so
+    the threshold falls below a boosted category's members and keeps them all (the serving
+    bench's catalogue kept 564 candidates for 40 at the median, against about 190)."""
+    golden = (np.sqrt(5.0) - 1.0) / 2.0
+    positions = np.sort((np.arange(size // SAMPLE_EVERY) * golden % 1.0 * size).astype(np.intp))
+    positions.flags.writeable = False
+    return positions
 
 
 def best_positions(logits: np.ndarray, n: int) -> np.ndarray:
     """Positions of the ``n`` largest of ``logits`` (in no order): a third of ``argpartition``'s
-    time over a large catalogue. A threshold from every ``SAMPLE_EVERY``-th score keeps about
-    twice ``n`` candidates in one comparison pass; when at least ``n`` scores reach it, the
-    ``n`` largest are all among them (exact), else the full partition runs."""
+    time over a large catalogue. A threshold from a sample of one score in ``SAMPLE_EVERY``
+    keeps about twice ``n`` candidates in one comparison pass; when at least ``n`` scores
+    reach it, the ``n`` largest are all among them (exact), else the full partition runs."""
     size = len(logits)
     if size >= 64 * SAMPLE_EVERY and n * 8 * SAMPLE_EVERY <= size:
-        sample = logits[::SAMPLE_EVERY]
+        sample = logits[_threshold_sample(size)]
         j = 2 * (n // SAMPLE_EVERY) + 4
         threshold = np.partition(sample, len(sample) - j)[len(sample) - j]
         candidates = np.flatnonzero(logits >= threshold)
