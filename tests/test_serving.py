@@ -570,6 +570,23 @@ def test_a_large_catalogues_item_index_serves_the_lists_scoring_every_item_would
 
 
 @pytest.mark.no_db
+def test_the_top_k_threshold_sample_sees_every_category_of_a_periodic_numbering():
+    """A catalogue numbered round its categories puts every ``period``-th item in one
+    category: the sample that sets the top-k threshold holds about as many of each (a stride
+    of 32 held none of 31 categories in 32), so a boosted category cannot hide from it."""
+    np = pytest.importorskip("numpy")
+    from recommendations.serving.scoring import SAMPLE_EVERY, _threshold_sample
+
+    for size in (50_001, 1_000_001):
+        positions = _threshold_sample(size)
+        assert len(positions) == size // SAMPLE_EVERY == len(np.unique(positions))
+        assert positions[0] >= 0 and positions[-1] < size and np.all(np.diff(positions) > 0)
+        for period in (2, 7, 32, 64, 100, 256):
+            counts = np.bincount(positions % period, minlength=period)
+            assert counts.min() >= 0.5 * len(positions) / period, (size, period)
+
+
+@pytest.mark.no_db
 def test_the_best_positions_are_exact_whatever_the_scores():
     """The sampled threshold only narrows where to look: the n largest scores are found for
     ties, excluded (-inf) items, sorted rows (a sample that sees the top only at its end),
