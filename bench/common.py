@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
+import numpy as np
+
 from bench import report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -216,3 +218,16 @@ def percentile(values: Sequence[float], pct: float) -> float:
     low = int(position)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def bare_users(n: int, width: int) -> np.ndarray:
+    """``n`` random user vectors (float32, a fixed seed) to time the bare bound with."""
+    return np.random.default_rng(0).normal(size=(n, width)).astype(np.float32)
+
+
+def bare_bound(user: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """The least any list that scores every item must do, which the serving targets are set
+    against: one float32 matrix-vector product over the item table, then the best ten."""
+    values = user @ table.T
+    best = np.argpartition(values, len(values) - 10)[-10:]
+    return best[np.argsort(-values[best])]

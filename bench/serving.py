@@ -239,8 +239,8 @@ def measure_compute(sizes: Sizes) -> dict[str, list[float]]:
         Shopper(visitor=common.device_visitor(f"{DEVICE_PREFIX}{s:04d}")) for s in range(sizes.n_shoppers)
     ]
     histories = [recent_events(shopper) for shopper in shoppers]
-    table, rng = model.tower.item_table, np.random.default_rng(0)
-    users = rng.normal(size=(len(shoppers), table.shape[1])).astype(np.float32)
+    table = model.tower.item_table
+    users = common.bare_users(len(shoppers), table.shape[1])
     times: dict[str, list[float]] = {"service": [], **{name: [] for name in STAGES}}
 
     def ours(s: int) -> tuple[float, float]:
@@ -255,9 +255,7 @@ def measure_compute(sizes: Sizes) -> dict[str, list[float]]:
 
     def bare(s: int) -> float:
         start = time.perf_counter()
-        values = users[s] @ table.T
-        best = np.argpartition(values, len(values) - 10)[-10:]
-        best[np.argsort(-values[best])]
+        common.bare_bound(users[s], table)
         return time.perf_counter() - start
 
     def interleaved(reps: int, suffix: str = "") -> None:
