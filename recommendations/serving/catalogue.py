@@ -99,9 +99,9 @@ changes = _ChangeLog()
 
 class Kept:
     """Values of items loaded by ``load(ids)``, kept per process (bounded, least recently
-    used out first, each for at most ``seconds``)."""
+    used out first, each for at most ``seconds``). Without ``load``, each ``get`` passes its own."""
 
-    def __init__(self, load: Callable[[set[str]], dict[str, Any]]) -> None:
+    def __init__(self, load: Callable[[set[str]], dict[str, Any]] | None = None) -> None:
         self.load = load
         self.entries: OrderedDict[str, tuple[float, Any]] = OrderedDict()
         self.lock = threading.Lock()
@@ -165,10 +165,6 @@ live_items = Kept(_live)
 all_items = Kept(_any)
 
 
-def _displays_given(item_ids: set[str]) -> dict[str, Any]:
-    raise TypeError("displays are built from the items a list holds: pass load= to get()")
-
-
 class _Displays:
     """``adapter.display`` of live items, kept and dropped with them: a product's link is a
     ``reverse()`` of its URL pattern (about 20 µs, ten a list, the same every time). Kept per
@@ -187,7 +183,7 @@ class _Displays:
         kept = self.by_context.get(context)
         if kept is None:
             with self.lock:
-                kept = self.by_context.setdefault(context, Kept(_displays_given))
+                kept = self.by_context.setdefault(context, Kept())
         adapter = get_adapter()
         return kept.get(items, lambda ids: {item_id: adapter.display(items[item_id]) for item_id in ids})
 
